@@ -1,0 +1,48 @@
+# The two commands of the README: `make demo` and `make test`. Each creates .venv when it
+# is missing and installs what it needs, so both work on a fresh Debian machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_ARGS ?=
+
+.PHONY: demo test lint typecheck unit venv mosquitto bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -U pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# The broker the integration tests start on a free loopback port. Installed with apt-get
+# when it is absent and we are allowed to (root); otherwise say what to do.
+mosquitto:
+	@if command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
+	else echo "mosquitto is missing: run 'sudo apt-get install mosquitto'"; exit 1; fi
+
+demo: venv
+	$(BIN)/linegate demo $(DEMO_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv mosquitto
+	$(BIN)/linegate check-config station_configs/reference-line
+	$(BIN)/pytest
+
+test: lint typecheck unit
+
+bench: venv mosquitto
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,204 @@
+"""Wire models of the hub protocol, version 1 (shared/contract is normative).
+
+The models mirror ``schemas/*.schema.json`` (vendored copies of shared/contract), and
+``tests/contract`` keeps them in step. Extra fields are allowed and kept, as the contract
+asks. Numbers and strings are strict: ``"5"`` is not an integer on this wire.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+)
+
+PROTOCOL_VERSION = 1
+TOPIC_ROOT = "linegate/v1"
+SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+# Topic suffixes after ``linegate/v1/{site}/{line}/``.
+IN_CATALOG = "in/masterdata/catalog"
+IN_STOCK = "in/masterdata/stock"
+IN_ORDERS = "in/orders"
+IN_CANCEL = "in/cancel"
+OUT_EVENTS = "out/events"
+OUT_STATUS = "out/status"
+INBOUND_TOPICS = (IN_CATALOG, IN_STOCK, IN_ORDERS, IN_CANCEL)
+
+EVENT_TYPES = (
+    "order.accepted",
+    "order.rejected",
+    "order.cancelled",
+    "workorder.created",
+    "task.dispatched",
+    "task.started",
+    "task.completed",
+    "task.failed",
+    "quality.checked",
+    "defect.recorded",
+    "material.consumed",
+    "material.shortage",
+    "label.printed",
+    "unit.completed",
+    "order.completed",
+    "machine.state",
+    "alarm.raised",
+    "alarm.cleared",
+    "kpi.snapshot",
+)
+
+
+def topic_prefix(site: str, line: str) -> str:
+    """``linegate/v1/{site}/{line}/`` after checking both segments."""
+    for name, value in (("site", site), ("line", line)):
+        if not SEGMENT.match(value):
+            raise ValueError(f"{name} {value!r} must match [A-Za-z0-9_-]{{1,32}}")
+    return f"{TOPIC_ROOT}/{site}/{line}/"
+
+
+class _Open(BaseModel):
+    """Extra fields are allowed in both directions and must be kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+PersonalizationValue = StrictStr | StrictInt | StrictFloat | StrictBool
+
+
+class Destination(_Open):
+    name: Annotated[StrictStr, Field(max_length=128)] | None = None
+    country: Annotated[StrictStr, Field(max_length=2)] | None = None
+    region: Annotated[StrictStr, Field(max_length=64)] | None = None
+    city: Annotated[StrictStr, Field(max_length=64)] | None = None
+    postcode: Annotated[StrictStr, Field(max_length=16)] | None = None
+    address: Annotated[StrictStr, Field(max_length=256)] | None = None
+
+
+class OrderLine(_Open):
+    line_no: Annotated[StrictInt, Field(ge=1)] | None = None
+    sku: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+    qty: Annotated[StrictInt, Field(ge=1, le=1000)]
+    personalization: Annotated[
+        dict[str, PersonalizationValue], Field(max_length=32, default_factory=dict)
+    ]
+
+
+class Order(_Open):
+    """An order released by the hub to a line (order.schema.json)."""
+
+    order_id: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+    revision: Annotated[StrictInt, Field(ge=1)] = 1
+    channel: Annotated[StrictStr, Field(max_length=64)] | None = None
+    placed_at: AwareDatetime | None = None
+    ship_by: AwareDatetime
+    priority: Annotated[StrictInt, Field(ge=0, le=9)] = 5
+    carrier: Annotated[StrictStr, Field(max_length=32)] | None = None
+    destination: Destination | None = None
+    lines: Annotated[list[OrderLine], Field(min_length=1, max_length=200)]
+
+
+class Cancel(_Open):
+    """``in/cancel``: stop an order."""
+
+    order_id: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+    reason: StrictStr = ""
+
+
+class Material(_Open):
+    material: StrictStr
+    name: StrictStr | None = None
+    uom: StrictStr = "pcs"
+    lot_tracked: StrictBool = False
+
+
+class QualityChecks(_Open):
+    weight: StrictBool = False
+    checklist: list[StrictStr] = Field(default_factory=list)
+
+
+class Operation(_Open):
+    op: StrictStr
+    capability: StrictStr
+    setup_s: Annotated[StrictInt | StrictFloat, Field(ge=0)] = 0
+    run_s: Annotated[StrictInt | StrictFloat, Field(ge=0)]
+    setup_key: StrictStr | None = None
+    params: list[StrictStr] = Field(default_factory=list)
+    instructions: list[StrictStr] = Field(default_factory=list)
+    qc: QualityChecks = Field(default_factory=QualityChecks)
+
+
+class Routing(_Open):
+    routing: StrictStr
+    operations: Annotated[list[Operation], Field(min_length=1)]
+
+
+class BomLine(_Open):
+    material: StrictStr
+    qty: Annotated[StrictInt | StrictFloat, Field(gt=0)]
+    op: StrictStr | None = None
+
+
+class Sku(_Open):
+    sku: StrictStr
+    name: StrictStr | None = None
+    routing: StrictStr
+    unit_weight_g: Annotated[StrictInt | StrictFloat, Field(ge=0)] | None = None
+    weight_tolerance_g: Annotated[StrictInt | StrictFloat, Field(ge=0)] | None = None
+    bom: list[BomLine] = Field(default_factory=list)
+
+
+class Catalog(_Open):
+    """``kind = "catalog"``: materials, routings and SKUs."""
+
+    kind: Literal["catalog"]
+    version: StrictStr
+    materials: list[Material]
+    routings: list[Routing]
+    skus: list[Sku]
+
+
+class StockItem(_Open):
+    material: StrictStr
+    lot: StrictStr | None = None
+    qty: Annotated[StrictInt | StrictFloat, Field(ge=0)]
+    expires: date | None = None
+
+
+class Stock(_Open):
+    """``kind = "stock"``: a full snapshot of what the WMS holds for this line."""
+
+    kind: Literal["stock"]
+    as_of: AwareDatetime
+    items: list[StockItem]
+
+
+class Envelope(_Open):
+    """One outbound event (event.schema.json)."""
+
+    v: Literal[1] = 1
+    gateway_id: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_-]{1,32}/[A-Za-z0-9_-]{1,32}$")]
+    seq: Annotated[StrictInt, Field(ge=1)]
+    event_id: StrictStr
+    ts: AwareDatetime
+    type: Annotated[StrictStr, Field(pattern=r"^[a-z_]+\.[a-z_]+$")]
+    order_id: StrictStr | None = None
+    data: dict[str, Any]
+
+
+class Status(_Open):
+    """Retained ``out/status``; ``offline`` is the MQTT will."""
+
+    gateway_id: StrictStr
+    state: Literal["online", "offline"]
+    ts: AwareDatetime
+    version: StrictStr

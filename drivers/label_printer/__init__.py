@@ -1,0 +1,1 @@
+"""Thermal label printer: ZPL II rendering of travellers and shipping labels."""

@@ -1,0 +1,139 @@
+"""The composition root: config → store → services → hub link and station API, one loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Awaitable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import uvicorn
+
+from cloud_sync.ports import InboundSink
+from cloud_sync.ports import Outbox as OutboxPort
+from gateway import __version__
+from gateway.clock import Clock, SystemClock
+from gateway.config import LineConfig
+from gateway.core import Core
+from gateway.inbound import Inbound
+from gateway.outbox import Outbox
+from gateway.station import StationService
+from gateway.store import Store
+from gateway.web import create_app
+
+if TYPE_CHECKING:
+    from cloud_sync.mqtt import MqttLink
+
+logger = logging.getLogger(__name__)
+
+
+class HubLink(Protocol):
+    """What the gateway needs of a hub link (MQTT, or in memory for the demo)."""
+
+    def run(self, sink: InboundSink, outbox: OutboxPort) -> Awaitable[None]: ...
+
+
+def mqtt_link(config: LineConfig, clock: Clock, host: str | None = None,
+              port: int | None = None) -> MqttLink:
+    from cloud_sync.mqtt import MqttLink, MqttSettings
+
+    settings = MqttSettings(
+        host=host or config.hub.host,
+        port=port or config.hub.port,
+        site=config.line.site,
+        line=config.line.line,
+        client_id=config.mqtt_client_id,
+        keepalive_s=config.hub.keepalive_s,
+        version=__version__,
+    )
+    return MqttLink(settings, clock.now)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: the gateway owns SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Gateway:
+    """One line's gateway. ``run`` opens the store and serves until cancelled."""
+
+    def __init__(
+        self,
+        config: LineConfig,
+        *,
+        data_dir: Path | None = None,
+        clock: Clock | None = None,
+        link: HubLink | None = None,
+        http_port: int | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.store = Store(config.store_path(data_dir))
+        self.outbox = Outbox(self.store, config.gateway_id)
+        self.core = Core(config, self.store, self.outbox, self.clock)
+        self.inbound = Inbound(self.core)
+        self.stations = StationService(self.core)
+        self.link = link
+        self._http_port = config.http.port if http_port is None else http_port
+        self.health: dict[str, Any] = {"gateway_id": config.gateway_id, "version": __version__}
+        self.started = asyncio.Event()
+        self.http_port: int | None = None
+
+    def open(self) -> None:
+        """Open the store and load what lives in memory: seq, catalog, ledger."""
+        self.store.open()
+        self.outbox.load()
+        version = self.store.get_setting("catalog_version")
+        if version is not None:
+            row = self.store.one("SELECT doc FROM catalogs WHERE version = ?", (version,))
+            if row is not None:
+                self.core.catalog.use_json(row["doc"])
+        self.core.ledger.load(self.store.conn, self.store.get_setting("stock_as_of"))
+
+    async def run(self) -> None:
+        self.open()
+        sock = self._bind()
+        server = _Server(uvicorn.Config(
+            create_app(self.stations, self.health), log_level="warning", lifespan="off",
+            access_log=False))
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            self.http_port = sock.getsockname()[1]
+            logger.info("gateway %s: station API on http://%s:%d/api/stations, store %s",
+                        self.config.gateway_id, self.config.http.host, self.http_port,
+                        self.store.path)
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(_fail_when_done(serving, "the station API stopped"))
+                if self.link is not None:
+                    tg.create_task(self.link.run(self.inbound, self.outbox))
+                while not server.started:
+                    await asyncio.sleep(0.01)
+                self.started.set()
+        finally:
+            # Let uvicorn close its connections itself, then the store.
+            server.should_exit = True
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                async with asyncio.timeout(5):
+                    await serving
+            sock.close()
+            self.store.close()
+
+    def _bind(self) -> socket.socket:
+        # Bind before serving so port 0 ("any free port") is known to the caller at once.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.config.http.host, self._http_port))
+        sock.listen(128)
+        sock.setblocking(False)
+        return sock
+
+
+async def _fail_when_done(task: asyncio.Task[None], what: str) -> None:
+    await asyncio.shield(task)
+    raise RuntimeError(what)

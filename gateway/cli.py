@@ -1,0 +1,160 @@
+"""The ``linegate`` command: run a line, check its config, trace units and lots, the demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from gateway.config_load import EX_CONFIG, ConfigError, check_config, load_line_config
+from gateway.store import Store, StoreError
+
+DEFAULT_CONFIG = Path(os.environ.get("LINEGATE_CONFIG", "/etc/linegate"))
+EX_SOFTWARE = 70
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="linegate", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a line's gateway")
+    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="line config folder")
+    run.add_argument("--data-dir", type=Path, help="folder for the database (default: store.path)")
+    run.add_argument("--broker", help="mqtt://HOST:PORT, overrides hub.url")
+    run.add_argument("--http-port", type=int, help="station API port, overrides http.port")
+    run.add_argument("-v", "--verbose", action="store_true")
+
+    check = sub.add_parser("check-config", help="validate a line config folder (exit 78 if bad)")
+    check.add_argument("dir", type=Path)
+
+    trace = sub.add_parser("trace", help="genealogy of a unit (backward) or a lot (forward)")
+    trace.add_argument("serial", nargs="?", help="unit serial")
+    trace.add_argument("--lot", help="trace a material lot forward instead")
+    trace.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    trace.add_argument("--data-dir", type=Path)
+    trace.add_argument("--db", type=Path, help="the database file itself")
+    trace.add_argument("--json", action="store_true")
+
+    demo = sub.add_parser("demo", help="run the reference line with a simulated hub and operators")
+    demo.add_argument("--broker", help="mqtt://HOST:PORT; without it no broker is needed")
+    demo.add_argument("--site", default="hz01")
+    demo.add_argument("--line", default="line3")
+    demo.add_argument("--orders", type=int, default=60, help="orders the hub releases (0: none)")
+    demo.add_argument("--speed", type=float, default=60.0, help="time compression factor")
+    demo.add_argument("--data-dir", type=Path, help="default: a new temporary folder")
+    demo.add_argument("--http-port", type=int, default=8080, help="0 picks a free port")
+    demo.add_argument("--error-rate", type=float, default=0.05,
+                      help="share of operator actions that go wrong (wrong lot, failed check…)")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--config", type=Path, help="line config (default: the reference line)")
+    demo.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command == "check-config":
+        return check_config(args.dir, sys.stdout, sys.stderr)
+    if args.command == "run":
+        return _run(args)
+    if args.command == "trace":
+        return _trace(args)
+    if args.command == "demo":
+        from gateway.demo import run_demo  # the demo pulls in the simulators
+
+        return run_demo(args)
+    return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from gateway.app import Gateway, mqtt_link
+    from gateway.clock import SystemClock
+
+    try:
+        config = load_line_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EX_CONFIG
+    host = port = None
+    if args.broker:
+        host, port = parse_broker(args.broker)
+    clock = SystemClock()
+    link = mqtt_link(config, clock, host, port) if config.hub.transport == "mqtt" or host else None
+    gateway = Gateway(config, data_dir=args.data_dir, clock=clock, link=link,
+                      http_port=args.http_port)
+    try:
+        asyncio.run(_serve(gateway))
+    except StoreError as exc:
+        print(f"linegate: {exc}", file=sys.stderr)
+        return EX_SOFTWARE
+    return 0
+
+
+async def _serve(gateway: object) -> None:
+    from gateway.app import Gateway
+
+    assert isinstance(gateway, Gateway)
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await gateway.run()
+    except asyncio.CancelledError:
+        logging.getLogger(__name__).info("stopped")
+
+
+def parse_broker(url: str) -> tuple[str, int]:
+    """``mqtt://HOST:PORT`` → (host, port); 1883 when the port is left out."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme != "mqtt" or not parts.hostname:
+        raise SystemExit(f"linegate: --broker must look like mqtt://HOST:PORT, not {url!r}")
+    return parts.hostname, parts.port or 1883
+
+
+def _trace(args: argparse.Namespace) -> int:
+    from gateway.trace import format_lot, format_serial, trace_lot, trace_serial
+
+    if (args.serial is None) == (args.lot is None):
+        print("linegate trace: give a SERIAL or --lot LOT", file=sys.stderr)
+        return 2
+    if args.db is not None:
+        path = args.db
+    else:
+        try:
+            path = load_line_config(args.config).store_path(args.data_dir)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return EX_CONFIG
+    store = Store(path)
+    try:
+        store.open_readonly()
+    except StoreError as exc:
+        print(f"linegate: {exc}", file=sys.stderr)
+        return EX_SOFTWARE
+    try:
+        if args.lot is not None:
+            result = trace_lot(store, args.lot)
+            text = format_lot(result)
+        else:
+            found = trace_serial(store, args.serial)
+            if found is None:
+                print(f"linegate trace: no unit {args.serial} in {path}", file=sys.stderr)
+                return 1
+            result, text = found, format_serial(found)
+    finally:
+        store.close()
+    print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else text)
+    return 0

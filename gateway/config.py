@@ -1,0 +1,286 @@
+"""Typed models of a line's configuration: line.toml plus one TOML file per station."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Self
+from urllib.parse import SplitResult, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "DeviceConfig",
+    "DeviceKind",
+    "HttpSection",
+    "HubSection",
+    "LineConfig",
+    "LineSection",
+    "Operator",
+    "Policies",
+    "StationConfig",
+    "StoreSection",
+]
+
+# Site and line become MQTT topic segments and the gateway id (hub-protocol.md, Addressing).
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+BADGE_PATTERN = r"^OP-[A-Za-z0-9]{1,16}$"
+CAPABILITY_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+DEFAULT_MQTT_PORT = 1883
+
+Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+Badge = Annotated[str, StringConstraints(pattern=BADGE_PATTERN)]
+Capability = Annotated[str, StringConstraints(pattern=CAPABILITY_PATTERN)]
+DeviceKind = Literal[
+    "opcua_machine", "modbus_scale", "barcode_serial", "barcode_hid", "label_printer"
+]
+
+# strict: TOML values are already typed, so "30" for an integer is a mistake to report, not
+# a value to coerce.
+_MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _duplicates(items: list[str]) -> list[str]:
+    seen: set[str] = set()
+    dups: list[str] = []
+    for item in items:
+        if item in seen and item not in dups:
+            dups.append(item)
+        seen.add(item)
+    return dups
+
+
+class LineSection(BaseModel):
+    """[line]: who this gateway is and the local time its people work in."""
+
+    model_config = _MODEL_CONFIG
+
+    site: Ident
+    line: Ident
+    name: str = ""
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA key such as 'Asia/Shanghai')"
+            ) from None
+        return value
+
+    @property
+    def tzinfo(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class HubSection(BaseModel):
+    """[hub]: the link to the central hub; transport "none" runs the line offline."""
+
+    model_config = _MODEL_CONFIG
+
+    transport: Literal["mqtt", "none"] = "mqtt"
+    url: str = f"mqtt://127.0.0.1:{DEFAULT_MQTT_PORT}"
+    client_id: str | None = Field(default=None, min_length=1, max_length=128)
+    keepalive_s: int = Field(default=30, ge=5, le=600)
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt_url(cls, value: str) -> str:
+        _split_mqtt_url(value)
+        return value
+
+    @property
+    def host(self) -> str:
+        host = _split_mqtt_url(self.url).hostname
+        assert host is not None  # the validator refused a url without a host
+        return host
+
+    @property
+    def port(self) -> int:
+        return _split_mqtt_url(self.url).port or DEFAULT_MQTT_PORT
+
+
+def _split_mqtt_url(url: str) -> SplitResult:
+    def bad(why: str) -> ValueError:
+        return ValueError(f"{why}: expected mqtt://host or mqtt://host:port, got {url!r}")
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError on a non-numeric or out-of-range port
+    except ValueError as exc:
+        raise bad(f"bad port ({exc})") from None
+    if parts.scheme != "mqtt":
+        raise bad("scheme is not mqtt")
+    if not parts.hostname:
+        raise bad("no host")
+    if port == 0:
+        raise bad("port 0")
+    # Credentials, paths and queries mean nothing to the MQTT client: refuse them rather
+    # than drop them silently.
+    if parts.username is not None or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise bad("extra parts")
+    return parts
+
+
+class StoreSection(BaseModel):
+    """[store]: the SQLite database; a relative path is relative to the config folder."""
+
+    model_config = _MODEL_CONFIG
+
+    path: str = "linegate.db"
+
+    @field_validator("path")
+    @classmethod
+    def _names_a_file(cls, value: str) -> str:
+        if not Path(value).name:
+            raise ValueError(f"store path {value!r} does not name a file")
+        return value
+
+
+class HttpSection(BaseModel):
+    """[http]: where the web UI and API listen."""
+
+    model_config = _MODEL_CONFIG
+
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=8080, ge=0, le=65535)  # 0 = pick a free port (tests, demo)
+
+
+class Policies(BaseModel):
+    """[policies]: the line's rules for accepting and running orders."""
+
+    model_config = _MODEL_CONFIG
+
+    max_units_per_order: int = Field(default=1000, ge=1, le=100_000)
+    lot_expiry_margin_days: int = Field(default=0, ge=0)
+    dispatch_rule: Literal["ship_by_priority"] = "ship_by_priority"
+    shipping_label_prefix: str = Field(default="SHP", pattern=r"^[A-Za-z0-9_-]{1,16}$")
+
+
+class Operator(BaseModel):
+    """One [[operators]] entry: a person who logs in at a station by scanning a badge."""
+
+    model_config = _MODEL_CONFIG
+
+    badge: Badge
+    name: str = Field(min_length=1)
+
+
+class DeviceConfig(BaseModel):
+    """[devices.NAME] of a station; the connection fields of each kind come later."""
+
+    model_config = _MODEL_CONFIG
+
+    kind: DeviceKind
+    description: str = ""
+
+
+class StationConfig(BaseModel):
+    """One station file: [station] and its [devices.NAME] tables."""
+
+    model_config = _MODEL_CONFIG
+
+    id: Ident
+    name: str = ""
+    capabilities: list[Capability] = Field(min_length=1)
+    operators: list[Badge] | None = None
+    devices: dict[Ident, DeviceConfig] = {}
+
+    @field_validator("capabilities")
+    @classmethod
+    def _unique_capabilities(cls, value: list[str]) -> list[str]:
+        if dups := _duplicates(value):
+            raise ValueError(f"duplicate capability: {', '.join(dups)}")
+        return value
+
+    @field_validator("operators")
+    @classmethod
+    def _badges(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            # An empty list would lock everyone out; "everyone" is spelt by omitting the key.
+            raise ValueError("empty list: omit the key to allow every operator of the line")
+        if dups := _duplicates(value):
+            raise ValueError(f"duplicate badge: {', '.join(dups)}")
+        return value
+
+    def _first_device(self, kind: DeviceKind) -> str | None:
+        return next((name for name, dev in self.devices.items() if dev.kind == kind), None)
+
+    @property
+    def machine(self) -> str | None:
+        """Name of the station's first OPC UA machine, if any."""
+        return self._first_device("opcua_machine")
+
+    @property
+    def printer(self) -> str | None:
+        """Name of the station's first label printer, if any."""
+        return self._first_device("label_printer")
+
+    @property
+    def machine_id(self) -> str | None:
+        """The machine as the line knows it: ``station/device`` (device names are local)."""
+        return f"{self.id}/{self.machine}" if self.machine else None
+
+    @property
+    def printer_id(self) -> str:
+        """The label printer as the line knows it: ``station/device``."""
+        return f"{self.id}/{self.printer or 'printer'}"
+
+
+class LineConfig(BaseModel):
+    """The whole line: what load_line_config returns."""
+
+    model_config = _MODEL_CONFIG
+
+    line: LineSection
+    hub: HubSection = HubSection()
+    store: StoreSection = StoreSection()
+    http: HttpSection = HttpSection()
+    policies: Policies = Policies()
+    operators: list[Operator] = []
+    stations: dict[str, StationConfig]
+    config_dir: Path
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        # load_line_config reports these with file and key; this guards models built in code.
+        if not self.stations:
+            raise ValueError("a line needs at least one station")
+        for key, station in self.stations.items():
+            if key != station.id:
+                raise ValueError(f"station {station.id!r} is filed under key {key!r}")
+        badges = [op.badge for op in self.operators]
+        if dups := _duplicates(badges):
+            raise ValueError(f"duplicate operator badge: {', '.join(dups)}")
+        for station in self.stations.values():
+            unknown = sorted(set(station.operators or ()) - set(badges))
+            if unknown:
+                raise ValueError(f"station {station.id!r} lists unknown badges: {unknown}")
+        return self
+
+    @property
+    def gateway_id(self) -> str:
+        return f"{self.line.site}/{self.line.line}"
+
+    @property
+    def mqtt_client_id(self) -> str:
+        """hub.client_id, else one derived from the gateway id (stable across restarts)."""
+        return self.hub.client_id or f"linegate-{self.line.site}-{self.line.line}"
+
+    def store_path(self, data_dir: Path | None = None) -> Path:
+        """The database file: in data_dir when given, else store.path against config_dir."""
+        if data_dir is not None:
+            return data_dir / Path(self.store.path).name
+        return self.config_dir / self.store.path  # an absolute store.path wins over the join

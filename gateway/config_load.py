@@ -1,0 +1,329 @@
+"""Read a line's config folder into LineConfig, reporting every problem with file and key."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import ErrorDetails
+
+from gateway.config import (
+    BADGE_PATTERN,
+    HttpSection,
+    HubSection,
+    LineConfig,
+    LineSection,
+    Operator,
+    Policies,
+    StationConfig,
+    StoreSection,
+)
+
+__all__ = [
+    "EX_CONFIG",
+    "LINE_FILE",
+    "ConfigError",
+    "ConfigProblem",
+    "check_config",
+    "load_line_config",
+]
+
+LINE_FILE = "line.toml"
+EX_CONFIG = 78  # sysexits.h: configuration error; os.EX_CONFIG exists only on Unix
+
+# A problem about a whole file or the folder has no key: this stands in the path column.
+WHOLE = "-"
+FOLDER = "."
+
+_TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+_STATION_KEYS = ("station", "devices")
+_BADGE = re.compile(BADGE_PATTERN)
+
+_M = TypeVar("_M", bound=BaseModel)
+_Loc = tuple[int | str, ...]
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem: the file (relative to the config folder), the dotted key, what is wrong."""
+
+    file: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.path}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The config folder has problems; str() lists them one per line."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        super().__init__(problems)
+        self.problems = list(problems)
+
+    def __str__(self) -> str:
+        return "\n".join(str(p) for p in self.problems)
+
+
+class _LineFile(BaseModel):
+    """The shape of line.toml: LineConfig without what comes from elsewhere."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    line: LineSection
+    hub: HubSection = HubSection()
+    store: StoreSection = StoreSection()
+    http: HttpSection = HttpSection()
+    policies: Policies = Policies()
+    operators: list[Operator] = []
+
+
+@dataclass
+class _StationFile:
+    name: str
+    doc: dict[str, Any] | None  # None: the file could not be read as TOML
+    station: StationConfig | None  # None: it did not validate
+
+
+def load_line_config(config_dir: Path) -> LineConfig:
+    """Load line.toml and every other *.toml (a station) of config_dir; raise ConfigError."""
+    if not config_dir.is_dir():
+        raise ConfigError(
+            [ConfigProblem(str(config_dir), WHOLE, "config folder not found (or not a folder)")]
+        )
+    problems: list[ConfigProblem] = []
+
+    line_doc = _read_toml(config_dir, LINE_FILE, problems)
+    line_file: _LineFile | None = None
+    if line_doc is not None:
+        line_file = _validate(_LineFile, line_doc, LINE_FILE, _plain_path, problems)
+        _check_unique_badges(line_doc, problems)
+
+    station_files: list[_StationFile] = []
+    for path in sorted(config_dir.glob("*.toml")):
+        if path.name == LINE_FILE or not path.is_file():
+            continue
+        doc = _read_toml(config_dir, path.name, problems)
+        station = None if doc is None else _validate_station(doc, path.name, problems)
+        station_files.append(_StationFile(path.name, doc, station))
+
+    if not station_files:
+        problems.append(
+            ConfigProblem(
+                FOLDER, WHOLE, f"no station: add one *.toml per station beside {LINE_FILE}"
+            )
+        )
+    _check_unique_station_ids(station_files, problems)
+    if line_doc is not None:
+        _check_station_badges(line_doc, station_files, problems)
+
+    if problems or line_file is None:
+        # Cross-file checks ran last; group each file's problems together for the reader.
+        order = {LINE_FILE: 0} | {sf.name: i for i, sf in enumerate(station_files, start=1)}
+        problems.sort(key=lambda p: order.get(p.file, len(order)))
+        raise ConfigError(problems)
+    stations = {s.station.id: s.station for s in station_files if s.station is not None}
+    try:
+        return LineConfig(
+            **dict(line_file),
+            stations=stations,
+            config_dir=config_dir.resolve(),
+        )
+    except ValidationError as exc:
+        # Every rule of LineConfig is checked above with its location; this is the backstop.
+        raise ConfigError(
+            [ConfigProblem(FOLDER, WHOLE, _message(err)) for err in exc.errors()]
+        ) from None
+
+
+def check_config(config_dir: Path, out: TextIO, err: TextIO) -> int:
+    """The check-config command: 0 and an ok line, or 78 and every problem one per line."""
+    try:
+        config = load_line_config(config_dir)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err.write(f"{problem}\n")
+        return EX_CONFIG
+    ids = ", ".join(config.stations)
+    out.write(f"ok: {config.gateway_id}, {len(config.stations)} stations ({ids})\n")
+    return 0
+
+
+def _read_toml(config_dir: Path, name: str, problems: list[ConfigProblem]) -> dict[str, Any] | None:
+    path = config_dir / name
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        problems.append(ConfigProblem(name, WHOLE, "file not found"))
+    except tomllib.TOMLDecodeError as exc:
+        # Python 3.11's TOMLDecodeError only carries the position in its message.
+        text = str(exc)
+        where = WHOLE
+        if match := _TOML_AT.search(text):
+            where = f"line {match.group(1)}"
+            text = f"{text[: match.start()]} (column {match.group(2)})"
+        problems.append(ConfigProblem(name, where, f"invalid TOML: {text}"))
+    except UnicodeDecodeError as exc:
+        problems.append(ConfigProblem(name, WHOLE, f"not UTF-8 text: {exc.reason}"))
+    except OSError as exc:
+        problems.append(ConfigProblem(name, WHOLE, f"cannot read: {exc.strerror or exc}"))
+    return None
+
+
+def _validate_station(
+    doc: dict[str, Any], name: str, problems: list[ConfigProblem]
+) -> StationConfig | None:
+    before = len(problems)
+    for key in doc:
+        if key not in _STATION_KEYS:
+            problems.append(ConfigProblem(name, key, "unknown key"))
+    table = doc.get("station")
+    if table is None:
+        problems.append(ConfigProblem(name, "station", "missing table [station]"))
+        return None
+    if not isinstance(table, dict):
+        problems.append(ConfigProblem(name, "station", "must be a table"))
+        return None
+    if "devices" in table:
+        # Devices sit in their own [devices.NAME] tables; refuse the other spelling rather
+        # than letting it override them.
+        problems.append(
+            ConfigProblem(
+                name, "station.devices", "unknown key (devices are [devices.NAME] tables)"
+            )
+        )
+        table = {k: v for k, v in table.items() if k != "devices"}
+    merged = {**table, "devices": doc.get("devices", {})}
+    station = _validate(StationConfig, merged, name, _station_path, problems)
+    return station if len(problems) == before else None
+
+
+def _validate(
+    model: type[_M],
+    data: Mapping[str, Any],
+    name: str,
+    to_path: Callable[[_Loc], str],
+    problems: list[ConfigProblem],
+) -> _M | None:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(
+            ConfigProblem(name, to_path(err["loc"]), _message(err)) for err in exc.errors()
+        )
+        return None
+
+
+def _dotted(loc: _Loc) -> str:
+    # A bad dict key (a device name) is reported by pydantic as (..., key, "[key]").
+    parts = loc[:-1] if loc and loc[-1] == "[key]" else loc
+    return ".".join(str(part) for part in parts) or WHOLE
+
+
+def _plain_path(loc: _Loc) -> str:
+    return _dotted(loc)
+
+
+def _station_path(loc: _Loc) -> str:
+    # StationConfig merges [station] with the [devices.NAME] tables; map back to the file.
+    if loc and loc[0] == "devices":
+        return _dotted(loc)
+    return ".".join(("station", *(str(part) for part in loc)))
+
+
+def _message(err: ErrorDetails) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "missing required key"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "must be a table"
+    if kind == "list_type":
+        return "must be an array"
+    text = err["msg"]
+    if kind == "value_error":
+        return text.removeprefix("Value error, ")
+    if err["loc"] and err["loc"][-1] == "[key]":
+        text = f"bad name: {text}"
+    value = err.get("input")
+    if isinstance(value, str | int | float | bool):
+        text = f"{text} (got {value!r})"
+    return text
+
+
+def _check_unique_badges(line_doc: dict[str, Any], problems: list[ConfigProblem]) -> None:
+    first: dict[str, int] = {}
+    for index, badge in _raw_badges(line_doc):
+        if badge in first:
+            problems.append(
+                ConfigProblem(
+                    LINE_FILE,
+                    f"operators.{index}.badge",
+                    f"duplicate badge {badge!r} (also operators.{first[badge]})",
+                )
+            )
+        else:
+            first[badge] = index
+
+
+def _check_unique_station_ids(files: list[_StationFile], problems: list[ConfigProblem]) -> None:
+    first: dict[str, str] = {}
+    for sf in files:
+        table = sf.doc.get("station") if sf.doc is not None else None
+        station_id = table.get("id") if isinstance(table, dict) else None
+        if not isinstance(station_id, str):
+            continue  # unreadable or missing ids are reported by validation
+        if station_id in first:
+            problems.append(
+                ConfigProblem(
+                    sf.name,
+                    "station.id",
+                    f"duplicate station id {station_id!r} (also in {first[station_id]})",
+                )
+            )
+        else:
+            first[station_id] = sf.name
+
+
+def _check_station_badges(
+    line_doc: dict[str, Any], files: list[_StationFile], problems: list[ConfigProblem]
+) -> None:
+    if not isinstance(line_doc.get("operators", []), list):
+        return  # already reported; every badge would look unknown
+    defined = {badge for _, badge in _raw_badges(line_doc)}
+    for sf in files:
+        table = sf.doc.get("station") if sf.doc is not None else None
+        listed = table.get("operators") if isinstance(table, dict) else None
+        if not isinstance(listed, list):
+            continue
+        for index, badge in enumerate(listed):
+            # A badge of the wrong shape is already reported by validation.
+            if isinstance(badge, str) and _BADGE.fullmatch(badge) and badge not in defined:
+                problems.append(
+                    ConfigProblem(
+                        sf.name,
+                        f"station.operators.{index}",
+                        f"unknown operator badge {badge!r}: not in the [[operators]] of "
+                        f"{LINE_FILE}",
+                    )
+                )
+
+
+def _raw_badges(line_doc: dict[str, Any]) -> list[tuple[int, str]]:
+    # Read from the raw document so that one bad operator entry does not hide the others.
+    operators = line_doc.get("operators", [])
+    if not isinstance(operators, list):
+        return []
+    return [
+        (index, op["badge"])
+        for index, op in enumerate(operators)
+        if isinstance(op, dict) and isinstance(op.get("badge"), str)
+    ]

@@ -1,0 +1,110 @@
+"""Numbered schema migrations, applied in order at start-up.
+
+Never edit a migration that has shipped: add the next number.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+        -- The transactional outbox: one row per event, written in the transaction of the
+        -- state change it reports, deleted only after the hub acknowledged it.
+        CREATE TABLE outbox (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, body BLOB NOT NULL);
+
+        CREATE TABLE catalogs (
+            version TEXT PRIMARY KEY, doc TEXT NOT NULL, received_at TEXT NOT NULL);
+        CREATE TABLE stock (
+            material TEXT NOT NULL, lot TEXT NOT NULL, qty REAL NOT NULL, expires TEXT,
+            PRIMARY KEY (material, lot));
+
+        CREATE TABLE orders (
+            order_id TEXT PRIMARY KEY, revision INTEGER NOT NULL, status TEXT NOT NULL,
+            ship_by TEXT NOT NULL, priority INTEGER NOT NULL, catalog_version TEXT NOT NULL,
+            doc TEXT NOT NULL, accepted_at TEXT NOT NULL, completed_at TEXT,
+            units INTEGER NOT NULL, weight_g REAL, label_id TEXT, cancel_reason TEXT);
+        CREATE INDEX orders_status ON orders (status, ship_by);
+
+        CREATE TABLE work_orders (
+            wo_id INTEGER PRIMARY KEY, order_id TEXT NOT NULL, line_no INTEGER NOT NULL,
+            sku TEXT NOT NULL, qty INTEGER NOT NULL, routing TEXT NOT NULL,
+            operations TEXT NOT NULL, sku_doc TEXT NOT NULL, personalization TEXT NOT NULL);
+        CREATE INDEX work_orders_order ON work_orders (order_id);
+
+        CREATE TABLE units (
+            serial TEXT PRIMARY KEY, order_id TEXT NOT NULL, wo_id INTEGER NOT NULL,
+            unit_index INTEGER NOT NULL, status TEXT NOT NULL, kitted INTEGER NOT NULL,
+            replaces TEXT, created_at TEXT NOT NULL, completed_at TEXT);
+        CREATE INDEX units_order ON units (order_id);
+
+        -- One task per unit per operation, and one pack task per order (serial NULL).
+        CREATE TABLE tasks (
+            task_id INTEGER PRIMARY KEY, order_id TEXT NOT NULL, serial TEXT, wo_id INTEGER,
+            op TEXT NOT NULL, op_index INTEGER NOT NULL, capability TEXT NOT NULL,
+            status TEXT NOT NULL, ship_by TEXT NOT NULL, priority INTEGER NOT NULL,
+            station TEXT, operator TEXT, machine TEXT, attempt INTEGER NOT NULL DEFAULT 1,
+            dispatched_at TEXT, started_at TEXT, completed_at TEXT,
+            work TEXT NOT NULL DEFAULT '{}');
+        CREATE INDEX tasks_queue ON tasks (status, capability, ship_by, priority DESC, task_id);
+        CREATE INDEX tasks_unit ON tasks (serial, op_index);
+        CREATE INDEX tasks_order ON tasks (order_id);
+
+        -- Every attempt at a task that ended (completed or failed): the genealogy.
+        CREATE TABLE attempts (
+            id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, order_id TEXT NOT NULL,
+            serial TEXT, op TEXT NOT NULL, attempt INTEGER NOT NULL, station TEXT,
+            operator TEXT, machine TEXT, started_at TEXT, ended_at TEXT NOT NULL,
+            outcome TEXT NOT NULL, lots TEXT NOT NULL, reason TEXT);
+        CREATE INDEX attempts_serial ON attempts (serial);
+        CREATE INDEX attempts_order ON attempts (order_id);
+
+        CREATE TABLE reservations (
+            id INTEGER PRIMARY KEY, order_id TEXT NOT NULL, serial TEXT NOT NULL,
+            op TEXT NOT NULL, material TEXT NOT NULL, lot TEXT NOT NULL, qty REAL NOT NULL);
+        CREATE INDEX reservations_unit ON reservations (serial, op);
+
+        CREATE TABLE consumption (
+            id INTEGER PRIMARY KEY, ts TEXT NOT NULL, material TEXT NOT NULL,
+            lot TEXT NOT NULL, qty REAL NOT NULL, serial TEXT, task_id INTEGER,
+            order_id TEXT);
+        CREATE INDEX consumption_lot ON consumption (lot);
+        CREATE INDEX consumption_serial ON consumption (serial);
+
+        CREATE TABLE quality (
+            id INTEGER PRIMARY KEY, ts TEXT NOT NULL, task_id INTEGER NOT NULL,
+            order_id TEXT NOT NULL, serial TEXT, check_kind TEXT NOT NULL,
+            passed INTEGER NOT NULL, measured TEXT NOT NULL, station TEXT, operator TEXT);
+        CREATE INDEX quality_serial ON quality (serial);
+        CREATE INDEX quality_order ON quality (order_id);
+
+        CREATE TABLE defects (
+            id INTEGER PRIMARY KEY, ts TEXT NOT NULL, task_id INTEGER NOT NULL,
+            order_id TEXT NOT NULL, serial TEXT, op TEXT NOT NULL, reason TEXT NOT NULL,
+            disposition TEXT NOT NULL, station TEXT, operator TEXT);
+        CREATE INDEX defects_serial ON defects (serial);
+
+        CREATE TABLE labels (
+            label_id TEXT PRIMARY KEY, kind TEXT NOT NULL, order_id TEXT NOT NULL,
+            serial TEXT, printer TEXT NOT NULL, station TEXT NOT NULL, zpl TEXT NOT NULL,
+            ts TEXT NOT NULL);
+        CREATE INDEX labels_order ON labels (order_id);
+
+        CREATE TABLE alarms (
+            alarm_id TEXT PRIMARY KEY, kind TEXT NOT NULL, source TEXT NOT NULL,
+            severity TEXT NOT NULL, message TEXT NOT NULL, raised_at TEXT NOT NULL,
+            cleared_at TEXT);
+
+        -- The raw payload of every rejected message, kept for inspection (raw_ref).
+        CREATE TABLE rejections (
+            id INTEGER PRIMARY KEY, ts TEXT NOT NULL, topic TEXT NOT NULL, order_id TEXT,
+            errors TEXT NOT NULL, raw BLOB NOT NULL);
+
+        CREATE TABLE sessions (
+            station TEXT PRIMARY KEY, operator TEXT, login_at TEXT, task_id INTEGER);
+        """,
+    ),
+)

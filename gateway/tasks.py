@@ -1,0 +1,201 @@
+"""Reading and finishing tasks: requirements, the current attempt's work, consumption.
+
+Shared by the operator actions of :mod:`gateway.station` and :mod:`gateway.pack`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.core import Core
+
+Row = sqlite3.Row
+
+
+@dataclass
+class Work:
+    """What the operator has done in the current attempt of a task (the ``work`` column)."""
+
+    lots: list[dict[str, Any]] = field(default_factory=list)
+    checklist: dict[str, bool] = field(default_factory=dict)
+    weight_g: float | None = None
+    weight_ok: bool = False
+    units: list[str] = field(default_factory=list)
+    label_id: str | None = None
+    confirmed: bool = False
+    pause_reason: str | None = None
+
+    @classmethod
+    def of(cls, task: Row) -> Work:
+        return cls(**json.loads(task["work"]))
+
+    def dump(self) -> str:
+        return json.dumps(self.__dict__, ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """One material a task consumes."""
+
+    material: str
+    qty: float
+    lot_tracked: bool
+
+
+def save_work(core: Core, task_id: int, work: Work) -> None:
+    core.store.conn.execute(
+        "UPDATE tasks SET work = ? WHERE task_id = ?", (work.dump(), task_id)
+    )
+
+
+def task_row(core: Core, task_id: int) -> Row:
+    row = core.store.one("SELECT * FROM tasks WHERE task_id = ?", (task_id,))
+    if row is None:
+        raise LookupError(f"no task {task_id}")
+    return row
+
+
+def operation(core: Core, task: Row) -> dict[str, Any]:
+    """The routing operation of a task, from the work order's frozen snapshot."""
+    wo_id = task["wo_id"]
+    if wo_id is None:
+        row = core.store.one(
+            "SELECT operations FROM work_orders WHERE order_id = ? ORDER BY line_no LIMIT 1",
+            (task["order_id"],),
+        )
+    else:
+        row = core.store.one("SELECT operations FROM work_orders WHERE wo_id = ?", (wo_id,))
+    if row is None:
+        raise LookupError(f"no work order for task {task['task_id']}")
+    ops: list[dict[str, Any]] = json.loads(row["operations"])
+    return ops[task["op_index"]]
+
+
+def live_units(core: Core, order_id: str) -> list[Row]:
+    """The units that will be shipped: neither scrapped nor cancelled."""
+    return core.store.all(
+        "SELECT u.serial, u.status, w.sku_doc FROM units u JOIN work_orders w "
+        "ON w.wo_id = u.wo_id WHERE u.order_id = ? AND u.status IN ('open', 'done') "
+        "ORDER BY u.serial",
+        (order_id,),
+    )
+
+
+def needs(core: Core, task: Row) -> list[Need]:
+    """Materials consumed at this task: the unit's BOM at this operation, or for a pack
+    task the sum over the order's units."""
+    if task["serial"] is None:
+        docs = [json.loads(u["sku_doc"]) for u in live_units(core, task["order_id"])]
+    else:
+        row = core.store.one("SELECT sku_doc FROM work_orders WHERE wo_id = ?", (task["wo_id"],))
+        docs = [] if row is None else [json.loads(row["sku_doc"])]
+    qty: dict[str, float] = defaultdict(float)
+    tracked: dict[str, bool] = {}
+    for doc in docs:
+        for line in doc["bom"]:
+            if line["op"] == task["op"]:
+                qty[line["material"]] += line["qty"]
+                tracked[line["material"]] = line["lot_tracked"]
+    return [Need(m, q, tracked[m]) for m, q in qty.items()]
+
+
+def reservations(core: Core, task: Row) -> list[Row]:
+    if task["serial"] is None:
+        return core.store.all(
+            "SELECT * FROM reservations WHERE order_id = ? AND op = ?",
+            (task["order_id"], task["op"]),
+        )
+    return core.store.all(
+        "SELECT * FROM reservations WHERE serial = ? AND op = ?", (task["serial"], task["op"])
+    )
+
+
+def suggested_lot(core: Core, task: Row, material: str) -> str | None:
+    """The lot reserved for this task (first-expiry-first-out at kitting)."""
+    for r in reservations(core, task):
+        if r["material"] == material and r["lot"]:
+            return str(r["lot"])
+    need = next((n for n in needs(core, task) if n.material == material), None)
+    if need is None:
+        return None
+    return core.ledger.fefo(
+        material, need.qty, core.today(), core.config.policies.lot_expiry_margin_days
+    )
+
+
+def consume(core: Core, task: Row, work: Work) -> list[dict[str, Any]]:
+    """Record what the attempt used (``material.consumed``); returns the lots list."""
+    now = core.now_iso()
+    lots = []
+    for entry in work.lots:
+        lot = entry["lot"] or ""
+        core.store.conn.execute(
+            "INSERT INTO consumption (ts, material, lot, qty, serial, task_id, order_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (now, entry["material"], lot, entry["qty"], task["serial"], task["task_id"],
+             task["order_id"]),
+        )
+        core.ledger.adjust(entry["material"], lot, -float(entry["qty"]))
+        core.emit(
+            "material.consumed",
+            {"material": entry["material"], "lot": entry["lot"], "qty": entry["qty"],
+             "serial": task["serial"], "task_id": task["task_id"]},
+            task["order_id"],
+        )
+        lots.append({"material": entry["material"], "lot": entry["lot"], "qty": entry["qty"]})
+    _reload_on_rollback(core)
+    return lots
+
+
+def release_reservations(core: Core, task: Row) -> None:
+    """The task's materials were consumed (or its unit is gone): free what was held."""
+    for r in reservations(core, task):
+        core.ledger.adjust(r["material"], r["lot"], float(r["qty"]))
+        core.store.conn.execute("DELETE FROM reservations WHERE id = ?", (r["id"],))
+    _reload_on_rollback(core)
+
+
+def _reload_on_rollback(core: Core) -> None:
+    core.store.on_rollback(
+        lambda: core.ledger.load(core.store.conn, core.store.get_setting("stock_as_of"))
+    )
+
+
+def record_attempt(
+    core: Core, task: Row, outcome: str, lots: list[dict[str, Any]], reason: str | None = None
+) -> None:
+    core.store.conn.execute(
+        "INSERT INTO attempts (task_id, order_id, serial, op, attempt, station, operator, "
+        "machine, started_at, ended_at, outcome, lots, reason) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (task["task_id"], task["order_id"], task["serial"], task["op"], task["attempt"],
+         task["station"], task["operator"], task["machine"], task["started_at"],
+         core.now_iso(), outcome, json.dumps(lots), reason),
+    )
+
+
+def record_quality(
+    core: Core, task: Row, check: str, passed: bool, measured: Any, extra: dict[str, Any]
+) -> None:
+    core.store.conn.execute(
+        "INSERT INTO quality (ts, task_id, order_id, serial, check_kind, passed, measured, "
+        "station, operator) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (core.now_iso(), task["task_id"], task["order_id"], task["serial"], check, int(passed),
+         json.dumps(measured, ensure_ascii=False), task["station"], task["operator"]),
+    )
+    core.emit(
+        "quality.checked",
+        {"task_id": task["task_id"], "serial": task["serial"], "check": check,
+         "passed": passed, "measured": measured, "op": task["op"], **extra},
+        task["order_id"],
+    )
+
+
+def task_ref(task: Row) -> dict[str, Any]:
+    """The fields every task event carries."""
+    return {"task_id": task["task_id"], "serial": task["serial"], "op": task["op"],
+            "station": task["station"]}

@@ -1,0 +1,155 @@
+"""The station API: JSON over HTTP for everything an operator does, one path per station.
+
+Every answer carries ``message`` (what happened) and ``next`` (what to do now) in words an
+operator understands; a refused action answers 409 with ``code`` and the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.alarms import active_alarms
+from gateway.replies import Refused, Reply
+from gateway.station import StationService
+from gateway.trace import trace_lot, trace_serial
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BadgeBody(_Body):
+    badge: str = Field(min_length=1, max_length=64)
+
+
+class ScanBody(_Body):
+    code: str = Field(min_length=1, max_length=256)
+
+
+class ReasonBody(_Body):
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class ChecklistBody(_Body):
+    item: int | str
+    passed: bool
+
+
+class WeightBody(_Body):
+    grams: float = Field(ge=0, le=1_000_000, allow_inf_nan=False)
+
+
+class FailBody(_Body):
+    reason: str = Field(min_length=1, max_length=200)
+    disposition: str
+
+
+def _reply(reply: Reply) -> dict[str, Any]:
+    return {"ok": reply.ok, "message": reply.message, "next": reply.next, **reply.data}
+
+
+def create_app(service: StationService, health: dict[str, Any]) -> FastAPI:
+    """The FastAPI application; ``health`` is a live dict the gateway keeps current."""
+    app = FastAPI(title="linegate station API", docs_url="/api/docs", openapi_url="/api/openapi.json")
+
+    @app.exception_handler(Refused)
+    async def refused(_: Request, exc: Refused) -> JSONResponse:
+        return JSONResponse(
+            status_code=409,
+            content={"ok": False, "code": exc.code, "message": exc.message, "next": exc.next},
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        return JSONResponse(
+            status_code=422,
+            content={"ok": False, "code": "BAD_REQUEST", "message": problems,
+                     "next": "Fix the request and send it again."},
+        )
+
+    def station(station_id: str) -> str:
+        if station_id not in service.core.config.stations:
+            raise HTTPException(404, f"no station {station_id} on this line")
+        return station_id
+
+    @app.get("/api/health")
+    async def get_health() -> dict[str, Any]:
+        return {**health, "outbox_pending": service.core.outbox.pending_count()}
+
+    @app.get("/api/stations")
+    async def stations() -> list[dict[str, Any]]:
+        return [service.view(s) for s in service.core.config.stations]
+
+    @app.get("/api/stations/{station_id}")
+    async def view(station_id: str) -> dict[str, Any]:
+        return service.view(station(station_id))
+
+    @app.post("/api/stations/{station_id}/login")
+    async def login(station_id: str, body: BadgeBody) -> dict[str, Any]:
+        return _reply(service.login(station(station_id), body.badge))
+
+    @app.post("/api/stations/{station_id}/logout")
+    async def logout(station_id: str) -> dict[str, Any]:
+        return _reply(service.logout(station(station_id)))
+
+    @app.post("/api/stations/{station_id}/scan")
+    async def scan(station_id: str, body: ScanBody) -> dict[str, Any]:
+        return _reply(service.scan(station(station_id), body.code))
+
+    @app.post("/api/stations/{station_id}/next")
+    async def next_task(station_id: str) -> dict[str, Any]:
+        return _reply(service.next_task(station(station_id)))
+
+    @app.post("/api/stations/{station_id}/start")
+    async def start(station_id: str) -> dict[str, Any]:
+        return _reply(service.start(station(station_id)))
+
+    @app.post("/api/stations/{station_id}/pause")
+    async def pause(station_id: str, body: ReasonBody) -> dict[str, Any]:
+        return _reply(service.pause(station(station_id), body.reason))
+
+    @app.post("/api/stations/{station_id}/resume")
+    async def resume(station_id: str) -> dict[str, Any]:
+        return _reply(service.resume(station(station_id)))
+
+    @app.post("/api/stations/{station_id}/checklist")
+    async def checklist(station_id: str, body: ChecklistBody) -> dict[str, Any]:
+        return _reply(service.checklist(station(station_id), body.item, body.passed))
+
+    @app.post("/api/stations/{station_id}/weight")
+    async def weight(station_id: str, body: WeightBody) -> dict[str, Any]:
+        return _reply(service.weight(station(station_id), body.grams))
+
+    @app.post("/api/stations/{station_id}/complete")
+    async def complete(station_id: str) -> dict[str, Any]:
+        return _reply(service.complete(station(station_id)))
+
+    @app.post("/api/stations/{station_id}/fail")
+    async def fail(station_id: str, body: FailBody) -> dict[str, Any]:
+        return _reply(service.fail(station(station_id), body.reason, body.disposition))
+
+    @app.get("/api/alarms")
+    async def alarms() -> list[dict[str, str]]:
+        return active_alarms(service.core)
+
+    @app.get("/api/trace/unit/{serial}")
+    async def trace_unit(serial: str) -> dict[str, Any]:
+        result = trace_serial(service.core.store, serial)
+        if result is None:
+            raise HTTPException(404, f"no unit {serial}")
+        return result
+
+    @app.get("/api/trace/lot/{lot}")
+    async def trace_lot_(lot: str) -> dict[str, Any]:
+        return trace_lot(service.core.store, lot)
+
+    return app

@@ -1,0 +1,227 @@
+"""Orders into work: work orders with frozen routings, units with serials, tasks, kitting.
+
+An order line becomes a work order that keeps a snapshot of its routing and SKU (a later
+catalog does not change accepted work). Each piece becomes a unit with a serial for its
+traveller label, and each unit gets one task per operation; the pack operation is one task
+per order, where its units come together. A unit's tasks are released only once the
+kitting check reserved all its materials.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from cloud_sync.contract import Order, Sku
+from gateway.alarms import clear_alarm, raise_alarm
+from gateway.clock import iso
+from gateway.core import Core
+
+PACK = "pack"
+
+
+def serial_prefix(core: Core) -> str:
+    return core.config.line.line.upper()
+
+
+def sku_snapshot(core: Core, sku: Sku) -> dict[str, Any]:
+    """What a work order keeps of its SKU: weight, tolerance and BOM with lot tracking."""
+    routing = core.catalog.routings[sku.routing]
+    first_op = routing.operations[0].op
+    return {
+        "sku": sku.sku,
+        "name": sku.name or sku.sku,
+        "unit_weight_g": float(sku.unit_weight_g or 0.0),
+        "weight_tolerance_g": float(sku.weight_tolerance_g or 0.0),
+        "bom": [
+            {
+                "material": b.material,
+                "qty": float(b.qty),
+                "op": b.op or first_op,
+                "lot_tracked": core.catalog.materials[b.material].lot_tracked,
+            }
+            for b in sku.bom
+        ],
+    }
+
+
+def explode(core: Core, order: Order) -> int:
+    """Create work orders, units and tasks for an accepted order; returns the unit count."""
+    conn = core.store.conn
+    ship_by = iso(order.ship_by)
+    now = core.now_iso()
+    units = 0
+    pack_index = 0
+    pack_op = PACK
+    task_rows: list[tuple[Any, ...]] = []
+    unit_rows: list[tuple[Any, ...]] = []
+    prefix = serial_prefix(core)
+    for n, line in enumerate(order.lines, start=1):
+        sku = core.catalog.skus[line.sku]
+        routing = core.catalog.routings[sku.routing]
+        operations = [op.model_dump(mode="json", exclude_none=True) for op in routing.operations]
+        wo_id = conn.execute(
+            "INSERT INTO work_orders (order_id, line_no, sku, qty, routing, operations, "
+            "sku_doc, personalization) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING wo_id",
+            (
+                order.order_id,
+                line.line_no or n,
+                line.sku,
+                line.qty,
+                routing.routing,
+                json.dumps(operations, ensure_ascii=False),
+                json.dumps(sku_snapshot(core, sku), ensure_ascii=False),
+                json.dumps(line.personalization, ensure_ascii=False),
+            ),
+        ).fetchone()[0]
+        first = core.store.next_counter("serial", line.qty)
+        for k in range(line.qty):
+            serial = f"{prefix}-{first + k:08d}"
+            unit_rows.append((serial, order.order_id, wo_id, k + 1, now))
+            for i, op in enumerate(routing.operations):
+                if op.capability == PACK:
+                    pack_index = max(pack_index, i)
+                    pack_op = op.op
+                    continue
+                task_rows.append(
+                    (order.order_id, serial, wo_id, op.op, i, op.capability, ship_by,
+                     order.priority)
+                )
+        units += line.qty
+        core.emit(
+            "workorder.created",
+            {"line_no": line.line_no or n, "sku": line.sku, "qty": line.qty,
+             "routing": routing.routing, "wo_id": wo_id},
+            order.order_id,
+        )
+    conn.executemany(
+        "INSERT INTO units (serial, order_id, wo_id, unit_index, status, kitted, created_at) "
+        "VALUES (?, ?, ?, ?, 'open', 0, ?)",
+        unit_rows,
+    )
+    task_rows.append((order.order_id, None, None, pack_op, pack_index, PACK, ship_by,
+                      order.priority))
+    conn.executemany(
+        "INSERT INTO tasks (order_id, serial, wo_id, op, op_index, capability, status, "
+        "ship_by, priority) VALUES (?, ?, ?, ?, ?, ?, 'blocked', ?, ?)",
+        task_rows,
+    )
+    return units
+
+
+def drop_work(core: Core, order_id: str) -> None:
+    """Remove an order's work that never started (a revision replaces it)."""
+    conn = core.store.conn
+    for material, lot, qty in conn.execute(
+        "SELECT material, lot, qty FROM reservations WHERE order_id = ?", (order_id,)
+    ).fetchall():
+        core.ledger.adjust(material, lot, float(qty))
+    for table in ("reservations", "tasks", "units", "work_orders"):
+        conn.execute(f"DELETE FROM {table} WHERE order_id = ?", (order_id,))  # noqa: S608
+
+
+def _reload_ledger(core: Core) -> None:
+    core.ledger.load(core.store.conn, core.store.get_setting("stock_as_of"))
+
+
+def kit_order(core: Core, order_id: str) -> dict[str, tuple[float, float]]:
+    """Reserve the materials of an order's units that are not kitted yet, all or nothing.
+
+    Returns the shortages ({material: (required, available)}); empty when every unit is
+    kitted and its first task released.
+    """
+    conn = core.store.conn
+    rows = conn.execute(
+        "SELECT u.serial, w.sku_doc FROM units u JOIN work_orders w ON w.wo_id = u.wo_id "
+        "WHERE u.order_id = ? AND u.kitted = 0 AND u.status = 'open'",
+        (order_id,),
+    ).fetchall()
+    if not rows:
+        return {}
+    today = core.today()
+    margin = core.config.policies.lot_expiry_margin_days
+    need: dict[str, float] = defaultdict(float)
+    boms = [(serial, json.loads(doc)["bom"]) for serial, doc in rows]
+    for _, bom in boms:
+        for line in bom:
+            need[line["material"]] += line["qty"]
+    short = {
+        m: (q, round(core.ledger.available(m, today, margin), 3))
+        for m, q in need.items()
+        if core.ledger.available(m, today, margin) < q - 1e-9
+    }
+    if short:
+        return short
+    # The ledger changes before the commit; a rollback must rebuild it from the tables.
+    core.store.on_rollback(lambda: _reload_ledger(core))
+    reservations: list[tuple[Any, ...]] = []
+    for serial, bom in boms:
+        for line in bom:
+            taken = core.ledger.allocate(line["material"], line["qty"], today, margin)
+            if taken is None:  # cannot happen after the check above; fail loudly if it does
+                raise RuntimeError(f"allocation of {line['material']} failed after check")
+            reservations.extend(
+                (order_id, serial, line["op"], line["material"], lot, qty) for lot, qty in taken
+            )
+    conn.executemany(
+        "INSERT INTO reservations (order_id, serial, op, material, lot, qty) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        reservations,
+    )
+    serials = [(s,) for s, _ in boms]
+    conn.executemany("UPDATE units SET kitted = 1 WHERE serial = ?", serials)
+    conn.executemany(
+        "UPDATE tasks SET status = 'ready' WHERE serial = ? AND status = 'blocked' "
+        "AND op_index = (SELECT min(op_index) FROM tasks t2 WHERE t2.serial = tasks.serial)",
+        serials,
+    )
+    conn.execute(
+        "UPDATE orders SET status = 'released' WHERE order_id = ? AND status = 'waiting_material'",
+        (order_id,),
+    )
+    return {}
+
+
+def report_shortage(core: Core, order_id: str, short: dict[str, tuple[float, float]]) -> None:
+    core.store.conn.execute(
+        "UPDATE orders SET status = 'waiting_material' WHERE order_id = ? "
+        "AND status IN ('released', 'waiting_material')",
+        (order_id,),
+    )
+    for material, (required, available) in sorted(short.items()):
+        core.emit(
+            "material.shortage",
+            {"material": material, "required": required, "available": available},
+            order_id,
+        )
+        raise_alarm(
+            core,
+            f"shortage:{material}",
+            "material_shortage",
+            material,
+            "warning",
+            f"not enough {material} in stock: orders wait for it",
+        )
+
+
+def rekit_waiting(core: Core) -> None:
+    """After new stock: release waiting orders by ship-by and priority; clear alarms."""
+    still_short: set[str] = set()
+    for (order_id,) in core.store.conn.execute(
+        "SELECT order_id FROM orders WHERE status = 'waiting_material' "
+        "ORDER BY ship_by, priority DESC, order_id"
+    ).fetchall():
+        short = kit_order(core, order_id)
+        still_short.update(short)
+    for row in core.store.all(
+        "SELECT alarm_id, source FROM alarms WHERE kind = 'material_shortage' "
+        "AND cleared_at IS NULL"
+    ):
+        if row["source"] not in still_short:
+            clear_alarm(core, row["alarm_id"], f"{row['source']} is back in stock")
+    for material in sorted(still_short):
+        raise_alarm(
+            core, f"shortage:{material}", "material_shortage", material, "warning",
+            f"not enough {material} in stock: orders wait for it",
+        )
