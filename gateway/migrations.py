@@ -30,7 +30,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX orders_status ON orders (status, ship_by);
 
         CREATE TABLE work_orders (
-            wo_id INTEGER PRIMARY KEY, order_id TEXT NOT NULL, line_no INTEGER NOT NULL,
+            wo_id INTEGER PRIMARY KEY AUTOINCREMENT, order_id TEXT NOT NULL, line_no INTEGER NOT NULL,
             sku TEXT NOT NULL, qty INTEGER NOT NULL, routing TEXT NOT NULL,
             operations TEXT NOT NULL, sku_doc TEXT NOT NULL, personalization TEXT NOT NULL);
         CREATE INDEX work_orders_order ON work_orders (order_id);
@@ -41,9 +41,11 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             replaces TEXT, created_at TEXT NOT NULL, completed_at TEXT);
         CREATE INDEX units_order ON units (order_id);
 
+        -- Ids are never reused (AUTOINCREMENT): events name tasks and work orders by id.
         -- One task per unit per operation, and one pack task per order (serial NULL).
         CREATE TABLE tasks (
-            task_id INTEGER PRIMARY KEY, order_id TEXT NOT NULL, serial TEXT, wo_id INTEGER,
+            task_id INTEGER PRIMARY KEY AUTOINCREMENT, order_id TEXT NOT NULL, serial TEXT,
+            wo_id INTEGER,
             op TEXT NOT NULL, op_index INTEGER NOT NULL, capability TEXT NOT NULL,
             status TEXT NOT NULL, ship_by TEXT NOT NULL, priority INTEGER NOT NULL,
             station TEXT, operator TEXT, machine TEXT, attempt INTEGER NOT NULL DEFAULT 1,

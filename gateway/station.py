@@ -480,14 +480,14 @@ class StationService:
         work = Work.of(task)
         op = operation(core, task)
         items: list[str] = op.get("qc", {}).get("checklist", [])
-        unanswered = [it for i, it in enumerate(items) if str(i) not in work.checklist]
-        if unanswered:
-            raise Refused("CHECKLIST_OPEN", "Answer the checklist first: "
-                          + "; ".join(unanswered) + ".", "Confirm each check on the screen.")
         failed = [it for i, it in enumerate(items) if work.checklist.get(str(i)) is False]
         if failed:
             raise Refused("CHECKLIST_FAILED", "A check failed: " + "; ".join(failed) + ".",
                           "Fail the task with a defect reason: rework, scrap or use as is.")
+        unanswered = [it for i, it in enumerate(items) if str(i) not in work.checklist]
+        if unanswered:
+            raise Refused("CHECKLIST_OPEN", "Answer the checklist first: "
+                          + "; ".join(unanswered) + ".", "Confirm each check on the screen.")
         if op.get("qc", {}).get("weight") and not work.weight_ok:
             raise Refused("WEIGHT_REQUIRED", "Weigh the item first: the weight must be in "
                           "tolerance.", "Place the item on the scale.")

@@ -117,6 +117,11 @@ def drop_work(core: Core, order_id: str) -> None:
         "SELECT material, lot, qty FROM reservations WHERE order_id = ?", (order_id,)
     ).fetchall():
         core.ledger.adjust(material, lot, float(qty))
+    conn.execute(
+        "UPDATE sessions SET task_id = NULL WHERE task_id IN "
+        "(SELECT task_id FROM tasks WHERE order_id = ?)",
+        (order_id,),
+    )
     for table in ("reservations", "tasks", "units", "work_orders"):
         conn.execute(f"DELETE FROM {table} WHERE order_id = ?", (order_id,))  # noqa: S608
 

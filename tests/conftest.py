@@ -1,0 +1,104 @@
+"""Shared fixtures: a throwaway Mosquitto broker on a free loopback port."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _mosquitto_binary() -> str | None:
+    # Debian installs the broker in /usr/sbin, which is not on every user's PATH.
+    found = shutil.which("mosquitto")
+    if found is not None:
+        return found
+    fallback = Path("/usr/sbin/mosquitto")
+    return str(fallback) if fallback.is_file() else None
+
+
+class Mosquitto:
+    """A mosquitto child process on a fixed loopback port that can be stopped and restarted."""
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self._binary = binary
+        self._log = workdir / "mosquitto.log"
+        self._conf = workdir / "mosquitto.conf"
+        self._conf.write_text(
+            f"listener {self.port} {self.host}\n"
+            "allow_anonymous true\n"
+            "persistence false\n"
+            "log_dest stderr\n"
+            "log_type error\n"
+            "log_type warning\n"
+        )
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = 5.0) -> None:
+        """Start the broker (again, on the same port) and wait until it accepts connections."""
+        if self.running:
+            return
+        with self._log.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [self._binary, "-c", str(self._conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    return
+            except OSError:
+                if self._proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(
+                        f"mosquitto did not come up on port {self.port}: "
+                        f"{self._log.read_text(errors='replace')}"
+                    ) from None
+                time.sleep(0.01)
+
+    def stop(self) -> None:
+        """Terminate the broker and wait for it to exit."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A fresh broker for one test; skipped only when mosquitto is not installed."""
+    binary = _mosquitto_binary()
+    if binary is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    broker = Mosquitto(binary, tmp_path)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

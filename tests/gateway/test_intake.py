@@ -1,0 +1,158 @@
+"""Orders and master data in: validation, idempotency, revisions, cancellation, rejection."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from cloud_sync.ports import InboundMessage
+from tests.gateway.conftest import Line, catalog_bytes, order
+
+
+def codes(line: Line) -> list[list[str]]:
+    return [[e["code"] for e in ev["data"]["errors"]] for ev in line.events("order.rejected")]
+
+
+@pytest.mark.parametrize(
+    ("payload", "code", "field"),
+    [
+        (b"{not json", "INVALID_JSON", ""),
+        (b"\xff\xfe", "INVALID_JSON", ""),
+        (json.dumps({"order_id": "SO-1", "lines": [{"sku": "TEE-WHT-M", "qty": 1}]}).encode(),
+         "SCHEMA", "ship_by"),
+        (json.dumps(order("SO-1", ("NOPE", 1))).encode(), "UNKNOWN_SKU", "lines.0.sku"),
+        (json.dumps(order("SO-1", ("TEE-WHT-M", 0))).encode(), "QTY_OUT_OF_RANGE", "lines.0.qty"),
+        (json.dumps(order("SO-1", ("TEE-WHT-M", 1001))).encode(), "QTY_OUT_OF_RANGE",
+         "lines.0.qty"),
+        (json.dumps(order("SO-1", ("TEE-WHT-M", "2"))).encode(), "SCHEMA", "lines.0.qty"),
+        (json.dumps({**order("SO-1", ("TEE-WHT-M", 1)), "ship_by": "tomorrow"}).encode(),
+         "SCHEMA", "ship_by"),
+        (json.dumps(order("bad id!", ("TEE-WHT-M", 1))).encode(), "SCHEMA", "order_id"),
+        (b"[]", "SCHEMA", ""),
+        (b"42", "SCHEMA", ""),
+    ],
+)
+def test_each_bad_order_is_rejected_once_with_its_code(
+    line: Line, payload: bytes, code: str, field: str
+) -> None:
+    line.send("in/orders", payload)
+    [rejected] = line.events("order.rejected")
+    assert [e["code"] for e in rejected["data"]["errors"]] == [code]
+    assert rejected["data"]["errors"][0]["field"] == field
+    assert rejected["data"]["errors"][0]["message"]
+    ref = rejected["data"]["raw_ref"]
+    raw = line.gateway.store.one(
+        "SELECT raw FROM rejections WHERE id = ?", (int(ref.split("/")[1]),)
+    )
+    assert raw is not None and bytes(raw[0]) == payload
+    assert line.events("order.accepted") == []
+
+
+def test_one_bad_order_in_an_array_does_not_stop_the_others(line: Line) -> None:
+    batch = [order("SO-1", ("TEE-WHT-M", 1)), order("SO-2", ("NOPE", 1)),
+             order("SO-3", ("PEN-ENG", 2))]
+    line.send("in/orders", batch)
+    assert [e["order_id"] for e in line.events("order.accepted")] == ["SO-1", "SO-3"]
+    [rejected] = line.events("order.rejected")
+    assert rejected["order_id"] == "SO-2"
+    assert codes(line) == [["UNKNOWN_SKU"]]
+
+
+def test_bad_messages_between_good_ones_in_one_batch(line: Line) -> None:
+    msgs = [
+        InboundMessage("in/orders", json.dumps(order("SO-1", ("TEE-WHT-M", 1))).encode()),
+        InboundMessage("in/orders", b"garbage"),
+        InboundMessage("in/orders", json.dumps(order("SO-2", ("TEE-WHT-M", 1))).encode()),
+    ]
+    line.inbound.deliver(msgs)
+    assert [e["order_id"] for e in line.events("order.accepted")] == ["SO-1", "SO-2"]
+    assert codes(line) == [["INVALID_JSON"]]
+
+
+def test_the_same_order_and_revision_again_changes_nothing(line: Line) -> None:
+    line.send("in/orders", order("SO-1", ("TEE-WHT-M", 2)))
+    before = line.events()
+    line.send("in/orders", order("SO-1", ("TEE-WHT-M", 2)))
+    assert line.events() == before
+
+
+def test_a_revision_before_work_replaces_the_order(line: Line) -> None:
+    line.send("in/orders", order("SO-1", ("TEE-WHT-M", 2)))
+    line.send("in/orders", {**order("SO-1", ("PEN-ENG", 1)), "revision": 2})
+    accepted = line.events("order.accepted")
+    assert [(e["data"]["revision"], e["data"]["units"]) for e in accepted] == [(1, 2), (2, 1)]
+    skus = line.gateway.store.all("SELECT DISTINCT sku FROM work_orders WHERE order_id='SO-1'")
+    assert [r[0] for r in skus] == ["PEN-ENG"]
+    # The blanks reserved for revision 1 went back to stock.
+    held = line.gateway.store.one("SELECT count(*) FROM reservations WHERE material = ?",
+                                  ("BLANK-TEE-WHT-M",))
+    assert held is not None and held[0] == 0
+
+
+def test_a_revision_after_work_started_is_rejected(line: Line) -> None:
+    line.send("in/orders", order("SO-1", ("TEE-WHT-M", 1)))
+    svc = line.svc
+    svc.login("dtg-1", "OP-1001")
+    svc.next_task("dtg-1")
+    line.send("in/orders", {**order("SO-1", ("TEE-WHT-M", 1)), "revision": 2})
+    assert line.events("order.rejected") == []  # dispatched is not started
+    assert svc.current("dtg-1") is None  # the replaced task left the station
+    svc.next_task("dtg-1")
+    svc.scan("dtg-1", "BLANK-TEE-WHT-M")
+    svc.scan("dtg-1", "INK-DTG-CMYK-L2611A")
+    svc.start("dtg-1")
+    line.send("in/orders", {**order("SO-1", ("TEE-WHT-M", 3)), "revision": 3})
+    assert codes(line) == [["IN_PROGRESS"]]
+    line.send("in/orders", {**order("SO-1", ("TEE-WHT-M", 3)), "revision": 1})
+    assert codes(line) == [["IN_PROGRESS"], ["STALE_REVISION"]]
+
+
+def test_cancel_stops_what_has_not_started(line: Line) -> None:
+    line.send("in/orders", order("SO-1", ("TEE-WHT-M", 2)))
+    line.send("in/cancel", {"order_id": "SO-1", "reason": "customer changed mind"})
+    [cancelled] = line.events("order.cancelled")
+    assert cancelled["order_id"] == "SO-1"
+    assert cancelled["data"]["reason"] == "customer changed mind"
+    statuses = line.gateway.store.all("SELECT DISTINCT status FROM tasks WHERE order_id='SO-1'")
+    assert [r[0] for r in statuses] == ["cancelled"]
+    assert line.svc.queue("dtg-1") == []
+    # A cancel of an unknown order is kept for inspection but emits nothing.
+    line.send("in/cancel", {"order_id": "SO-404"})
+    assert len(line.events("order.cancelled")) == 1
+    assert line.events("order.rejected") == []
+
+
+def test_orders_before_any_catalog_are_rejected(line: Line) -> None:
+    line.gateway.core.catalog.version = None
+    line.send("in/orders", order("SO-1", ("TEE-WHT-M", 1)))
+    assert codes(line) == [["NO_CATALOG"]]
+
+
+def test_a_bad_catalog_is_refused_whole_and_the_old_one_stays(line: Line) -> None:
+    doc: dict[str, Any] = json.loads(catalog_bytes())
+    doc["version"] = "ref-2"
+    doc["skus"][0]["routing"] = "R-MISSING"
+    line.send("in/masterdata/catalog", doc)
+    [alarm] = line.events("alarm.raised")
+    assert alarm["data"]["alarm_id"] == "masterdata:catalog"
+    assert "R-MISSING" in alarm["data"]["message"]
+    assert line.gateway.core.catalog.version == "ref-1"
+    line.send("in/orders", order("SO-1", ("TEE-WHT-S", 1)))
+    assert len(line.events("order.accepted")) == 1
+    doc["skus"][0]["routing"] = "R-TEE-DTG"
+    line.send("in/masterdata/catalog", doc)
+    assert line.gateway.core.catalog.version == "ref-2"
+    [cleared] = line.events("alarm.cleared")
+    assert cleared["data"]["alarm_id"] == "masterdata:catalog"
+
+
+def test_accepted_work_keeps_its_routing_when_the_catalog_changes(line: Line) -> None:
+    line.send("in/orders", order("SO-1", ("TEE-WHT-M", 1)))
+    doc: dict[str, Any] = json.loads(catalog_bytes())
+    doc["version"] = "ref-2"
+    doc["routings"][0]["operations"][0]["run_s"] = 999
+    line.send("in/masterdata/catalog", doc)
+    ops = line.gateway.store.one("SELECT operations FROM work_orders WHERE order_id = 'SO-1'")
+    assert ops is not None and json.loads(ops[0])[0]["run_s"] == 45

@@ -1,0 +1,74 @@
+"""The transactional outbox: contiguous seq across restarts, removal only on ack."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from gateway.outbox import Outbox
+from gateway.store import Store
+
+TS = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+def _open(path: Path) -> tuple[Store, Outbox]:
+    store = Store(path)
+    store.open()
+    outbox = Outbox(store, "hz01/line3")
+    outbox.load()
+    return store, outbox
+
+
+def test_seq_is_contiguous_across_restarts_and_rollbacks(tmp_path: Path) -> None:
+    store, outbox = _open(tmp_path / "a.db")
+    with store.transaction():
+        for i in range(3):
+            outbox.append("alarm.raised", {"i": i}, TS)
+    with pytest.raises(RuntimeError), store.transaction():
+        outbox.append("alarm.raised", {"i": "lost with its transaction"}, TS)
+        raise RuntimeError
+    outbox.ack([1, 2, 3])
+    store.close()
+    store, outbox = _open(tmp_path / "a.db")
+    assert outbox.last_seq == 3
+    with store.transaction():
+        seq = outbox.append("alarm.cleared", {}, TS, order_id="SO-1")
+    assert seq == 4
+    [record] = outbox.peek(0, 10)
+    envelope = json.loads(record.payload)
+    assert envelope["seq"] == 4
+    assert envelope["event_id"] == "hz01/line3:4"
+    assert envelope["order_id"] == "SO-1"
+    store.close()
+
+
+def test_events_leave_only_when_acked(tmp_path: Path) -> None:
+    store, outbox = _open(tmp_path / "a.db")
+    with store.transaction():
+        for i in range(5):
+            outbox.append("alarm.raised", {"i": i}, TS)
+    assert [r.seq for r in outbox.peek(0, 10)] == [1, 2, 3, 4, 5]
+    assert [r.seq for r in outbox.peek(2, 2)] == [3, 4]
+    outbox.ack([1, 3])
+    assert [r.seq for r in outbox.peek(0, 10)] == [2, 4, 5]
+    assert outbox.pending_count() == 3
+    store.close()
+
+
+async def test_waiters_wake_on_commit_only(tmp_path: Path) -> None:
+    store, outbox = _open(tmp_path / "a.db")
+    import asyncio
+
+    waiter = asyncio.create_task(outbox.wait_for_new(0))
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    with store.transaction():
+        outbox.append("alarm.raised", {}, TS)
+        await asyncio.sleep(0.01)
+        assert not waiter.done()  # not committed yet
+    async with asyncio.timeout(1):
+        await waiter
+    store.close()
