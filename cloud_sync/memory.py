@@ -40,7 +40,9 @@ class MemoryHub:
         self._inbound_arrived.set()
 
     async def wait_for(
-        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float
+        self,
+        predicate: Callable[[list[dict[str, Any]]], bool],
+        timeout: float,  # noqa: ASYNC109 - a deadline is the point of this test helper
     ) -> list[dict[str, Any]]:
         """Wait until ``predicate(events)`` holds and return the events; TimeoutError if not."""
         async with asyncio.timeout(timeout):

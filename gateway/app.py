@@ -8,10 +8,11 @@ import logging
 import socket
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import uvicorn
 
+from cloud_sync.mqtt import MqttLink, MqttSettings
 from cloud_sync.ports import InboundSink
 from cloud_sync.ports import Outbox as OutboxPort
 from gateway import __version__
@@ -24,9 +25,6 @@ from gateway.station import StationService
 from gateway.store import Store
 from gateway.web import create_app
 
-if TYPE_CHECKING:
-    from cloud_sync.mqtt import MqttLink
-
 logger = logging.getLogger(__name__)
 
 
@@ -38,8 +36,6 @@ class HubLink(Protocol):
 
 def mqtt_link(config: LineConfig, clock: Clock, host: str | None = None,
               port: int | None = None) -> MqttLink:
-    from cloud_sync.mqtt import MqttLink, MqttSettings
-
     settings = MqttSettings(
         host=host or config.hub.host,
         port=port or config.hub.port,

@@ -738,6 +738,9 @@ class StationService:
             **self._queue_item(task),
             "status": task["status"],
             "attempt": task["attempt"],
+            "op_index": task["op_index"],
+            "confirmed": work.confirmed,
+            "pause_reason": work.pause_reason,
             "instructions": op.get("instructions", []),
             "checklist": [{"item": it, "passed": work.checklist.get(str(i))}
                           for i, it in enumerate(items)],

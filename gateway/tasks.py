@@ -60,19 +60,27 @@ def task_row(core: Core, task_id: int) -> Row:
 
 
 def operation(core: Core, task: Row) -> dict[str, Any]:
-    """The routing operation of a task, from the work order's frozen snapshot."""
-    wo_id = task["wo_id"]
-    if wo_id is None:
-        row = core.store.one(
-            "SELECT operations FROM work_orders WHERE order_id = ? ORDER BY line_no LIMIT 1",
+    """The routing operation of a task, from the work order's frozen snapshot.
+
+    An order's pack task belongs to no single work order: its lines may follow different
+    routings, so it takes the pack operation of the first line that has it.
+    """
+    if task["wo_id"] is not None:
+        rows = core.store.all("SELECT operations FROM work_orders WHERE wo_id = ?",
+                              (task["wo_id"],))
+    else:
+        rows = core.store.all(
+            "SELECT operations FROM work_orders WHERE order_id = ? ORDER BY line_no",
             (task["order_id"],),
         )
-    else:
-        row = core.store.one("SELECT operations FROM work_orders WHERE wo_id = ?", (wo_id,))
-    if row is None:
-        raise LookupError(f"no work order for task {task['task_id']}")
-    ops: list[dict[str, Any]] = json.loads(row["operations"])
-    return ops[task["op_index"]]
+    for row in rows:
+        ops: list[dict[str, Any]] = json.loads(row["operations"])
+        if task["wo_id"] is not None:
+            return ops[task["op_index"]]
+        for op in ops:
+            if op["op"] == task["op"] and op["capability"] == task["capability"]:
+                return op
+    raise LookupError(f"no operation {task['op']} for task {task['task_id']}")
 
 
 def live_units(core: Core, order_id: str) -> list[Row]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -104,9 +104,10 @@ async def running(link: MemoryLink, sink: ListSink, outbox: ListOutbox) -> Async
             await task
 
 
-async def until(condition: Any, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
+async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    # Polling, not an Event: the conditions are often set from paho's threads.
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110
             await asyncio.sleep(0.005)
 
 
