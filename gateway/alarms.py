@@ -13,9 +13,7 @@ def raise_alarm(
     core: Core, alarm_id: str, kind: str, source: str, severity: str, message: str
 ) -> bool:
     """Raise ``alarm_id`` unless it is already active; True when newly raised."""
-    row = core.store.one(
-        "SELECT cleared_at FROM alarms WHERE alarm_id = ?", (alarm_id,)
-    )
+    row = core.store.one("SELECT cleared_at FROM alarms WHERE alarm_id = ?", (alarm_id,))
     if row is not None and row["cleared_at"] is None:
         return False
     core.store.conn.execute(
@@ -27,8 +25,13 @@ def raise_alarm(
     )
     core.emit(
         "alarm.raised",
-        {"alarm_id": alarm_id, "kind": kind, "source": source, "severity": severity,
-         "message": message},
+        {
+            "alarm_id": alarm_id,
+            "kind": kind,
+            "source": source,
+            "severity": severity,
+            "message": message,
+        },
     )
     logger.warning("alarm %s raised: %s", alarm_id, message)
     return True
@@ -47,8 +50,13 @@ def clear_alarm(core: Core, alarm_id: str, message: str) -> bool:
     )
     core.emit(
         "alarm.cleared",
-        {"alarm_id": alarm_id, "kind": row["kind"], "source": row["source"],
-         "severity": row["severity"], "message": message},
+        {
+            "alarm_id": alarm_id,
+            "kind": row["kind"],
+            "source": row["source"],
+            "severity": row["severity"],
+            "message": message,
+        },
     )
     logger.info("alarm %s cleared: %s", alarm_id, message)
     return True

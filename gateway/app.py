@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Awaitable, Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,11 +31,12 @@ logger = logging.getLogger(__name__)
 class HubLink(Protocol):
     """What the gateway needs of a hub link (MQTT, or in memory for the demo)."""
 
-    def run(self, sink: InboundSink, outbox: OutboxPort) -> Awaitable[None]: ...
+    def run(self, sink: InboundSink, outbox: OutboxPort) -> Coroutine[Any, Any, None]: ...
 
 
-def mqtt_link(config: LineConfig, clock: Clock, host: str | None = None,
-              port: int | None = None) -> MqttLink:
+def mqtt_link(
+    config: LineConfig, clock: Clock, host: str | None = None, port: int | None = None
+) -> MqttLink:
     settings = MqttSettings(
         host=host or config.hub.host,
         port=port or config.hub.port,
@@ -95,21 +96,30 @@ class Gateway:
     async def run(self) -> None:
         self.open()
         sock = self._bind()
-        server = _Server(uvicorn.Config(
-            create_app(self.stations, self.health), log_level="warning", lifespan="off",
-            access_log=False))
+        server = _Server(
+            uvicorn.Config(
+                create_app(self.stations, self.health),
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+            )
+        )
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         try:
             self.http_port = sock.getsockname()[1]
-            logger.info("gateway %s: station API on http://%s:%d/api/stations, store %s",
-                        self.config.gateway_id, self.config.http.host, self.http_port,
-                        self.store.path)
+            logger.info(
+                "gateway %s: station API on http://%s:%d/api/stations, store %s",
+                self.config.gateway_id,
+                self.config.http.host,
+                self.http_port,
+                self.store.path,
+            )
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(_fail_when_done(serving, "the station API stopped"))
                 if self.link is not None:
                     tg.create_task(self.link.run(self.inbound, self.outbox))
-                while not server.started:
-                    await asyncio.sleep(0.01)
+                while not server.started:  # uvicorn offers a flag, not an event
+                    await asyncio.sleep(0.01)  # noqa: ASYNC110
                 self.started.set()
         finally:
             # Let uvicorn close its connections itself, then the store.

@@ -48,8 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--speed", type=float, default=60.0, help="time compression factor")
     demo.add_argument("--data-dir", type=Path, help="default: a new temporary folder")
     demo.add_argument("--http-port", type=int, default=8080, help="0 picks a free port")
-    demo.add_argument("--error-rate", type=float, default=0.05,
-                      help="share of operator actions that go wrong (wrong lot, failed check…)")
+    demo.add_argument(
+        "--error-rate",
+        type=float,
+        default=0.05,
+        help="share of operator actions that go wrong (wrong lot, failed check…)",
+    )
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--config", type=Path, help="line config (default: the reference line)")
     demo.add_argument("-v", "--verbose", action="store_true")
@@ -89,8 +93,9 @@ def _run(args: argparse.Namespace) -> int:
         host, port = parse_broker(args.broker)
     clock = SystemClock()
     link = mqtt_link(config, clock, host, port) if config.hub.transport == "mqtt" or host else None
-    gateway = Gateway(config, data_dir=args.data_dir, clock=clock, link=link,
-                      http_port=args.http_port)
+    gateway = Gateway(
+        config, data_dir=args.data_dir, clock=clock, link=link, http_port=args.http_port
+    )
     try:
         asyncio.run(_serve(gateway))
     except StoreError as exc:

@@ -21,7 +21,13 @@ from gateway.alarms import clear_alarm, raise_alarm
 from gateway.catalog import catalog_problems
 from gateway.clock import iso
 from gateway.core import Core
-from gateway.work import drop_work, explode, kit_order, rekit_waiting, report_shortage
+from gateway.work import (
+    drop_work,
+    explode,
+    order_shortages,
+    rekit_waiting,
+    report_shortage,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +65,13 @@ class Inbound:
         with store.transaction() as conn:
             for i, message in enumerate(messages):
                 conn.execute(f"SAVEPOINT m{i}")
+                next_seq = self._core.outbox.next_seq
                 try:
                     self._handle(message)
                 except Exception:  # a bug must not block the messages around it
                     logger.exception("message on %s could not be applied", message.topic)
                     conn.execute(f"ROLLBACK TO m{i}")
+                    self._core.outbox.rewind(next_seq)
                     self._core.ledger.load(conn, store.get_setting("stock_as_of"))
                     self._reject(
                         message,
@@ -99,16 +107,25 @@ class Inbound:
         rid = core.store.conn.execute(
             "INSERT INTO rejections (ts, topic, order_id, errors, raw) VALUES (?, ?, ?, ?, ?) "
             "RETURNING id",
-            (core.now_iso(), message.topic, order_id, json.dumps(errors),
-             raw if raw is not None else message.payload),
+            (
+                core.now_iso(),
+                message.topic,
+                order_id,
+                json.dumps(errors),
+                raw if raw is not None else message.payload,
+            ),
         ).fetchone()[0]
         if emit:
             self.rejected += 1
             core.emit(
                 "order.rejected", {"errors": errors, "raw_ref": f"rejections/{rid}"}, order_id
             )
-        logger.info("rejected %s on %s: %s", order_id or "message", message.topic,
-                    "; ".join(e["code"] for e in errors))
+        logger.info(
+            "rejected %s on %s: %s",
+            order_id or "message",
+            message.topic,
+            "; ".join(e["code"] for e in errors),
+        )
 
     # -- orders ---------------------------------------------------------------------
 
@@ -140,8 +157,9 @@ class Inbound:
         )
         if existing is not None:
             if order.revision == existing["revision"]:
-                logger.debug("order %s revision %d again: nothing to do", order.order_id,
-                             order.revision)
+                logger.debug(
+                    "order %s revision %d again: nothing to do", order.order_id, order.revision
+                )
                 return
             problem = self._revision_problem(order, existing["revision"], existing["status"])
             if problem:
@@ -157,8 +175,11 @@ class Inbound:
 
     def _revision_problem(self, order: contract.Order, revision: int, status: str) -> Error | None:
         if order.revision < revision:
-            return _err("STALE_REVISION", "revision",
-                        f"revision {order.revision} is older than {revision} already accepted")
+            return _err(
+                "STALE_REVISION",
+                "revision",
+                f"revision {order.revision} is older than {revision} already accepted",
+            )
         if status in ("completed", "cancelled"):
             return _err("ORDER_CLOSED", "order_id", f"the order is already {status}")
         started = self._core.store.one(
@@ -168,8 +189,11 @@ class Inbound:
             "SELECT 1 FROM attempts WHERE order_id = ? LIMIT 1", (order.order_id,)
         )
         if started:
-            return _err("IN_PROGRESS", "revision",
-                        "work on this order has started; it can no longer be revised")
+            return _err(
+                "IN_PROGRESS",
+                "revision",
+                "work on this order has started; it can no longer be revised",
+            )
         return None
 
     def _catalog_errors(self, order: contract.Order) -> list[Error]:
@@ -182,21 +206,37 @@ class Inbound:
         for i, line in enumerate(order.lines):
             sku = cat.skus.get(line.sku)
             if sku is None:
-                errors.append(_err("UNKNOWN_SKU", f"lines.{i}.sku",
-                                   f"SKU {line.sku} is not in catalog {cat.version}"))
+                errors.append(
+                    _err(
+                        "UNKNOWN_SKU",
+                        f"lines.{i}.sku",
+                        f"SKU {line.sku} is not in catalog {cat.version}",
+                    )
+                )
                 continue
             missing = [
-                o.capability for o in cat.routings[sku.routing].operations
+                o.capability
+                for o in cat.routings[sku.routing].operations
                 if o.capability not in capabilities
             ]
             if missing:
-                errors.append(_err("NO_STATION", f"lines.{i}.sku",
-                                   f"no station of this line can {', '.join(missing)}"))
+                errors.append(
+                    _err(
+                        "NO_STATION",
+                        f"lines.{i}.sku",
+                        f"no station of this line can {', '.join(missing)}",
+                    )
+                )
         units = sum(line.qty for line in order.lines)
         limit = core.config.policies.max_units_per_order
         if units > limit:
-            errors.append(_err("QTY_OUT_OF_RANGE", "lines",
-                               f"{units} units in one order; this line takes at most {limit}"))
+            errors.append(
+                _err(
+                    "QTY_OUT_OF_RANGE",
+                    "lines",
+                    f"{units} units in one order; this line takes at most {limit}",
+                )
+            )
         return errors
 
     def _accept(self, order: contract.Order) -> None:
@@ -209,20 +249,31 @@ class Inbound:
             "status = 'released', ship_by = excluded.ship_by, priority = excluded.priority, "
             "catalog_version = excluded.catalog_version, doc = excluded.doc, "
             "accepted_at = excluded.accepted_at",
-            (order.order_id, order.revision, iso(order.ship_by), order.priority,
-             core.catalog.version, doc, core.now_iso()),
+            (
+                order.order_id,
+                order.revision,
+                iso(order.ship_by),
+                order.priority,
+                core.catalog.version,
+                doc,
+                core.now_iso(),
+            ),
         )
         core.emit(
             "order.accepted",
-            {"revision": order.revision, "units": sum(line.qty for line in order.lines),
-             "ship_by": iso(order.ship_by), "priority": order.priority},
+            {
+                "revision": order.revision,
+                "units": sum(line.qty for line in order.lines),
+                "ship_by": iso(order.ship_by),
+                "priority": order.priority,
+            },
             order.order_id,
         )
-        units = explode(core, order)
+        short = order_shortages(core, order)
+        units = explode(core, order, kitted=not short)
         core.store.conn.execute(
             "UPDATE orders SET units = ? WHERE order_id = ?", (units, order.order_id)
         )
-        short = kit_order(core, order.order_id)
         if short:
             report_shortage(core, order.order_id, short)
         self.accepted += 1
@@ -239,8 +290,9 @@ class Inbound:
         row = core.store.one("SELECT status FROM orders WHERE order_id = ?", (cancel.order_id,))
         if row is None or row["status"] in ("completed", "cancelled"):
             why = "unknown order" if row is None else f"order already {row['status']}"
-            self._reject(message, cancel.order_id, [_err("NOT_CANCELLABLE", "order_id", why)],
-                         emit=False)
+            self._reject(
+                message, cancel.order_id, [_err("NOT_CANCELLABLE", "order_id", why)], emit=False
+            )
             return
         cancel_order(core, cancel.order_id, cancel.reason)
 
@@ -256,9 +308,14 @@ class Inbound:
             problems = [f"{e['field']}: {e['message']}" for e in validation_errors(exc)]
         if problems:
             self._reject(message, None, [_err("SCHEMA", "", p) for p in problems], emit=False)
-            raise_alarm(core, "masterdata:catalog", "masterdata", "hub", "critical",
-                        "catalog refused, the previous one stays in force: "
-                        + "; ".join(problems[:5]))
+            raise_alarm(
+                core,
+                "masterdata:catalog",
+                "masterdata",
+                "hub",
+                "critical",
+                "catalog refused, the previous one stays in force: " + "; ".join(problems[:5]),
+            )
             return
         if catalog.version != core.catalog.version:
             core.store.conn.execute(
@@ -280,9 +337,15 @@ class Inbound:
         except ValidationError as exc:
             errors = validation_errors(exc)
             self._reject(message, None, errors, emit=False)
-            raise_alarm(core, "masterdata:stock", "masterdata", "hub", "warning",
-                        "stock snapshot refused: "
-                        + "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]))
+            raise_alarm(
+                core,
+                "masterdata:stock",
+                "masterdata",
+                "hub",
+                "warning",
+                "stock snapshot refused: "
+                + "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]),
+            )
             return
         conn = core.store.conn
         conn.execute("DELETE FROM stock")
@@ -290,8 +353,10 @@ class Inbound:
         for item in stock.items:
             key = (item.material, item.lot or "")
             qty, _ = totals.get(key, (0.0, None))
-            totals[key] = (qty + float(item.qty),
-                           item.expires.isoformat() if item.expires else None)
+            totals[key] = (
+                qty + float(item.qty),
+                item.expires.isoformat() if item.expires else None,
+            )
         conn.executemany(
             "INSERT INTO stock (material, lot, qty, expires) VALUES (?, ?, ?, ?)",
             [(m, lot, q, e) for (m, lot), (q, e) in totals.items()],
@@ -333,7 +398,8 @@ def cancel_order(core: Core, order_id: str, reason: str) -> None:
         (order_id,),
     )
     in_work = {
-        r[0] for r in conn.execute(
+        r[0]
+        for r in conn.execute(
             "SELECT serial FROM tasks WHERE order_id = ? AND status IN ('running', 'paused')",
             (order_id,),
         )
@@ -344,13 +410,13 @@ def cancel_order(core: Core, order_id: str, reason: str) -> None:
         if serial not in in_work:
             core.ledger.adjust(material, lot, float(qty))
     conn.execute(
-        f"DELETE FROM reservations WHERE order_id = ? AND serial NOT IN "  # noqa: S608
+        f"DELETE FROM reservations WHERE order_id = ? AND serial NOT IN "
         f"({','.join('?' * len(in_work))})",
         (order_id, *in_work),
     )
     conn.execute(
         "UPDATE units SET status = 'cancelled' WHERE order_id = ? AND status = 'open' "
-        f"AND serial NOT IN ({','.join('?' * len(in_work))})",  # noqa: S608
+        f"AND serial NOT IN ({','.join('?' * len(in_work))})",
         (order_id, *in_work),
     )
     core.store.on_rollback(

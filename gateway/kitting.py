@@ -54,14 +54,14 @@ class Ledger:
         )
         for rows in (consumed, reserved):
             for material, lot, qty in rows:
-                bal = index.get((material, lot))
-                if bal is None:
+                found = index.get((material, lot))
+                if found is None:
                     # Used or reserved beyond what the snapshot knows: a negative balance
                     # keeps the arithmetic honest until the next snapshot.
-                    bal = LotBalance(lot, None, 0.0)
-                    lots.setdefault(material, []).append(bal)
-                    index[(material, lot)] = bal
-                bal.free -= float(qty)
+                    found = LotBalance(lot, None, 0.0)
+                    lots.setdefault(material, []).append(found)
+                    index[(material, lot)] = found
+                found.free -= float(qty)
         for balances in lots.values():
             balances.sort(key=lambda b: (b.expires or _NEVER, b.lot))
         self._lots = lots
@@ -86,9 +86,7 @@ class Ledger:
         return None
 
     def available(self, material: str, today: date, margin_days: int = 0) -> float:
-        return sum(
-            b.free for b in self._lots.get(material, []) if b.usable(today, margin_days)
-        )
+        return sum(b.free for b in self._lots.get(material, []) if b.usable(today, margin_days))
 
     def fefo(self, material: str, qty: float, today: date, margin_days: int = 0) -> str | None:
         """The first-expiring usable lot that holds ``qty`` on its own, if any."""

@@ -61,13 +61,25 @@ def print_traveller(core: Core, serial: str, station: str) -> str | None:
     conn.execute(
         "INSERT INTO labels (label_id, kind, order_id, serial, printer, station, zpl, ts) "
         "VALUES (?, 'traveller', ?, ?, ?, ?, ?, ?)",
-        (label_id, row["order_id"], serial, printer, station, render_traveller(label),
-         core.now_iso()),
+        (
+            label_id,
+            row["order_id"],
+            serial,
+            printer,
+            station,
+            render_traveller(label),
+            core.now_iso(),
+        ),
     )
     core.emit(
         "label.printed",
-        {"kind": "traveller", "serial": serial, "printer": printer, "label_id": label_id,
-         "station": station},
+        {
+            "kind": "traveller",
+            "serial": serial,
+            "printer": printer,
+            "label_id": label_id,
+            "station": station,
+        },
         row["order_id"],
     )
     return label_id
@@ -80,9 +92,7 @@ def print_shipping(core: Core, order_id: str, station: str, units: int, weight_g
     label_id = (
         f"{core.config.policies.shipping_label_prefix}-{core.config.line.line.upper()}-{n:07d}"
     )
-    row = conn.execute(
-        "SELECT doc, ship_by FROM orders WHERE order_id = ?", (order_id,)
-    ).fetchone()
+    row = conn.execute("SELECT doc, ship_by FROM orders WHERE order_id = ?", (order_id,)).fetchone()
     doc: dict[str, Any] = json.loads(row["doc"])
     dest: dict[str, Any] = doc.get("destination") or {}
     label = ShippingLabel(
@@ -107,8 +117,13 @@ def print_shipping(core: Core, order_id: str, station: str, units: int, weight_g
     )
     core.emit(
         "label.printed",
-        {"kind": "shipping", "order_id": order_id, "printer": printer, "label_id": label_id,
-         "station": station},
+        {
+            "kind": "shipping",
+            "order_id": order_id,
+            "printer": printer,
+            "label_id": label_id,
+            "station": station,
+        },
         order_id,
     )
     return label_id

@@ -30,7 +30,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX orders_status ON orders (status, ship_by);
 
         CREATE TABLE work_orders (
-            wo_id INTEGER PRIMARY KEY AUTOINCREMENT, order_id TEXT NOT NULL, line_no INTEGER NOT NULL,
+            wo_id INTEGER PRIMARY KEY AUTOINCREMENT, order_id TEXT NOT NULL,
+            line_no INTEGER NOT NULL,
             sku TEXT NOT NULL, qty INTEGER NOT NULL, routing TEXT NOT NULL,
             operations TEXT NOT NULL, sku_doc TEXT NOT NULL, personalization TEXT NOT NULL);
         CREATE INDEX work_orders_order ON work_orders (order_id);

@@ -73,32 +73,48 @@ def scan_unit(svc: StationService, station_id: str, unit: Row) -> Reply:
             "Put it aside and go on with this parcel.",
         )
     if unit["status"] in ("scrapped", "cancelled"):
-        raise Refused("UNIT_CLOSED", f"Unit {serial} is {unit['status']}: it must not ship.",
-                      "Put it in the scrap bin and tell the line lead.")
+        raise Refused(
+            "UNIT_CLOSED",
+            f"Unit {serial} is {unit['status']}: it must not ship.",
+            "Put it in the scrap bin and tell the line lead.",
+        )
     if unit["status"] != "done":
-        raise Refused("UNIT_NOT_DONE", f"Unit {serial} has not finished its operations.",
-                      "Send it back to the line.")
+        raise Refused(
+            "UNIT_NOT_DONE",
+            f"Unit {serial} has not finished its operations.",
+            "Send it back to the line.",
+        )
     task = cur if cur is not None else _pack_task(core, order_id)
     if task is None:
-        raise Refused("NOTHING_TO_PACK", f"Order {order_id} has nothing left to pack.",
-                      "Put the unit aside and tell the line lead.")
+        raise Refused(
+            "NOTHING_TO_PACK",
+            f"Order {order_id} has nothing left to pack.",
+            "Put the unit aside and tell the line lead.",
+        )
     if cur is None:
         if task["status"] == "blocked":
             waiting = [u["serial"] for u in live_units(core, order_id) if u["status"] != "done"]
-            raise Refused("ORDER_INCOMPLETE",
-                          f"Order {order_id} is not complete: waiting for "
-                          + ", ".join(waiting) + ".",
-                          "Put the unit in the order's tote until the rest arrives.")
+            raise Refused(
+                "ORDER_INCOMPLETE",
+                f"Order {order_id} is not complete: waiting for " + ", ".join(waiting) + ".",
+                "Put the unit in the order's tote until the rest arrives.",
+            )
         if task["status"] != "ready":
-            raise Refused("TAKEN", f"Order {order_id} is being packed at {task['station']}.",
-                          f"Take the unit to {task['station']}.")
+            raise Refused(
+                "TAKEN",
+                f"Order {order_id} is being packed at {task['station']}.",
+                f"Take the unit to {task['station']}.",
+            )
     work = Work.of(task)
     if serial in work.units:
-        raise Refused("ALREADY_SCANNED", f"Unit {serial} is already in this parcel.",
-                      next_step(svc, station_id, task))
+        raise Refused(
+            "ALREADY_SCANNED",
+            f"Unit {serial} is already in this parcel.",
+            next_step(svc, station_id, task),
+        )
     with core.store.transaction():
         if cur is None:
-            task = svc._dispatch(station_id, task)  # noqa: SLF001 - same service, split file
+            task = svc._dispatch(station_id, task)
             work = Work.of(task)
         work.units.append(serial)
         save_work(core, task["task_id"], work)
@@ -110,40 +126,55 @@ def scan_unit(svc: StationService, station_id: str, unit: Row) -> Reply:
                 (operator, core.now_iso(), task["task_id"]),
             )
             task = task_row(core, task["task_id"])
-            core.emit("task.started", {**task_ref(task), "operator": operator,
-                                       "machine": None}, order_id)
+            core.emit(
+                "task.started", {**task_ref(task), "operator": operator, "machine": None}, order_id
+            )
         task = task_row(core, task["task_id"])
     total = len(live_units(core, order_id))
-    return Reply(f"Unit {serial} in the parcel ({len(work.units)} of {total}).",
-                 next_step(svc, station_id, task))
+    return Reply(
+        f"Unit {serial} in the parcel ({len(work.units)} of {total}).",
+        next_step(svc, station_id, task),
+    )
 
 
 def weigh(svc: StationService, station_id: str, task: Row, grams: float) -> Reply:
     core = svc.core
     if task["status"] != "running":
-        raise Refused("NOT_RUNNING", "Scan the order's units first.",
-                      next_step(svc, station_id, task))
+        raise Refused(
+            "NOT_RUNNING", "Scan the order's units first.", next_step(svc, station_id, task)
+        )
     work = Work.of(task)
     missing = _missing_units(core, task, work)
     if missing:
-        raise Refused("UNITS_MISSING", "Not all units are in the parcel: missing "
-                      + ", ".join(missing) + ".", "Scan the missing units.")
-    materials = svc._missing_materials(task, work)  # noqa: SLF001
+        raise Refused(
+            "UNITS_MISSING",
+            "Not all units are in the parcel: missing " + ", ".join(missing) + ".",
+            "Scan the missing units.",
+        )
+    materials = svc._missing_materials(task, work)
     if materials:
-        raise Refused("MATERIALS_MISSING", "Scan the packing materials first: "
-                      + ", ".join(materials) + ".", "Scan " + ", ".join(materials) + ".")
+        raise Refused(
+            "MATERIALS_MISSING",
+            "Scan the packing materials first: " + ", ".join(materials) + ".",
+            "Scan " + ", ".join(materials) + ".",
+        )
     if work.label_id is not None:
-        raise Refused("ALREADY_WEIGHED", f"The parcel is weighed and labelled ({work.label_id}).",
-                      f"Scan the shipping label {work.label_id}.")
+        raise Refused(
+            "ALREADY_WEIGHED",
+            f"The parcel is weighed and labelled ({work.label_id}).",
+            f"Scan the shipping label {work.label_id}.",
+        )
     expected, tol = expected_weight(core, task["order_id"])
     ok = abs(grams - expected) <= tol + 1e-9
     with core.store.transaction():
-        record_quality(core, task, "weight", ok, grams,
-                       {"expected_g": expected, "tolerance_g": tol})
+        record_quality(
+            core, task, "weight", ok, grams, {"expected_g": expected, "tolerance_g": tol}
+        )
         work.weight_g, work.weight_ok = grams, ok
         if ok:
-            work.label_id = print_shipping(core, task["order_id"], station_id,
-                                           len(work.units), grams)
+            work.label_id = print_shipping(
+                core, task["order_id"], station_id, len(work.units), grams
+            )
         save_work(core, task["task_id"], work)
     if not ok:
         return Reply(
@@ -151,9 +182,11 @@ def weigh(svc: StationService, station_id: str, task: Row, grams: float) -> Repl
             "Check the parcel's contents (a missing or extra item?) and weigh again.",
             ok=False,
         )
-    return Reply(f"Weight {grams:g} g OK. Shipping label {work.label_id} printed.",
-                 f"Apply the label and scan it ({work.label_id}) to confirm the parcel.",
-                 data={"label_id": work.label_id})
+    return Reply(
+        f"Weight {grams:g} g OK. Shipping label {work.label_id} printed.",
+        f"Apply the label and scan it ({work.label_id}) to confirm the parcel.",
+        data={"label_id": work.label_id},
+    )
 
 
 def confirm_label(svc: StationService, station_id: str, label: Row) -> Reply:
@@ -161,15 +194,21 @@ def confirm_label(svc: StationService, station_id: str, label: Row) -> Reply:
     core = svc.core
     task = svc.current(station_id)
     if task is None or task["serial"] is not None:
-        raise Refused("NO_PARCEL", f"Label {label['label_id']} is for order "
-                      f"{label['order_id']}, which is not being packed here.",
-                      "Scan the label at the station that packed the parcel.")
+        raise Refused(
+            "NO_PARCEL",
+            f"Label {label['label_id']} is for order "
+            f"{label['order_id']}, which is not being packed here.",
+            "Scan the label at the station that packed the parcel.",
+        )
     work = Work.of(task)
     if work.label_id != label["label_id"]:
-        raise Refused("WRONG_LABEL", f"Label {label['label_id']} belongs to order "
-                      f"{label['order_id']}; this parcel is order {task['order_id']}"
-                      + (f" with label {work.label_id}." if work.label_id else "."),
-                      "Remove the wrong label and apply the one printed for this parcel.")
+        raise Refused(
+            "WRONG_LABEL",
+            f"Label {label['label_id']} belongs to order "
+            f"{label['order_id']}; this parcel is order {task['order_id']}"
+            + (f" with label {work.label_id}." if work.label_id else "."),
+            "Remove the wrong label and apply the one printed for this parcel.",
+        )
     order_id = task["order_id"]
     with core.store.transaction():
         lots = consume(core, task, work)
@@ -181,54 +220,98 @@ def confirm_label(svc: StationService, station_id: str, label: Row) -> Reply:
             (now, task["task_id"]),
         )
         svc.set_current(station_id, None)
-        core.emit("task.completed", {
-            **task_ref(task), "operator": task["operator"], "machine": None, "lots": lots,
-            "started_at": task["started_at"], "completed_at": now,
-            "attempt": task["attempt"]}, order_id)
+        core.emit(
+            "task.completed",
+            {
+                **task_ref(task),
+                "operator": task["operator"],
+                "machine": None,
+                "lots": lots,
+                "started_at": task["started_at"],
+                "completed_at": now,
+                "attempt": task["attempt"],
+            },
+            order_id,
+        )
         core.store.conn.execute(
             "UPDATE orders SET status = 'completed', completed_at = ?, weight_g = ?, "
             "label_id = ? WHERE order_id = ?",
             (now, work.weight_g, work.label_id, order_id),
         )
         ship_by = core.store.one("SELECT ship_by FROM orders WHERE order_id = ?", (order_id,))
-        core.emit("order.completed", {
-            "units": sorted(work.units), "weight_g": work.weight_g, "label_id": work.label_id,
-            "on_time": ship_by is not None and now <= ship_by["ship_by"]}, order_id)
-    return Reply(f"Order {order_id} is packed and labelled: ready for the carrier.",
-                 svc._after_finish(station_id))  # noqa: SLF001
+        core.emit(
+            "order.completed",
+            {
+                "units": sorted(work.units),
+                "weight_g": work.weight_g,
+                "label_id": work.label_id,
+                "on_time": ship_by is not None and now <= ship_by["ship_by"],
+            },
+            order_id,
+        )
+    return Reply(
+        f"Order {order_id} is packed and labelled: ready for the carrier.",
+        svc._after_finish(station_id),
+    )
 
 
 def fail(svc: StationService, station_id: str, task: Row, reason: str, disposition: str) -> Reply:
     """A parcel that cannot ship as packed is repacked; its units are not scrapped here."""
     core = svc.core
     if disposition != "rework":
-        raise Refused("PACK_REWORK_ONLY", "At packing a parcel can only be repacked.",
-                      "Fail it with rework, or scrap a damaged unit at its station.")
+        raise Refused(
+            "PACK_REWORK_ONLY",
+            "At packing a parcel can only be repacked.",
+            "Fail it with rework, or scrap a damaged unit at its station.",
+        )
     operator = svc.operator(station_id)
     with core.store.transaction():
         record_attempt(core, task, "failed", [], reason)
-        core.emit("task.failed", {**task_ref(task), "operator": operator, "reason": reason,
-                                  "disposition": disposition}, task["order_id"])
-        core.emit("defect.recorded", {"serial": None, "op": task["op"], "reason": reason,
-                                      "disposition": disposition, "task_id": task["task_id"],
-                                      "station": station_id, "operator": operator},
-                  task["order_id"])
+        core.emit(
+            "task.failed",
+            {**task_ref(task), "operator": operator, "reason": reason, "disposition": disposition},
+            task["order_id"],
+        )
+        core.emit(
+            "defect.recorded",
+            {
+                "serial": None,
+                "op": task["op"],
+                "reason": reason,
+                "disposition": disposition,
+                "task_id": task["task_id"],
+                "station": station_id,
+                "operator": operator,
+            },
+            task["order_id"],
+        )
         core.store.conn.execute(
             "INSERT INTO defects (ts, task_id, order_id, serial, op, reason, disposition, "
             "station, operator) VALUES (?, ?, ?, NULL, ?, ?, ?, ?, ?)",
-            (core.now_iso(), task["task_id"], task["order_id"], task["op"], reason,
-             disposition, station_id, operator),
+            (
+                core.now_iso(),
+                task["task_id"],
+                task["order_id"],
+                task["op"],
+                reason,
+                disposition,
+                station_id,
+                operator,
+            ),
         )
         core.store.conn.execute(
             "UPDATE tasks SET status = 'dispatched', attempt = attempt + 1, started_at = NULL, "
-            "work = '{}' WHERE task_id = ?", (task["task_id"],))
+            "work = '{}' WHERE task_id = ?",
+            (task["task_id"],),
+        )
         task = task_row(core, task["task_id"])
     return Reply("Parcel to be repacked.", next_step(svc, station_id, task))
 
 
 def _missing_units(core: Core, task: Row, work: Work) -> list[str]:
-    return [u["serial"] for u in live_units(core, task["order_id"])
-            if u["serial"] not in work.units]
+    return [
+        u["serial"] for u in live_units(core, task["order_id"]) if u["serial"] not in work.units
+    ]
 
 
 def next_step(svc: StationService, station_id: str, task: Row) -> str:
@@ -239,7 +322,7 @@ def next_step(svc: StationService, station_id: str, task: Row) -> str:
     missing = _missing_units(core, task, work)
     if missing:
         return "Scan unit " + ", ".join(missing) + "."
-    materials = svc._missing_materials(task, work)  # noqa: SLF001
+    materials = svc._missing_materials(task, work)
     if materials:
         return "Scan " + ", ".join(materials) + "."
     if work.label_id is None:
@@ -250,8 +333,10 @@ def next_step(svc: StationService, station_id: str, task: Row) -> str:
 def view(svc: StationService, task: Row, work: Work) -> dict[str, Any]:
     expected, tol = expected_weight(svc.core, task["order_id"])
     return {
-        "units": [{"serial": u["serial"], "scanned": u["serial"] in work.units}
-                  for u in live_units(svc.core, task["order_id"])],
+        "units": [
+            {"serial": u["serial"], "scanned": u["serial"] in work.units}
+            for u in live_units(svc.core, task["order_id"])
+        ],
         "expected_weight_g": expected,
         "tolerance_g": tol,
         "label_id": work.label_id,

@@ -61,8 +61,11 @@ class StationService:
     def operator(self, station_id: str) -> str:
         s = self.session(station_id)
         if s is None or s["operator"] is None:
-            raise Refused("NOT_LOGGED_IN", "No operator is logged in at this station.",
-                          "Scan your badge to log in.")
+            raise Refused(
+                "NOT_LOGGED_IN",
+                "No operator is logged in at this station.",
+                "Scan your badge to log in.",
+            )
         return str(s["operator"])
 
     def current(self, station_id: str) -> Row | None:
@@ -74,8 +77,11 @@ class StationService:
     def require_current(self, station_id: str) -> Row:
         task = self.current(station_id)
         if task is None:
-            raise Refused("NO_TASK", "There is no task at this station.",
-                          "Press Next for the next task, or scan a unit's traveller.")
+            raise Refused(
+                "NO_TASK",
+                "There is no task at this station.",
+                "Press Next for the next task, or scan a unit's traveller.",
+            )
         return task
 
     def set_current(self, station_id: str, task_id: int | None) -> None:
@@ -90,7 +96,7 @@ class StationService:
         caps = self.station(station_id).capabilities
         marks = ",".join("?" * len(caps))
         return self.core.store.all(
-            f"SELECT * FROM tasks WHERE status = 'ready' AND capability IN ({marks}) "  # noqa: S608
+            f"SELECT * FROM tasks WHERE status = 'ready' AND capability IN ({marks}) "
             "ORDER BY ship_by, priority DESC, task_id LIMIT ?",
             (*caps, limit),
         )
@@ -101,11 +107,17 @@ class StationService:
         cfg = self.station(station_id)
         known = {o.badge: o.name for o in self.core.config.operators}
         if badge not in known:
-            raise Refused("UNKNOWN_BADGE", f"Badge {badge} is not an operator of this line.",
-                          "Ask the line lead to add your badge.")
+            raise Refused(
+                "UNKNOWN_BADGE",
+                f"Badge {badge} is not an operator of this line.",
+                "Ask the line lead to add your badge.",
+            )
         if cfg.operators is not None and badge not in cfg.operators:
-            raise Refused("NOT_PERMITTED", f"{known[badge]} may not work at {station_id}.",
-                          "Go to a station you are trained for, or ask the line lead.")
+            raise Refused(
+                "NOT_PERMITTED",
+                f"{known[badge]} may not work at {station_id}.",
+                "Go to a station you are trained for, or ask the line lead.",
+            )
         with self.core.store.transaction() as conn:
             elsewhere = conn.execute(
                 "SELECT station FROM sessions WHERE operator = ? AND station != ?",
@@ -123,15 +135,20 @@ class StationService:
                 (station_id, badge, self.core.now_iso()),
             )
         task = self.current(station_id)
-        nxt = (self._next_step(station_id, task) if task is not None
-               else "Press Next for your first task.")
+        nxt = (
+            self._next_step(station_id, task)
+            if task is not None
+            else "Press Next for your first task."
+        )
         return Reply(f"Welcome, {known[badge]}.", nxt)
 
     def logout(self, station_id: str) -> Reply:
         with self.core.store.transaction():
             paused = self._logout(station_id)
-        return Reply("Logged out." + (" The running task is paused." if paused else ""),
-                     "Scan a badge to log in.")
+        return Reply(
+            "Logged out." + (" The running task is paused." if paused else ""),
+            "Scan a badge to log in.",
+        )
 
     def _logout(self, station_id: str) -> bool:
         task = self.current(station_id)
@@ -153,8 +170,9 @@ class StationService:
         if scan.kind is ScanKind.BADGE:
             return self.login(station_id, scan.code)
         if scan.kind is ScanKind.INVALID:
-            raise Refused("BAD_CODE", "That scan was not readable.",
-                          "Scan again, slowly and straight on.")
+            raise Refused(
+                "BAD_CODE", "That scan was not readable.", "Scan again, slowly and straight on."
+            )
         self.operator(station_id)
         code = scan.code
         core = self.core
@@ -171,9 +189,11 @@ class StationService:
             return self._scan_material(station_id, found[0], code)
         if code in core.catalog.materials:
             return self._scan_material(station_id, code, None)
-        raise Refused("UNKNOWN_CODE",
-                      f"'{code}' is not a badge, traveller, lot or label known to this line.",
-                      "Check that you scanned the right label.")
+        raise Refused(
+            "UNKNOWN_CODE",
+            f"'{code}' is not a badge, traveller, lot or label known to this line.",
+            "Check that you scanned the right label.",
+        )
 
     def _scan_unit(self, station_id: str, unit: Row) -> Reply:
         core = self.core
@@ -187,12 +207,17 @@ class StationService:
                     save_work(core, cur["task_id"], work)
             return Reply(f"Unit {serial} confirmed.", self._next_step(station_id, cur))
         if cur is not None and cur["status"] in ("running", "paused"):
-            raise Refused("BUSY",
-                          f"Unit {cur['serial']} is still in work here ({cur['op']}).",
-                          "Complete, pause or fail it before taking another unit.")
+            raise Refused(
+                "BUSY",
+                f"Unit {cur['serial']} is still in work here ({cur['op']}).",
+                "Complete, pause or fail it before taking another unit.",
+            )
         if unit["status"] != "open":
-            raise Refused("UNIT_CLOSED", f"Unit {serial} is {unit['status']}.",
-                          "Put it aside and tell the line lead.")
+            raise Refused(
+                "UNIT_CLOSED",
+                f"Unit {serial} is {unit['status']}.",
+                "Put it aside and tell the line lead.",
+            )
         caps = self.station(station_id).capabilities
         task = core.store.one(
             "SELECT * FROM tasks WHERE serial = ? AND status NOT IN "
@@ -200,8 +225,11 @@ class StationService:
             (serial,),
         )
         if task is None:
-            raise Refused("NOTHING_TO_DO", f"Unit {serial} has no work left before packing.",
-                          "Take it to packing.")
+            raise Refused(
+                "NOTHING_TO_DO",
+                f"Unit {serial} has no work left before packing.",
+                "Take it to packing.",
+            )
         if task["capability"] not in caps:
             raise Refused(
                 "WRONG_STATION",
@@ -209,11 +237,17 @@ class StationService:
                 f"Take it to a {task['capability']} station.",
             )
         if task["status"] == "blocked":
-            raise Refused("NOT_READY", f"Unit {serial} is waiting for materials.",
-                          "Put it aside; it is released when stock arrives.")
+            raise Refused(
+                "NOT_READY",
+                f"Unit {serial} is waiting for materials.",
+                "Put it aside; it is released when stock arrives.",
+            )
         if task["status"] != "ready" and task["station"] != station_id:
-            raise Refused("TAKEN", f"Unit {serial} is assigned to {task['station']}.",
-                          f"Take it to {task['station']}.")
+            raise Refused(
+                "TAKEN",
+                f"Unit {serial} is assigned to {task['station']}.",
+                f"Take it to {task['station']}.",
+            )
         with core.store.transaction():
             if cur is not None:
                 self._undispatch(cur)
@@ -222,8 +256,11 @@ class StationService:
             work.confirmed = True
             save_work(core, task["task_id"], work)
             task = task_row(core, task["task_id"])
-        return Reply(f"Unit {serial}: {task['op']} for order {task['order_id']}.",
-                     self._next_step(station_id, task), data={"task_id": task["task_id"]})
+        return Reply(
+            f"Unit {serial}: {task['op']} for order {task['order_id']}.",
+            self._next_step(station_id, task),
+            data={"task_id": task["task_id"]},
+        )
 
     def _scan_material(self, station_id: str, material: str, lot: str | None) -> Reply:
         core = self.core
@@ -235,37 +272,56 @@ class StationService:
         what = lot or material
         if need is None:
             wanted = ", ".join(sorted(required)) or "no material"
-            raise Refused("WRONG_MATERIAL",
-                          f"Wrong material: {what} is {material}, which is not used at "
-                          f"{task['op']}. This step needs {wanted}.",
-                          "Put it back and scan the right material.")
+            raise Refused(
+                "WRONG_MATERIAL",
+                f"Wrong material: {what} is {material}, which is not used at "
+                f"{task['op']}. This step needs {wanted}.",
+                "Put it back and scan the right material.",
+            )
         work = Work.of(task)
         if any(e["material"] == material for e in work.lots):
-            raise Refused("ALREADY_SCANNED", f"{material} is already recorded for this task.",
-                          self._next_step(station_id, task))
+            raise Refused(
+                "ALREADY_SCANNED",
+                f"{material} is already recorded for this task.",
+                self._next_step(station_id, task),
+            )
         suggestion = suggested_lot(core, task, material)
         if need.lot_tracked and lot is None:
-            raise Refused("LOT_REQUIRED", f"{material} is lot-tracked: scan its lot label, "
-                          "not the material code.",
-                          f"Scan lot {suggestion}." if suggestion else "Scan the lot label.")
+            raise Refused(
+                "LOT_REQUIRED",
+                f"{material} is lot-tracked: scan its lot label, not the material code.",
+                f"Scan lot {suggestion}." if suggestion else "Scan the lot label.",
+            )
         note = ""
         if lot is not None:
             bal = core.ledger.lot(material, lot)
             today = core.today()
             margin = core.config.policies.lot_expiry_margin_days
-            use = f"Use lot {suggestion} (first to expire)." if suggestion else \
-                "Ask the line lead for a usable lot."
+            use = (
+                f"Use lot {suggestion} (first to expire)."
+                if suggestion
+                else "Ask the line lead for a usable lot."
+            )
             if bal is None:
                 raise Refused("UNKNOWN_LOT", f"Lot {lot} is not in this line's stock.", use)
             if not bal.usable(today, margin):
-                raise Refused("EXPIRED_LOT", f"Lot {lot} of {material} expired on "
-                              f"{bal.expires}.", "Put it aside. " + use)
+                raise Refused(
+                    "EXPIRED_LOT",
+                    f"Lot {lot} of {material} expired on {bal.expires}.",
+                    "Put it aside. " + use,
+                )
             if lot != suggestion:
-                held = sum(r["qty"] for r in reservations(core, task)
-                           if r["material"] == material and r["lot"] == lot)
+                held = sum(
+                    r["qty"]
+                    for r in reservations(core, task)
+                    if r["material"] == material and r["lot"] == lot
+                )
                 if bal.free + held < need.qty - 1e-9:
-                    raise Refused("LOT_EMPTY", f"Lot {lot} has only {bal.free:g} left, not "
-                                  f"enough for {need.qty:g}.", use)
+                    raise Refused(
+                        "LOT_EMPTY",
+                        f"Lot {lot} has only {bal.free:g} left, not enough for {need.qty:g}.",
+                        use,
+                    )
                 if suggestion:
                     note = f" Note: lot {suggestion} expires first and should be used first."
         with core.store.transaction():
@@ -274,8 +330,10 @@ class StationService:
             work.lots.append({"material": material, "lot": lot, "qty": need.qty})
             save_work(core, task["task_id"], work)
             task = task_row(core, task["task_id"])
-        return Reply(f"{what} accepted for {material} ({need.qty:g}).{note}",
-                     self._next_step(station_id, task))
+        return Reply(
+            f"{what} accepted for {material} ({need.qty:g}).{note}",
+            self._next_step(station_id, task),
+        )
 
     def _move_reservation(self, task: Row, material: str, lot: str, need: Need) -> None:
         core = self.core
@@ -283,8 +341,11 @@ class StationService:
             if r["material"] == material:
                 core.ledger.adjust(material, r["lot"], float(r["qty"]))
                 core.store.conn.execute("DELETE FROM reservations WHERE id = ?", (r["id"],))
-        serials = ([task["serial"]] if task["serial"] is not None
-                   else [u["serial"] for u in live_units(core, task["order_id"])])
+        serials = (
+            [task["serial"]]
+            if task["serial"] is not None
+            else [u["serial"] for u in live_units(core, task["order_id"])]
+        )
         share = need.qty / len(serials)
         for serial in serials:
             core.store.conn.execute(
@@ -304,12 +365,17 @@ class StationService:
         self.operator(station_id)
         cur = self.current(station_id)
         if cur is not None:
-            return Reply(f"You still have {self._describe(cur)}.",
-                         self._next_step(station_id, cur), data={"task_id": cur["task_id"]})
+            return Reply(
+                f"You still have {self._describe(cur)}.",
+                self._next_step(station_id, cur),
+                data={"task_id": cur["task_id"]},
+            )
         head = self.queue(station_id, 1)
         if not head:
-            return Reply("Nothing to do at this station right now.",
-                         "Wait for the next task; the screen updates by itself.")
+            return Reply(
+                "Nothing to do at this station right now.",
+                "Wait for the next task; the screen updates by itself.",
+            )
         with self.core.store.transaction():
             task = self._dispatch(station_id, head[0])
         message = f"Next: {self._describe(task)}."
@@ -349,19 +415,32 @@ class StationService:
         operator = self.operator(station_id)
         task = self.require_current(station_id)
         if task["serial"] is None:
-            raise Refused("PACK_STARTS_BY_SCAN", "Packing starts when you scan the first unit.",
-                          self._next_step(station_id, task))
+            raise Refused(
+                "PACK_STARTS_BY_SCAN",
+                "Packing starts when you scan the first unit.",
+                self._next_step(station_id, task),
+            )
         if task["status"] != "dispatched":
-            raise Refused("NOT_STARTABLE", f"This task is {task['status']}, not waiting to start.",
-                          self._next_step(station_id, task))
+            raise Refused(
+                "NOT_STARTABLE",
+                f"This task is {task['status']}, not waiting to start.",
+                self._next_step(station_id, task),
+            )
         work = Work.of(task)
         if not work.confirmed:
-            raise Refused("CONFIRM_UNIT", f"Scan the traveller of unit {task['serial']} first, "
-                          "to be sure you have the right item.", f"Scan {task['serial']}.")
+            raise Refused(
+                "CONFIRM_UNIT",
+                f"Scan the traveller of unit {task['serial']} first, "
+                "to be sure you have the right item.",
+                f"Scan {task['serial']}.",
+            )
         missing = self._missing_materials(task, work)
         if missing:
-            raise Refused("MATERIALS_MISSING", "Scan the materials before starting: "
-                          + ", ".join(missing) + ".", self._next_step(station_id, task))
+            raise Refused(
+                "MATERIALS_MISSING",
+                "Scan the materials before starting: " + ", ".join(missing) + ".",
+                self._next_step(station_id, task),
+            )
         with core.store.transaction():
             core.store.conn.execute(
                 "UPDATE tasks SET status = 'running', operator = ?, "
@@ -369,19 +448,28 @@ class StationService:
                 (operator, core.now_iso(), task["task_id"]),
             )
             task = task_row(core, task["task_id"])
-            core.emit("task.started", {**task_ref(task), "operator": operator,
-                                       "machine": task["machine"]}, task["order_id"])
-        return Reply(f"Started {task['op']} of {task['serial']}.", self._next_step(station_id, task))
+            core.emit(
+                "task.started",
+                {**task_ref(task), "operator": operator, "machine": task["machine"]},
+                task["order_id"],
+            )
+        return Reply(
+            f"Started {task['op']} of {task['serial']}.", self._next_step(station_id, task)
+        )
 
     def pause(self, station_id: str, reason: str) -> Reply:
         self.operator(station_id)
         task = self.require_current(station_id)
         if task["status"] != "running":
-            raise Refused("NOT_RUNNING", "Only a running task can be paused.",
-                          self._next_step(station_id, task))
+            raise Refused(
+                "NOT_RUNNING",
+                "Only a running task can be paused.",
+                self._next_step(station_id, task),
+            )
         if not reason.strip():
-            raise Refused("REASON_REQUIRED", "Say why the task is paused.",
-                          "Choose a pause reason.")
+            raise Refused(
+                "REASON_REQUIRED", "Say why the task is paused.", "Choose a pause reason."
+            )
         with self.core.store.transaction():
             self._pause(task, reason.strip())
         return Reply(f"Paused: {reason.strip()}.", "Press Resume when you continue.")
@@ -399,7 +487,9 @@ class StationService:
         operator = self.operator(station_id)
         task = self.require_current(station_id)
         if task["status"] != "paused":
-            raise Refused("NOT_PAUSED", "The task is not paused.", self._next_step(station_id, task))
+            raise Refused(
+                "NOT_PAUSED", "The task is not paused.", self._next_step(station_id, task)
+            )
         work = Work.of(task)
         reason, work.pause_reason = work.pause_reason, None
         with self.core.store.transaction():
@@ -407,8 +497,11 @@ class StationService:
                 "UPDATE tasks SET status = 'running', operator = ?, work = ? WHERE task_id = ?",
                 (operator, work.dump(), task["task_id"]),
             )
-            self.core.emit("task.resumed", {**task_ref(task), "operator": operator,
-                                            "paused_for": reason}, task["order_id"])
+            self.core.emit(
+                "task.resumed",
+                {**task_ref(task), "operator": operator, "paused_for": reason},
+                task["order_id"],
+            )
         task = task_row(self.core, task["task_id"])
         return Reply("Resumed.", self._next_step(station_id, task))
 
@@ -418,22 +511,30 @@ class StationService:
         self.operator(station_id)
         task = self.require_current(station_id)
         if task["status"] != "running":
-            raise Refused("NOT_RUNNING", "Start the task before answering its checklist.",
-                          self._next_step(station_id, task))
+            raise Refused(
+                "NOT_RUNNING",
+                "Start the task before answering its checklist.",
+                self._next_step(station_id, task),
+            )
         items: list[str] = operation(self.core, task).get("qc", {}).get("checklist", [])
         index = _item_index(items, item)
         if index is None:
-            raise Refused("UNKNOWN_ITEM", f"'{item}' is not on this task's checklist.",
-                          "Answer the items shown on the screen.")
+            raise Refused(
+                "UNKNOWN_ITEM",
+                f"'{item}' is not on this task's checklist.",
+                "Answer the items shown on the screen.",
+            )
         work = Work.of(task)
         work.checklist[str(index)] = passed
         with self.core.store.transaction():
             save_work(self.core, task["task_id"], work)
         task = task_row(self.core, task["task_id"])
         if not passed:
-            return Reply(f"Check failed: {items[index]}.",
-                         "Fail the task with a defect reason: rework, scrap or use as is.",
-                         ok=False)
+            return Reply(
+                f"Check failed: {items[index]}.",
+                "Fail the task with a defect reason: rework, scrap or use as is.",
+                ok=False,
+            )
         return Reply(f"Checked: {items[index]}.", self._next_step(station_id, task))
 
     def weight(self, station_id: str, grams: float) -> Reply:
@@ -442,13 +543,18 @@ class StationService:
         if task["serial"] is None:
             return pack.weigh(self, station_id, task, grams)
         if not operation(self.core, task).get("qc", {}).get("weight"):
-            raise Refused("NO_WEIGHT_CHECK", "This step has no weight check.",
-                          self._next_step(station_id, task))
+            raise Refused(
+                "NO_WEIGHT_CHECK",
+                "This step has no weight check.",
+                self._next_step(station_id, task),
+            )
         if task["status"] != "running":
-            raise Refused("NOT_RUNNING", "Start the task before weighing.",
-                          self._next_step(station_id, task))
-        row = self.core.store.one("SELECT sku_doc FROM work_orders WHERE wo_id = ?",
-                                  (task["wo_id"],))
+            raise Refused(
+                "NOT_RUNNING", "Start the task before weighing.", self._next_step(station_id, task)
+            )
+        row = self.core.store.one(
+            "SELECT sku_doc FROM work_orders WHERE wo_id = ?", (task["wo_id"],)
+        )
         doc = json.loads(row["sku_doc"]) if row is not None else {}
         expected, tol = doc.get("unit_weight_g", 0.0), doc.get("weight_tolerance_g", 0.0)
         ok = abs(grams - expected) <= tol + 1e-9
@@ -456,14 +562,20 @@ class StationService:
         work.weight_g, work.weight_ok = grams, ok
         with self.core.store.transaction():
             save_work(self.core, task["task_id"], work)
-            record_quality(self.core, task, "weight", ok, grams,
-                           {"expected_g": expected, "tolerance_g": tol})
+            record_quality(
+                self.core, task, "weight", ok, grams, {"expected_g": expected, "tolerance_g": tol}
+            )
         task = task_row(self.core, task["task_id"])
         if ok:
-            return Reply(f"Weight {grams:g} g is within {expected:g} ± {tol:g} g.",
-                         self._next_step(station_id, task))
-        return Reply(f"Weight {grams:g} g is outside {expected:g} ± {tol:g} g.",
-                     "Check the item and weigh again, or fail the task.", ok=False)
+            return Reply(
+                f"Weight {grams:g} g is within {expected:g} ± {tol:g} g.",
+                self._next_step(station_id, task),
+            )
+        return Reply(
+            f"Weight {grams:g} g is outside {expected:g} ± {tol:g} g.",
+            "Check the item and weigh again, or fail the task.",
+            ok=False,
+        )
 
     # -- complete / fail ---------------------------------------------------------------
 
@@ -472,25 +584,40 @@ class StationService:
         self.operator(station_id)
         task = self.require_current(station_id)
         if task["serial"] is None:
-            raise Refused("SCAN_LABEL", "A parcel is completed by scanning its shipping label.",
-                          self._next_step(station_id, task))
+            raise Refused(
+                "SCAN_LABEL",
+                "A parcel is completed by scanning its shipping label.",
+                self._next_step(station_id, task),
+            )
         if task["status"] != "running":
-            raise Refused("NOT_RUNNING", f"The task is {task['status']}; only a running task "
-                          "can be completed.", self._next_step(station_id, task))
+            raise Refused(
+                "NOT_RUNNING",
+                f"The task is {task['status']}; only a running task can be completed.",
+                self._next_step(station_id, task),
+            )
         work = Work.of(task)
         op = operation(core, task)
         items: list[str] = op.get("qc", {}).get("checklist", [])
         failed = [it for i, it in enumerate(items) if work.checklist.get(str(i)) is False]
         if failed:
-            raise Refused("CHECKLIST_FAILED", "A check failed: " + "; ".join(failed) + ".",
-                          "Fail the task with a defect reason: rework, scrap or use as is.")
+            raise Refused(
+                "CHECKLIST_FAILED",
+                "A check failed: " + "; ".join(failed) + ".",
+                "Fail the task with a defect reason: rework, scrap or use as is.",
+            )
         unanswered = [it for i, it in enumerate(items) if str(i) not in work.checklist]
         if unanswered:
-            raise Refused("CHECKLIST_OPEN", "Answer the checklist first: "
-                          + "; ".join(unanswered) + ".", "Confirm each check on the screen.")
+            raise Refused(
+                "CHECKLIST_OPEN",
+                "Answer the checklist first: " + "; ".join(unanswered) + ".",
+                "Confirm each check on the screen.",
+            )
         if op.get("qc", {}).get("weight") and not work.weight_ok:
-            raise Refused("WEIGHT_REQUIRED", "Weigh the item first: the weight must be in "
-                          "tolerance.", "Place the item on the scale.")
+            raise Refused(
+                "WEIGHT_REQUIRED",
+                "Weigh the item first: the weight must be in tolerance.",
+                "Place the item on the scale.",
+            )
         with core.store.transaction():
             message = self._finish(station_id, task, work, items)
         return Reply(message, self._after_finish(station_id))
@@ -510,23 +637,34 @@ class StationService:
             (now, task["task_id"]),
         )
         self.set_current(station_id, None)
-        core.emit("task.completed", {
-            **task_ref(task), "operator": task["operator"], "machine": task["machine"],
-            "lots": lots, "started_at": task["started_at"], "completed_at": now,
-            "attempt": task["attempt"]}, task["order_id"])
+        core.emit(
+            "task.completed",
+            {
+                **task_ref(task),
+                "operator": task["operator"],
+                "machine": task["machine"],
+                "lots": lots,
+                "started_at": task["started_at"],
+                "completed_at": now,
+                "attempt": task["attempt"],
+            },
+            task["order_id"],
+        )
         return f"{task['op']} of {task['serial']} completed." + self._advance(task)
 
     def _advance(self, task: Row) -> str:
         """Release the unit's next operation, or complete the unit (and free its pack)."""
         core = self.core
         conn = core.store.conn
-        order = core.store.one("SELECT status FROM orders WHERE order_id = ?",
-                               (task["order_id"],))
+        order = core.store.one("SELECT status FROM orders WHERE order_id = ?", (task["order_id"],))
         if order is not None and order["status"] == "cancelled":
-            conn.execute("UPDATE units SET status = 'cancelled' WHERE serial = ?",
-                         (task["serial"],))
-            conn.execute("UPDATE tasks SET status = 'cancelled' WHERE serial = ? AND status = "
-                         "'blocked'", (task["serial"],))
+            conn.execute(
+                "UPDATE units SET status = 'cancelled' WHERE serial = ?", (task["serial"],)
+            )
+            conn.execute(
+                "UPDATE tasks SET status = 'cancelled' WHERE serial = ? AND status = 'blocked'",
+                (task["serial"],),
+            )
             release_all = core.store.all("SELECT * FROM tasks WHERE serial = ?", (task["serial"],))
             for t in release_all:
                 release_reservations(core, t)
@@ -541,12 +679,19 @@ class StationService:
             return f" Next for this unit: {nxt['op']}."
         unit = core.store.one(
             "SELECT u.serial, w.line_no, w.sku FROM units u JOIN work_orders w "
-            "ON w.wo_id = u.wo_id WHERE u.serial = ?", (task["serial"],))
-        conn.execute("UPDATE units SET status = 'done', completed_at = ? WHERE serial = ?",
-                     (core.now_iso(), task["serial"]))
+            "ON w.wo_id = u.wo_id WHERE u.serial = ?",
+            (task["serial"],),
+        )
+        conn.execute(
+            "UPDATE units SET status = 'done', completed_at = ? WHERE serial = ?",
+            (core.now_iso(), task["serial"]),
+        )
         if unit is not None:
-            core.emit("unit.completed", {"serial": unit["serial"], "sku": unit["sku"],
-                                         "line_no": unit["line_no"]}, task["order_id"])
+            core.emit(
+                "unit.completed",
+                {"serial": unit["serial"], "sku": unit["sku"], "line_no": unit["line_no"]},
+                task["order_id"],
+            )
         pack.release_if_complete(core, task["order_id"])
         return " The unit goes to packing."
 
@@ -555,20 +700,25 @@ class StationService:
         operator = self.operator(station_id)
         task = self.require_current(station_id)
         if disposition not in DISPOSITIONS:
-            raise Refused("BAD_DISPOSITION", f"'{disposition}' is not a disposition.",
-                          "Choose rework, scrap or use as is.")
+            raise Refused(
+                "BAD_DISPOSITION",
+                f"'{disposition}' is not a disposition.",
+                "Choose rework, scrap or use as is.",
+            )
         if not reason.strip():
             raise Refused("REASON_REQUIRED", "Give the defect reason.", "Choose a defect reason.")
         if task["status"] not in ("dispatched", "running", "paused"):
-            raise Refused("NOT_IN_WORK", "The task is not in work.",
-                          self._next_step(station_id, task))
+            raise Refused(
+                "NOT_IN_WORK", "The task is not in work.", self._next_step(station_id, task)
+            )
         if task["serial"] is None:
             return pack.fail(self, station_id, task, reason.strip(), disposition)
         reason = reason.strip()
         with core.store.transaction():
             conn = core.store.conn
-            conn.execute("UPDATE tasks SET operator = ? WHERE task_id = ?",
-                         (operator, task["task_id"]))
+            conn.execute(
+                "UPDATE tasks SET operator = ? WHERE task_id = ?", (operator, task["task_id"])
+            )
             task = task_row(core, task["task_id"])
             work = Work.of(task)
             items: list[str] = operation(core, task).get("qc", {}).get("checklist", [])
@@ -579,20 +729,46 @@ class StationService:
                     answers = {items[int(k)]: v for k, v in work.checklist.items()}
                     record_quality(core, task, "checklist", all(answers.values()), answers, {})
                 record_attempt(core, task, "failed", lots, reason)
-                core.emit("task.failed", {**task_ref(task), "operator": operator,
-                                          "reason": reason, "disposition": disposition},
-                          task["order_id"])
+                core.emit(
+                    "task.failed",
+                    {
+                        **task_ref(task),
+                        "operator": operator,
+                        "reason": reason,
+                        "disposition": disposition,
+                    },
+                    task["order_id"],
+                )
             if disposition == "scrap":
                 replacement = self._scrap(task)
-            core.emit("defect.recorded", {
-                "serial": task["serial"], "op": task["op"], "reason": reason,
-                "disposition": disposition, "task_id": task["task_id"], "station": station_id,
-                "operator": operator, "replacement": replacement}, task["order_id"])
+            core.emit(
+                "defect.recorded",
+                {
+                    "serial": task["serial"],
+                    "op": task["op"],
+                    "reason": reason,
+                    "disposition": disposition,
+                    "task_id": task["task_id"],
+                    "station": station_id,
+                    "operator": operator,
+                    "replacement": replacement,
+                },
+                task["order_id"],
+            )
             conn.execute(
                 "INSERT INTO defects (ts, task_id, order_id, serial, op, reason, disposition, "
                 "station, operator) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (core.now_iso(), task["task_id"], task["order_id"], task["serial"], task["op"],
-                 reason, disposition, station_id, operator),
+                (
+                    core.now_iso(),
+                    task["task_id"],
+                    task["order_id"],
+                    task["serial"],
+                    task["op"],
+                    reason,
+                    disposition,
+                    station_id,
+                    operator,
+                ),
             )
             if disposition == "rework":
                 # The operator has the unit in hand: the repeat stays at this station.
@@ -602,14 +778,17 @@ class StationService:
                     (Work(confirmed=True).dump(), task["task_id"]),
                 )
                 task = task_row(core, task["task_id"])
-                return Reply(f"Defect recorded; {task['op']} of {task['serial']} is to be "
-                             "redone.", self._next_step(station_id, task))
+                return Reply(
+                    f"Defect recorded; {task['op']} of {task['serial']} is to be redone.",
+                    self._next_step(station_id, task),
+                )
             if disposition == "scrap":
                 self.set_current(station_id, None)
-                tail = (f" Replacement unit {replacement} is queued." if replacement else "")
-                return Reply(f"Unit {task['serial']} scrapped.{tail}",
-                             "Put the scrapped item in the scrap bin. " +
-                             self._after_finish(station_id))
+                tail = f" Replacement unit {replacement} is queued." if replacement else ""
+                return Reply(
+                    f"Unit {task['serial']} scrapped.{tail}",
+                    "Put the scrapped item in the scrap bin. " + self._after_finish(station_id),
+                )
             # use as is: the defect is on record and the unit goes on as if it passed.
             message = self._finish(station_id, task, work, [])
         return Reply("Defect recorded, used as is. " + message, self._after_finish(station_id))
@@ -621,24 +800,31 @@ class StationService:
         serial = task["serial"]
         for t in core.store.all("SELECT * FROM tasks WHERE serial = ?", (serial,)):
             release_reservations(core, t)
-        conn.execute("UPDATE tasks SET status = 'scrapped' WHERE serial = ? AND status != 'done'",
-                     (serial,))
+        conn.execute(
+            "UPDATE tasks SET status = 'scrapped' WHERE serial = ? AND status != 'done'", (serial,)
+        )
         conn.execute("UPDATE units SET status = 'scrapped' WHERE serial = ?", (serial,))
-        order = core.store.one("SELECT status, ship_by, priority FROM orders WHERE order_id = ?",
-                               (task["order_id"],))
+        order = core.store.one(
+            "SELECT status, ship_by, priority FROM orders WHERE order_id = ?", (task["order_id"],)
+        )
         if order is None or order["status"] == "cancelled":
             return None
         unit = core.store.one("SELECT * FROM units WHERE serial = ?", (serial,))
         assert unit is not None
-        wo = core.store.one("SELECT operations FROM work_orders WHERE wo_id = ?",
-                            (unit["wo_id"],))
+        wo = core.store.one("SELECT operations FROM work_orders WHERE wo_id = ?", (unit["wo_id"],))
         assert wo is not None
         new_serial = f"{serial_prefix(core)}-{core.store.next_counter('serial'):08d}"
         conn.execute(
             "INSERT INTO units (serial, order_id, wo_id, unit_index, status, kitted, replaces, "
             "created_at) VALUES (?, ?, ?, ?, 'open', 0, ?, ?)",
-            (new_serial, unit["order_id"], unit["wo_id"], unit["unit_index"], serial,
-             core.now_iso()),
+            (
+                new_serial,
+                unit["order_id"],
+                unit["wo_id"],
+                unit["unit_index"],
+                serial,
+                core.now_iso(),
+            ),
         )
         for i, op in enumerate(json.loads(wo["operations"])):
             if op["capability"] == PACK:
@@ -646,8 +832,16 @@ class StationService:
             conn.execute(
                 "INSERT INTO tasks (order_id, serial, wo_id, op, op_index, capability, status, "
                 "ship_by, priority) VALUES (?, ?, ?, ?, ?, ?, 'blocked', ?, ?)",
-                (unit["order_id"], new_serial, unit["wo_id"], op["op"], i, op["capability"],
-                 order["ship_by"], order["priority"]),
+                (
+                    unit["order_id"],
+                    new_serial,
+                    unit["wo_id"],
+                    op["op"],
+                    i,
+                    op["capability"],
+                    order["ship_by"],
+                    order["priority"],
+                ),
             )
         short = kit_order(core, unit["order_id"])
         if short:
@@ -672,8 +866,11 @@ class StationService:
         return f"{task['op']} of unit {task['serial']} (order {task['order_id']})"
 
     def _after_finish(self, station_id: str) -> str:
-        return "Press Next for the next task." if self.queue(station_id, 1) else \
-            "Nothing is waiting for this station."
+        return (
+            "Press Next for the next task."
+            if self.queue(station_id, 1)
+            else "Nothing is waiting for this station."
+        )
 
     def _next_step(self, station_id: str, task: Row) -> str:
         """The one thing the operator should do now for this task."""
@@ -719,15 +916,25 @@ class StationService:
             "operator": operator,
             "operator_name": names.get(operator) if operator else None,
             "task": None if task is None else self.task_view(task),
-            "next": (self._next_step(station_id, task) if task is not None else
-                     "Scan your badge to log in." if operator is None else "Press Next."),
+            "next": (
+                self._next_step(station_id, task)
+                if task is not None
+                else "Scan your badge to log in."
+                if operator is None
+                else "Press Next."
+            ),
             "queue": [self._queue_item(t) for t in self.queue(station_id, 10)],
         }
 
     def _queue_item(self, task: Row) -> dict[str, Any]:
-        return {"task_id": task["task_id"], "order_id": task["order_id"],
-                "serial": task["serial"], "op": task["op"], "ship_by": task["ship_by"],
-                "priority": task["priority"]}
+        return {
+            "task_id": task["task_id"],
+            "order_id": task["order_id"],
+            "serial": task["serial"],
+            "op": task["op"],
+            "ship_by": task["ship_by"],
+            "priority": task["priority"],
+        }
 
     def task_view(self, task: Row) -> dict[str, Any]:
         core = self.core
@@ -742,21 +949,29 @@ class StationService:
             "confirmed": work.confirmed,
             "pause_reason": work.pause_reason,
             "instructions": op.get("instructions", []),
-            "checklist": [{"item": it, "passed": work.checklist.get(str(i))}
-                          for i, it in enumerate(items)],
+            "checklist": [
+                {"item": it, "passed": work.checklist.get(str(i))} for i, it in enumerate(items)
+            ],
             "materials": [
-                {"material": n.material, "qty": n.qty, "lot_tracked": n.lot_tracked,
-                 "suggested_lot": suggested_lot(core, task, n.material) if n.lot_tracked
-                 else None,
-                 "scanned": next((e for e in work.lots if e["material"] == n.material), None)}
+                {
+                    "material": n.material,
+                    "qty": n.qty,
+                    "lot_tracked": n.lot_tracked,
+                    "suggested_lot": suggested_lot(core, task, n.material)
+                    if n.lot_tracked
+                    else None,
+                    "scanned": next((e for e in work.lots if e["material"] == n.material), None),
+                }
                 for n in needs(core, task)
             ],
             "weight_check": bool(op.get("qc", {}).get("weight")),
             "weight_g": work.weight_g,
         }
         if task["serial"] is not None:
-            wo = core.store.one("SELECT sku, sku_doc, personalization FROM work_orders "
-                                "WHERE wo_id = ?", (task["wo_id"],))
+            wo = core.store.one(
+                "SELECT sku, sku_doc, personalization FROM work_orders WHERE wo_id = ?",
+                (task["wo_id"],),
+            )
             if wo is not None:
                 view["sku"] = wo["sku"]
                 view["sku_name"] = json.loads(wo["sku_doc"])["name"]

@@ -34,6 +34,7 @@ class Store:
         self._conn: sqlite3.Connection | None = None
         self._db: sqlite_utils.Database | None = None
         self._depth = 0
+        self._before_commit: list[Callable[[], None]] = []
         self._after_commit: list[Callable[[], None]] = []
         self._after_rollback: list[Callable[[], None]] = []
 
@@ -142,6 +143,19 @@ class Store:
             conn.execute("ROLLBACK")
             callbacks, self._after_rollback = self._after_rollback, []
             self._after_commit = []
+            self._before_commit = []
+            for cb in callbacks:
+                cb()
+            raise
+        try:
+            before, self._before_commit = self._before_commit, []
+            for cb in before:
+                cb()
+        except BaseException:
+            self._depth = 0
+            conn.execute("ROLLBACK")
+            self._after_commit = []
+            callbacks, self._after_rollback = self._after_rollback, []
             for cb in callbacks:
                 cb()
             raise
@@ -151,6 +165,10 @@ class Store:
         self._after_rollback = []
         for cb in callbacks:
             cb()
+
+    def before_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` inside the current transaction, just before it commits."""
+        self._before_commit.append(callback)
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` after the current transaction commits."""

@@ -47,9 +47,7 @@ class Need:
 
 
 def save_work(core: Core, task_id: int, work: Work) -> None:
-    core.store.conn.execute(
-        "UPDATE tasks SET work = ? WHERE task_id = ?", (work.dump(), task_id)
-    )
+    core.store.conn.execute("UPDATE tasks SET work = ? WHERE task_id = ?", (work.dump(), task_id))
 
 
 def task_row(core: Core, task_id: int) -> Row:
@@ -66,8 +64,9 @@ def operation(core: Core, task: Row) -> dict[str, Any]:
     routings, so it takes the pack operation of the first line that has it.
     """
     if task["wo_id"] is not None:
-        rows = core.store.all("SELECT operations FROM work_orders WHERE wo_id = ?",
-                              (task["wo_id"],))
+        rows = core.store.all(
+            "SELECT operations FROM work_orders WHERE wo_id = ?", (task["wo_id"],)
+        )
     else:
         rows = core.store.all(
             "SELECT operations FROM work_orders WHERE order_id = ? ORDER BY line_no",
@@ -76,7 +75,8 @@ def operation(core: Core, task: Row) -> dict[str, Any]:
     for row in rows:
         ops: list[dict[str, Any]] = json.loads(row["operations"])
         if task["wo_id"] is not None:
-            return ops[task["op_index"]]
+            chosen: dict[str, Any] = ops[task["op_index"]]
+            return chosen
         for op in ops:
             if op["op"] == task["op"] and op["capability"] == task["capability"]:
                 return op
@@ -144,14 +144,26 @@ def consume(core: Core, task: Row, work: Work) -> list[dict[str, Any]]:
         core.store.conn.execute(
             "INSERT INTO consumption (ts, material, lot, qty, serial, task_id, order_id) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (now, entry["material"], lot, entry["qty"], task["serial"], task["task_id"],
-             task["order_id"]),
+            (
+                now,
+                entry["material"],
+                lot,
+                entry["qty"],
+                task["serial"],
+                task["task_id"],
+                task["order_id"],
+            ),
         )
         core.ledger.adjust(entry["material"], lot, -float(entry["qty"]))
         core.emit(
             "material.consumed",
-            {"material": entry["material"], "lot": entry["lot"], "qty": entry["qty"],
-             "serial": task["serial"], "task_id": task["task_id"]},
+            {
+                "material": entry["material"],
+                "lot": entry["lot"],
+                "qty": entry["qty"],
+                "serial": task["serial"],
+                "task_id": task["task_id"],
+            },
             task["order_id"],
         )
         lots.append({"material": entry["material"], "lot": entry["lot"], "qty": entry["qty"]})
@@ -180,9 +192,21 @@ def record_attempt(
         "INSERT INTO attempts (task_id, order_id, serial, op, attempt, station, operator, "
         "machine, started_at, ended_at, outcome, lots, reason) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (task["task_id"], task["order_id"], task["serial"], task["op"], task["attempt"],
-         task["station"], task["operator"], task["machine"], task["started_at"],
-         core.now_iso(), outcome, json.dumps(lots), reason),
+        (
+            task["task_id"],
+            task["order_id"],
+            task["serial"],
+            task["op"],
+            task["attempt"],
+            task["station"],
+            task["operator"],
+            task["machine"],
+            task["started_at"],
+            core.now_iso(),
+            outcome,
+            json.dumps(lots),
+            reason,
+        ),
     )
 
 
@@ -192,18 +216,38 @@ def record_quality(
     core.store.conn.execute(
         "INSERT INTO quality (ts, task_id, order_id, serial, check_kind, passed, measured, "
         "station, operator) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (core.now_iso(), task["task_id"], task["order_id"], task["serial"], check, int(passed),
-         json.dumps(measured, ensure_ascii=False), task["station"], task["operator"]),
+        (
+            core.now_iso(),
+            task["task_id"],
+            task["order_id"],
+            task["serial"],
+            check,
+            int(passed),
+            json.dumps(measured, ensure_ascii=False),
+            task["station"],
+            task["operator"],
+        ),
     )
     core.emit(
         "quality.checked",
-        {"task_id": task["task_id"], "serial": task["serial"], "check": check,
-         "passed": passed, "measured": measured, "op": task["op"], **extra},
+        {
+            "task_id": task["task_id"],
+            "serial": task["serial"],
+            "check": check,
+            "passed": passed,
+            "measured": measured,
+            "op": task["op"],
+            **extra,
+        },
         task["order_id"],
     )
 
 
 def task_ref(task: Row) -> dict[str, Any]:
     """The fields every task event carries."""
-    return {"task_id": task["task_id"], "serial": task["serial"], "op": task["op"],
-            "station": task["station"]}
+    return {
+        "task_id": task["task_id"],
+        "serial": task["serial"],
+        "op": task["op"],
+        "station": task["station"],
+    }

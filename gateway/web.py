@@ -55,7 +55,9 @@ def _reply(reply: Reply) -> dict[str, Any]:
 
 def create_app(service: StationService, health: dict[str, Any]) -> FastAPI:
     """The FastAPI application; ``health`` is a live dict the gateway keeps current."""
-    app = FastAPI(title="linegate station API", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app = FastAPI(
+        title="linegate station API", docs_url="/api/docs", openapi_url="/api/openapi.json"
+    )
 
     @app.exception_handler(Refused)
     async def refused(_: Request, exc: Refused) -> JSONResponse:
@@ -67,13 +69,16 @@ def create_app(service: StationService, health: dict[str, Any]) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}"
-            for e in exc.errors()
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors()
         )
         return JSONResponse(
             status_code=422,
-            content={"ok": False, "code": "BAD_REQUEST", "message": problems,
-                     "next": "Fix the request and send it again."},
+            content={
+                "ok": False,
+                "code": "BAD_REQUEST",
+                "message": problems,
+                "next": "Fix the request and send it again.",
+            },
         )
 
     def station(station_id: str) -> str:

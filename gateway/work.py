@@ -46,8 +46,28 @@ def sku_snapshot(core: Core, sku: Sku) -> dict[str, Any]:
     }
 
 
-def explode(core: Core, order: Order) -> int:
-    """Create work orders, units and tasks for an accepted order; returns the unit count."""
+def order_shortages(core: Core, order: Order) -> dict[str, tuple[float, float]]:
+    """The kitting check of a new order from the catalog: {material: (required, available)}."""
+    need: dict[str, float] = defaultdict(float)
+    for line in order.lines:
+        for b in core.catalog.skus[line.sku].bom:
+            need[b.material] += float(b.qty) * line.qty
+    today = core.today()
+    margin = core.config.policies.lot_expiry_margin_days
+    short = {}
+    for material, qty in need.items():
+        available = core.ledger.available(material, today, margin)
+        if available < qty - 1e-9:
+            short[material] = (qty, round(available, 3))
+    return short
+
+
+def explode(core: Core, order: Order, kitted: bool) -> int:
+    """Create work orders, units and tasks for an accepted order; returns the unit count.
+
+    With ``kitted`` (the kitting check passed) the materials are reserved, first expiry
+    first, and each unit's first task is ready at once.
+    """
     conn = core.store.conn
     ship_by = iso(order.ship_by)
     now = core.now_iso()
@@ -57,10 +77,14 @@ def explode(core: Core, order: Order) -> int:
     task_rows: list[tuple[Any, ...]] = []
     unit_rows: list[tuple[Any, ...]] = []
     prefix = serial_prefix(core)
+    reservations: list[tuple[Any, ...]] = []
+    today = core.today()
+    margin = core.config.policies.lot_expiry_margin_days
+    if kitted:
+        core.store.on_rollback(lambda: _reload_ledger(core))
     for n, line in enumerate(order.lines, start=1):
         sku = core.catalog.skus[line.sku]
         routing = core.catalog.routings[sku.routing]
-        operations = [op.model_dump(mode="json", exclude_none=True) for op in routing.operations]
         wo_id = conn.execute(
             "INSERT INTO work_orders (order_id, line_no, sku, qty, routing, operations, "
             "sku_doc, personalization) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING wo_id",
@@ -70,43 +94,70 @@ def explode(core: Core, order: Order) -> int:
                 line.sku,
                 line.qty,
                 routing.routing,
-                json.dumps(operations, ensure_ascii=False),
-                json.dumps(sku_snapshot(core, sku), ensure_ascii=False),
+                core.catalog.frozen(("routing", routing.routing), lambda: json.dumps(
+                    [op.model_dump(mode="json", exclude_none=True) for op in routing.operations],
+                    ensure_ascii=False)),
+                core.catalog.frozen(("sku", sku.sku), lambda: json.dumps(
+                    sku_snapshot(core, sku), ensure_ascii=False)),
                 json.dumps(line.personalization, ensure_ascii=False),
             ),
         ).fetchone()[0]
         first = core.store.next_counter("serial", line.qty)
+        first_op = routing.operations[0].op
         for k in range(line.qty):
             serial = f"{prefix}-{first + k:08d}"
-            unit_rows.append((serial, order.order_id, wo_id, k + 1, now))
+            unit_rows.append((serial, order.order_id, wo_id, k + 1, int(kitted), now))
             for i, op in enumerate(routing.operations):
                 if op.capability == PACK:
                     pack_index = max(pack_index, i)
                     pack_op = op.op
                     continue
+                status = "ready" if kitted and i == 0 else "blocked"
                 task_rows.append(
-                    (order.order_id, serial, wo_id, op.op, i, op.capability, ship_by,
+                    (order.order_id, serial, wo_id, op.op, i, op.capability, status, ship_by,
                      order.priority)
                 )
+            if kitted:
+                for b in sku.bom:
+                    taken = core.ledger.allocate(b.material, float(b.qty), today, margin)
+                    if taken is None:  # the caller checked; fail loudly if it was wrong
+                        raise RuntimeError(f"allocation of {b.material} failed after check")
+                    reservations.extend(
+                        (order.order_id, serial, b.op or first_op, b.material, lot, qty)
+                        for lot, qty in taken
+                    )
         units += line.qty
         core.emit(
             "workorder.created",
-            {"line_no": line.line_no or n, "sku": line.sku, "qty": line.qty,
-             "routing": routing.routing, "wo_id": wo_id},
+            {
+                "line_no": line.line_no or n,
+                "sku": line.sku,
+                "qty": line.qty,
+                "routing": routing.routing,
+                "wo_id": wo_id,
+            },
             order.order_id,
         )
     conn.executemany(
         "INSERT INTO units (serial, order_id, wo_id, unit_index, status, kitted, created_at) "
-        "VALUES (?, ?, ?, ?, 'open', 0, ?)",
+        "VALUES (?, ?, ?, ?, 'open', ?, ?)",
         unit_rows,
     )
-    task_rows.append((order.order_id, None, None, pack_op, pack_index, PACK, ship_by,
-                      order.priority))
+    task_rows.append(
+        (order.order_id, None, None, pack_op, pack_index, PACK, "blocked", ship_by,
+         order.priority)
+    )
     conn.executemany(
         "INSERT INTO tasks (order_id, serial, wo_id, op, op_index, capability, status, "
-        "ship_by, priority) VALUES (?, ?, ?, ?, ?, ?, 'blocked', ?, ?)",
+        "ship_by, priority) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         task_rows,
     )
+    if reservations:
+        conn.executemany(
+            "INSERT INTO reservations (order_id, serial, op, material, lot, qty) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            reservations,
+        )
     return units
 
 
@@ -123,7 +174,7 @@ def drop_work(core: Core, order_id: str) -> None:
         (order_id,),
     )
     for table in ("reservations", "tasks", "units", "work_orders"):
-        conn.execute(f"DELETE FROM {table} WHERE order_id = ?", (order_id,))  # noqa: S608
+        conn.execute(f"DELETE FROM {table} WHERE order_id = ?", (order_id,))
 
 
 def _reload_ledger(core: Core) -> None:
@@ -227,6 +278,10 @@ def rekit_waiting(core: Core) -> None:
             clear_alarm(core, row["alarm_id"], f"{row['source']} is back in stock")
     for material in sorted(still_short):
         raise_alarm(
-            core, f"shortage:{material}", "material_shortage", material, "warning",
+            core,
+            f"shortage:{material}",
+            "material_shortage",
+            material,
+            "warning",
             f"not enough {material} in stock: orders wait for it",
         )

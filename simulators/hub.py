@@ -89,11 +89,12 @@ class MemoryTransport:
         seen = 0
         status: JsonDict | None = None
         while True:
+
+            def news(events: list[JsonDict], seen: int = seen, status: object = status) -> bool:
+                return len(events) > seen or hub.status is not status
+
             try:
-                await hub.wait_for(
-                    lambda events: len(events) > seen or hub.status is not status,
-                    _MEMORY_WAIT_S,
-                )
+                await hub.wait_for(news, _MEMORY_WAIT_S)
             except TimeoutError:
                 continue
             new = hub.events[seen:]
@@ -248,7 +249,7 @@ class MqttTransport:
         sink = self._sink
         if sink is None or not topic.startswith(self._prefix):
             return
-        suffix = topic[len(self._prefix):]
+        suffix = topic[len(self._prefix) :]
         try:
             doc = json.loads(payload)
         except ValueError:
@@ -277,6 +278,7 @@ class HubCounters:
     cancelled: int = 0
     events_received: int = 0  # every envelope heard, duplicates included
     duplicates: int = 0  # envelopes whose seq was heard before (allowed: at-least-once)
+    first_seq: int = 1  # the first seq this hub is to hear (1 for a new gateway database)
     max_seq: int = 0
     unique: int = 0
     shortages: int = 0
@@ -287,8 +289,8 @@ class HubCounters:
 
     @property
     def gaps(self) -> int:
-        """Seqs below the highest heard that never arrived."""
-        return self.max_seq - self.unique
+        """Seqs from ``first_seq`` up to the highest heard that never arrived."""
+        return max(0, self.max_seq - self.first_seq + 1 - self.unique)
 
 
 class SimulatedHub:
@@ -313,13 +315,14 @@ class SimulatedHub:
         waves: int = 3,
         wave_interval_s: float = 600.0,
         replenish_lead_s: float = 300.0,
+        first_seq: int = 1,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.transport = transport
         self.catalog = catalog
         self.orders = list(orders)
-        self.counters = HubCounters()
+        self.counters = HubCounters(first_seq=first_seq)
         self.done = asyncio.Event()  # every released good order is completed
         self.online = asyncio.Event()
         self.gateway_state: str | None = None
@@ -350,7 +353,7 @@ class SimulatedHub:
             m: sum(float(i["qty"]) for (mat, _), i in self._items.items() if mat == m)
             for m, _ in self._items
         }
-        self._consumed: Counter[tuple[str, str]] = Counter()
+        self._consumed: dict[tuple[str, str], float] = {}
         self._pending: dict[str, float] = {}  # material -> qty required, refill scheduled
         self._refills = 0
 
@@ -384,7 +387,7 @@ class SimulatedHub:
         for i, size in enumerate(sizes):
             if i:
                 await asyncio.sleep(self._wave_interval_s / self._speed)
-            wave = orders[start:start + size]
+            wave = orders[start : start + size]
             start += size
             # The first wave one message per order, later ones as arrays (the contract allows
             # both; one bad order in an array must not reject the others).
@@ -433,6 +436,8 @@ class SimulatedHub:
             if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
                 c.malformed += 1
                 continue
+            if seq < c.first_seq:
+                continue  # an event of an earlier run that this hub did not start with
             if seq in self._seen:
                 c.duplicates += 1
                 continue
@@ -469,7 +474,8 @@ class SimulatedHub:
         elif kind == "material.consumed":
             material, lot, qty = data.get("material"), data.get("lot"), data.get("qty")
             if isinstance(material, str) and isinstance(qty, int | float):
-                self._consumed[(material, lot or "")] += float(qty)
+                key = (material, lot or "")
+                self._consumed[key] = self._consumed.get(key, 0.0) + float(qty)
         elif kind == "material.shortage":
             c.shortages += 1
             material, required = data.get("material"), data.get("required")
@@ -488,7 +494,7 @@ class SimulatedHub:
     def missing_seqs(self, limit: int = 10) -> list[int]:
         """The first few seqs below the highest heard that never arrived."""
         out: list[int] = []
-        for seq in range(1, self.counters.max_seq + 1):
+        for seq in range(self.counters.first_seq, self.counters.max_seq + 1):
             if seq not in self._seen:
                 out.append(seq)
                 if len(out) >= limit:

@@ -61,14 +61,15 @@ def station_loads(
     """Standard seconds of work per station for ``units_per_sku`` (one of each SKU by
     default), shared equally among the stations of a capability."""
     routings = {r["routing"]: r for r in catalog["routings"]}
-    demand: Counter[str] = Counter()
+    demand: dict[str, float] = {}
     for sku in catalog["skus"]:
         units = 1.0 if units_per_sku is None else float(units_per_sku.get(sku["sku"], 0.0))
         for op in routings[sku["routing"]]["operations"]:
-            demand[op["capability"]] += units * float(op["run_s"])
+            cap = op["capability"]
+            demand[cap] = demand.get(cap, 0.0) + units * float(op["run_s"])
     sharing = Counter(c for caps in capabilities.values() for c in caps)
     return {
-        station: sum(demand[c] / sharing[c] for c in caps)
+        station: sum(demand.get(c, 0.0) / sharing[c] for c in caps)
         for station, caps in capabilities.items()
     }
 
@@ -100,10 +101,13 @@ def assign_staff(
         if not candidates:
             continue
         # Keep the people only some stations accept for those stations.
-        badge = min(candidates, key=lambda b: (
-            sum(1 for t in order if t not in staff and t != station and may(b, t)),
-            badges.index(b),
-        ))
+        badge = min(
+            candidates,
+            key=lambda b: (
+                sum(1 for t in order if t not in staff and t != station and may(b, t)),
+                badges.index(b),
+            ),
+        )
         staff[station] = badge
         free.remove(badge)
     alone = dict(staff)
@@ -201,7 +205,10 @@ class SimulatedOperator:
         self._times = standard_times(catalog)
         self._materials = sorted(m["material"] for m in catalog["materials"])
         self._weights = {
-            s["sku"]: (float(s.get("unit_weight_g") or 0.0), float(s.get("weight_tolerance_g") or 0))
+            s["sku"]: (
+                float(s.get("unit_weight_g") or 0.0),
+                float(s.get("weight_tolerance_g") or 0),
+            )
             for s in catalog["skus"]
         }
         self._stopping = asyncio.Event()
@@ -230,8 +237,7 @@ class SimulatedOperator:
                 except httpx.HTTPError as exc:
                     failures += 1
                     self.counters.errors += 1
-                    log.warning("%s: station API unreachable (%s); trying again", self.station,
-                                exc)
+                    log.warning("%s: station API unreachable (%s); trying again", self.station, exc)
                     await self._sleep(min(5.0, 0.2 * 2**failures))
                     continue
                 except Exception:
@@ -257,9 +263,9 @@ class SimulatedOperator:
         async with self.person.lock:
             if self.stopping:
                 return False
-            if self.person.at != self.station or view.get("operator") != self.person.badge:
-                if not await self._login():
-                    return False
+            here = self.person.at == self.station and view.get("operator") == self.person.badge
+            if not here and not await self._login():
+                return False
             await self._work()
         # A person shared with another station lets that one have a turn.
         await asyncio.sleep(0)
@@ -296,8 +302,13 @@ class SimulatedOperator:
                 continue
             stuck += 1
             if stuck >= _STUCK_STEPS:
-                log.warning("%s: task %s of order %s makes no progress (%s); left for now",
-                            self.station, task["task_id"], task["order_id"], view.get("next"))
+                log.warning(
+                    "%s: task %s of order %s makes no progress (%s); left for now",
+                    self.station,
+                    task["task_id"],
+                    task["order_id"],
+                    view.get("next"),
+                )
                 return
             await self._sleep(min(2.0, 0.05 * 2**stuck))
 
@@ -329,8 +340,9 @@ class SimulatedOperator:
             return await self._fail(task)
         unanswered = [i for i, item in enumerate(items) if item["passed"] is None]
         if unanswered and self._mistake("failed_check"):
-            ans = await self._post("checklist", {"item": self._rng.choice(unanswered),
-                                                 "passed": False})
+            ans = await self._post(
+                "checklist", {"item": self._rng.choice(unanswered), "passed": False}
+            )
             return False if ans.refused else await self._fail(task)
         for i in unanswered:
             if (await self._post("checklist", {"item": i, "passed": True})).refused:
@@ -351,8 +363,9 @@ class SimulatedOperator:
     async def _fail(self, task: JsonDict) -> bool:
         scrap = self._rng.random() < _SCRAP_SHARE
         reason = self._rng.choice(_DEFECTS.get(task["op"], _GENERIC_DEFECTS))
-        ans = await self._post("fail", {"reason": reason,
-                                        "disposition": "scrap" if scrap else "rework"})
+        ans = await self._post(
+            "fail", {"reason": reason, "disposition": "scrap" if scrap else "rework"}
+        )
         if ans.refused:
             return False
         if scrap:
@@ -381,16 +394,17 @@ class SimulatedOperator:
             if self._mistake("wrong_weight"):
                 # A forgotten or an extra item: clearly outside the tolerance.
                 off = tol + self._rng.uniform(20.0, 150.0)
-                wrong = expected - off if expected > off and self._rng.random() < 0.5 else \
-                    expected + off
+                wrong = (
+                    expected - off
+                    if expected > off and self._rng.random() < 0.5
+                    else expected + off
+                )
                 ans = await self._post("weight", {"grams": round(wrong, 1)})
                 if ans.refused:
                     return False
                 if ans.ok:
                     self._accepted_mistake("wrong_weight", ans)
                     label = ans.data.get("label_id")
-                else:
-                    self.counters.expected_refusals += 1  # recorded as a failed check
             if label is None:
                 grams = round(expected + self._rng.uniform(-0.6, 0.6) * tol, 1)
                 ans = await self._post("weight", {"grams": max(0.0, grams)})
@@ -493,14 +507,21 @@ class SimulatedOperator:
         )
         if r.status_code == 409:
             self.counters.refusals += 1
-            log.debug("%s: %s refused (%s): %s / %s", self.station, action, ans.code,
-                      ans.message, ans.next)
+            log.debug(
+                "%s: %s refused (%s): %s / %s",
+                self.station,
+                action,
+                ans.code,
+                ans.message,
+                ans.next,
+            )
             if ans.code == "NOT_LOGGED_IN":
                 self.person.at = None
         elif r.status_code >= 400:
             self.counters.errors += 1
-            log.warning("%s: %s answered HTTP %d: %s", self.station, action, r.status_code,
-                        ans.message)
+            log.warning(
+                "%s: %s answered HTTP %d: %s", self.station, action, r.status_code, ans.message
+            )
         return ans
 
 

@@ -7,12 +7,14 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from importlib import resources
+from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 JsonDict = dict[str, Any]
 _T = TypeVar("_T")
+
+_DATA = Path(__file__).resolve().parent / "data"
 
 # The order.rejected codes the generator provokes, one kind per bad order, in rotation.
 BAD_KINDS = ("INVALID_JSON", "SCHEMA", "UNKNOWN_SKU", "QTY_OUT_OF_RANGE")
@@ -22,16 +24,35 @@ BAD_KINDS = ("INVALID_JSON", "SCHEMA", "UNKNOWN_SKU", "QTY_OUT_OF_RANGE")
 ROUTING_SHARE = {"R-TEE-DTG": 0.45, "R-CAP-EMB": 0.12, "R-ENGRAVE": 0.22, "R-KIT": 0.21}
 OTHER_ROUTING_SHARE = 0.1
 
-_CHANNELS = (("TM", "tmall", 0.35), ("JD", "jd", 0.25), ("DY", "douyin", 0.25),
-             ("WX", "wechat", 0.15))
+_CHANNELS = (
+    ("TM", "tmall", 0.35),
+    ("JD", "jd", 0.25),
+    ("DY", "douyin", 0.25),
+    ("WX", "wechat", 0.15),
+)
 _CARRIERS = (("SF", 0.35), ("ZTO", 0.45), ("JD", 0.2))
 _LINES = ((1, 0.72), (2, 0.21), (3, 0.07))
 _QTY = ((1, 0.76), (2, 0.17), (3, 0.07))
 
 _TEXTS = (
-    "王芳", "李小龙", "生日快乐", "新年快乐 2027", "爱你一万年", "平安喜乐", "杭州 Hangzhou",
-    "Best Dad 最棒的老爸", "张伟 & Anna", "Zoë", "José Müller", "Team 3 线", "Happy Birthday",
-    "Class of 2026", "陈静", "Merry Christmas 圣诞快乐", "Love you, 妈妈", "OK 没问题",
+    "王芳",
+    "李小龙",
+    "生日快乐",
+    "新年快乐 2027",
+    "爱你一万年",
+    "平安喜乐",
+    "杭州 Hangzhou",
+    "Best Dad 最棒的老爸",
+    "张伟 & Anna",
+    "Zoë",
+    "José Müller",
+    "Team 3 线",
+    "Happy Birthday",
+    "Class of 2026",
+    "陈静",
+    "Merry Christmas 圣诞快乐",
+    "Love you, 妈妈",
+    "OK 没问题",
 )
 _FONTS = ("KaiTi 楷体", "SimHei 黑体", "FangSong 仿宋", "Helvetica", "Brush Script", "Courier")
 _THREADS = ("gold", "white", "silver", "black")
@@ -40,13 +61,24 @@ _GIFT_NOTES = ("圣诞快乐!", "Merry Christmas!", "送给最好的你", "Thank
 _UNKNOWN_SKUS = ("MUG-CERAMIC-11OZ", "TEE-PNK-XL", "HOODIE-GRY-M", "CAP-EMB-GREEN")
 
 _SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
-_GIVEN = ("伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟",
-          "涛", "明", "超", "秀英", "晓东", "子涵", "雨桐", "浩然")
+_GIVEN = (*"伟芳娜敏静丽强磊洋艳勇军杰娟涛明超", "秀英", "晓东", "子涵", "雨桐", "浩然")
 _LATIN_NAMES = ("Maria Santos", "Tom Becker", "Anna Kowalska", "Lucas Martin")
 # (province, city, postcode, districts, streets)
 _PLACES = (
-    ("浙江省", "杭州市", "310012", ("西湖区", "滨江区", "余杭区"), ("文三路", "江南大道", "文一西路")),
-    ("上海市", "上海市", "200120", ("浦东新区", "徐汇区", "静安区"), ("世纪大道", "漕溪北路", "南京西路")),
+    (
+        "浙江省",
+        "杭州市",
+        "310012",
+        ("西湖区", "滨江区", "余杭区"),
+        ("文三路", "江南大道", "文一西路"),
+    ),
+    (
+        "上海市",
+        "上海市",
+        "200120",
+        ("浦东新区", "徐汇区", "静安区"),
+        ("世纪大道", "漕溪北路", "南京西路"),
+    ),
     ("北京市", "北京市", "100080", ("海淀区", "朝阳区"), ("中关村大街", "建国路")),
     ("广东省", "深圳市", "518057", ("南山区", "福田区"), ("科技园路", "深南大道")),
     ("广东省", "广州市", "510620", ("天河区", "越秀区"), ("体育西路", "环市东路")),
@@ -82,7 +114,7 @@ def load_reference_stock() -> JsonDict:
 
 
 def _load(name: str) -> JsonDict:
-    doc: JsonDict = json.loads(resources.files("simulators").joinpath("data", name).read_text())
+    doc: JsonDict = json.loads((_DATA / name).read_text(encoding="utf-8"))
     return doc
 
 
@@ -138,8 +170,8 @@ class _Generator:
             for op in routings[sku["routing"]]["operations"]:
                 names.extend(p for p in op.get("params", []) if p not in names)
             self.params[sku["sku"]] = names
-        self.weights = dict(sku_weights) if sku_weights is not None else _default_weights(
-            self.skus.values()
+        self.weights = (
+            dict(sku_weights) if sku_weights is not None else _default_weights(self.skus.values())
         )
         unknown = sorted(set(self.weights) - set(self.skus))
         if unknown:
@@ -206,13 +238,20 @@ class _Generator:
                 break
             sku, qty = picked
             used.add(sku)
-            lines.append({"line_no": len(lines) + 1, "sku": sku, "qty": qty,
-                          "personalization": self._personalization(sku)})
+            lines.append(
+                {
+                    "line_no": len(lines) + 1,
+                    "sku": sku,
+                    "qty": qty,
+                    "personalization": self._personalization(sku),
+                }
+            )
         if not lines:
             # Nothing fits the stock any more: order anyway, the hub replenishes on shortage.
             sku = _pick(rng, list(self.weights.items()))
-            lines.append({"line_no": 1, "sku": sku, "qty": 1,
-                          "personalization": self._personalization(sku)})
+            lines.append(
+                {"line_no": 1, "sku": sku, "qty": 1, "personalization": self._personalization(sku)}
+            )
             self._take(sku, 1)
         return lines
 
@@ -271,10 +310,18 @@ class _Generator:
             name = rng.choice(_LATIN_NAMES)
         else:
             name = rng.choice(_SURNAMES) + rng.choice(_GIVEN)
-        address = (f"{rng.choice(districts)}{rng.choice(streets)}{rng.randint(1, 999)}号"
-                   f"{rng.randint(1, 30)}幢{rng.randint(1, 28)}0{rng.randint(1, 6)}室")
-        return {"name": name, "country": "CN", "region": province, "city": city,
-                "postcode": postcode, "address": address}
+        address = (
+            f"{rng.choice(districts)}{rng.choice(streets)}{rng.randint(1, 999)}号"
+            f"{rng.randint(1, 30)}幢{rng.randint(1, 28)}0{rng.randint(1, 6)}室"
+        )
+        return {
+            "name": name,
+            "country": "CN",
+            "region": province,
+            "city": city,
+            "postcode": postcode,
+            "address": address,
+        }
 
     # -- bad orders ------------------------------------------------------------------
 

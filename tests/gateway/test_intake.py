@@ -20,15 +20,25 @@ def codes(line: Line) -> list[list[str]]:
     [
         (b"{not json", "INVALID_JSON", ""),
         (b"\xff\xfe", "INVALID_JSON", ""),
-        (json.dumps({"order_id": "SO-1", "lines": [{"sku": "TEE-WHT-M", "qty": 1}]}).encode(),
-         "SCHEMA", "ship_by"),
+        (
+            json.dumps({"order_id": "SO-1", "lines": [{"sku": "TEE-WHT-M", "qty": 1}]}).encode(),
+            "SCHEMA",
+            "ship_by",
+        ),
         (json.dumps(order("SO-1", ("NOPE", 1))).encode(), "UNKNOWN_SKU", "lines.0.sku"),
         (json.dumps(order("SO-1", ("TEE-WHT-M", 0))).encode(), "QTY_OUT_OF_RANGE", "lines.0.qty"),
-        (json.dumps(order("SO-1", ("TEE-WHT-M", 1001))).encode(), "QTY_OUT_OF_RANGE",
-         "lines.0.qty"),
-        (json.dumps(order("SO-1", ("TEE-WHT-M", "2"))).encode(), "SCHEMA", "lines.0.qty"),
-        (json.dumps({**order("SO-1", ("TEE-WHT-M", 1)), "ship_by": "tomorrow"}).encode(),
-         "SCHEMA", "ship_by"),
+        (
+            json.dumps(order("SO-1", ("TEE-WHT-M", 1001))).encode(),
+            "QTY_OUT_OF_RANGE",
+            "lines.0.qty",
+        ),
+        (json.dumps(order("SO-1", ("TEE-WHT-M", 1))).replace('"qty": 1', '"qty": "2"').encode(),
+         "SCHEMA", "lines.0.qty"),
+        (
+            json.dumps({**order("SO-1", ("TEE-WHT-M", 1)), "ship_by": "tomorrow"}).encode(),
+            "SCHEMA",
+            "ship_by",
+        ),
         (json.dumps(order("bad id!", ("TEE-WHT-M", 1))).encode(), "SCHEMA", "order_id"),
         (b"[]", "SCHEMA", ""),
         (b"42", "SCHEMA", ""),
@@ -51,8 +61,11 @@ def test_each_bad_order_is_rejected_once_with_its_code(
 
 
 def test_one_bad_order_in_an_array_does_not_stop_the_others(line: Line) -> None:
-    batch = [order("SO-1", ("TEE-WHT-M", 1)), order("SO-2", ("NOPE", 1)),
-             order("SO-3", ("PEN-ENG", 2))]
+    batch = [
+        order("SO-1", ("TEE-WHT-M", 1)),
+        order("SO-2", ("NOPE", 1)),
+        order("SO-3", ("PEN-ENG", 2)),
+    ]
     line.send("in/orders", batch)
     assert [e["order_id"] for e in line.events("order.accepted")] == ["SO-1", "SO-3"]
     [rejected] = line.events("order.rejected")
@@ -86,8 +99,9 @@ def test_a_revision_before_work_replaces_the_order(line: Line) -> None:
     skus = line.gateway.store.all("SELECT DISTINCT sku FROM work_orders WHERE order_id='SO-1'")
     assert [r[0] for r in skus] == ["PEN-ENG"]
     # The blanks reserved for revision 1 went back to stock.
-    held = line.gateway.store.one("SELECT count(*) FROM reservations WHERE material = ?",
-                                  ("BLANK-TEE-WHT-M",))
+    held = line.gateway.store.one(
+        "SELECT count(*) FROM reservations WHERE material = ?", ("BLANK-TEE-WHT-M",)
+    )
     assert held is not None and held[0] == 0
 
 

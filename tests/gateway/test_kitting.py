@@ -20,13 +20,16 @@ def test_lots_are_allocated_first_expiry_first_out(line: Line) -> None:
     assert reserved_lots(line, "LIPSTICK-R01") == {"LIPSTICK-R01-L2609A": 30}
     line.send("in/orders", order("SO-2", ("KIT-XMAS-A", 20)))
     assert reserved_lots(line, "LIPSTICK-R01") == {
-        "LIPSTICK-R01-L2609A": 40, "LIPSTICK-R01-L2611B": 10}
+        "LIPSTICK-R01-L2609A": 40,
+        "LIPSTICK-R01-L2611B": 10,
+    }
 
 
 def test_an_expired_lot_is_never_allocated(line: Line) -> None:
     stock = stock_doc()
     stock["items"].append(
-        {"material": "CREAM-H50", "lot": "CREAM-H50-OLD", "qty": 500, "expires": "2020-01-31"})
+        {"material": "CREAM-H50", "lot": "CREAM-H50-OLD", "qty": 500, "expires": "2020-01-31"}
+    )
     line.send("in/masterdata/stock", stock)
     line.send("in/orders", order("SO-1", ("KIT-XMAS-A", 50)))
     assert "CREAM-H50-OLD" not in reserved_lots(line, "CREAM-H50")
@@ -41,8 +44,12 @@ def test_a_shortage_waits_and_new_stock_releases_it(line: Line) -> None:
     assert shortage["data"] == {"material": "BLANK-CAP-RED", "required": 2.0, "available": 0.0}
     [alarm] = line.events("alarm.raised")
     assert alarm["data"]["alarm_id"] == "shortage:BLANK-CAP-RED"
-    ready = {r[0] for r in line.gateway.store.all(
-        "SELECT DISTINCT order_id FROM tasks WHERE status = 'ready'")}
+    ready = {
+        r[0]
+        for r in line.gateway.store.all(
+            "SELECT DISTINCT order_id FROM tasks WHERE status = 'ready'"
+        )
+    }
     assert ready == {"SO-0", "SO-1", "SO-2"}
     # A snapshot that still lacks caps keeps the order waiting and raises nothing new.
     line.send("in/masterdata/stock", stock_doc())
@@ -52,8 +59,12 @@ def test_a_shortage_waits_and_new_stock_releases_it(line: Line) -> None:
         if item["material"] == "BLANK-CAP-RED":
             item["qty"] = 50
     line.send("in/masterdata/stock", stock)
-    ready = {r[0] for r in line.gateway.store.all(
-        "SELECT DISTINCT order_id FROM tasks WHERE status = 'ready'")}
+    ready = {
+        r[0]
+        for r in line.gateway.store.all(
+            "SELECT DISTINCT order_id FROM tasks WHERE status = 'ready'"
+        )
+    }
     assert "SO-3" in ready
     [cleared] = line.events("alarm.cleared")
     assert cleared["data"]["alarm_id"] == "shortage:BLANK-CAP-RED"

@@ -15,19 +15,40 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class GatewayProcess:
-    def __init__(self, data_dir: Path, broker_port: int, http_port: int,
-                 config: Path = ROOT / "station_configs" / "reference-line") -> None:
-        self.args = [sys.executable, "-m", "gateway", "run", "--config", str(config),
-                     "--data-dir", str(data_dir), "--broker", f"mqtt://127.0.0.1:{broker_port}",
-                     "--http-port", str(http_port)]
+    def __init__(
+        self,
+        data_dir: Path,
+        broker_port: int,
+        http_port: int,
+        config: Path = ROOT / "station_configs" / "reference-line",
+    ) -> None:
+        self.args = [
+            sys.executable,
+            "-m",
+            "gateway",
+            "run",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(data_dir),
+            "--broker",
+            f"mqtt://127.0.0.1:{broker_port}",
+            "--http-port",
+            str(http_port),
+        ]
         self.base = f"http://127.0.0.1:{http_port}"
         self.log = data_dir / "gateway.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20.0) -> None:
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=log, stderr=log,
-                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            self.proc = subprocess.Popen(
+                self.args,
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -19,8 +19,9 @@ class HubClient:
         self.received: list[dict[str, Any]] = []  # every envelope, duplicates included
         self.status: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-hub",
-                                   protocol=mqtt.MQTTv311)
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id="test-hub", protocol=mqtt.MQTTv311
+        )
         self._client.on_message = self._on_message
         self._client.connect(host, port)
         self._client.subscribe(self.prefix + "out/#", qos=1)

@@ -13,8 +13,14 @@ from typing import Any
 import httpx
 
 BADGES = {
-    "dtg-1": "OP-1001", "dtg-2": "OP-1002", "emb-1": "OP-1003", "laser-1": "OP-1006",
-    "qc-1": "OP-1005", "kit-1": "OP-1004", "kit-2": "OP-1007", "pack-1": "OP-1008",
+    "dtg-1": "OP-1001",
+    "dtg-2": "OP-1002",
+    "emb-1": "OP-1003",
+    "laser-1": "OP-1006",
+    "qc-1": "OP-1005",
+    "kit-1": "OP-1004",
+    "kit-2": "OP-1007",
+    "pack-1": "OP-1008",
     "pack-2": "OP-1009",
 }
 
@@ -25,8 +31,9 @@ class Driver:
     acknowledged: list[tuple[str, Any]] = field(default_factory=list)
     refusals: list[dict[str, Any]] = field(default_factory=list)
 
-    async def post(self, c: httpx.AsyncClient, station: str, action: str,
-                   body: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def post(
+        self, c: httpx.AsyncClient, station: str, action: str, body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         r = await c.post(f"{self.base}/api/stations/{station}/{action}", json=body)
         doc: dict[str, Any] = r.json()
         if r.status_code == 409:
@@ -73,8 +80,9 @@ class Driver:
         if todo := [u for u in task["units"] if not u["scanned"]]:
             await self.post(c, station, "scan", {"code": todo[0]["serial"]})
         elif mats := [m for m in task["materials"] if m["scanned"] is None]:
-            await self.post(c, station, "scan", {"code": mats[0]["suggested_lot"]
-                                                 or mats[0]["material"]})
+            await self.post(
+                c, station, "scan", {"code": mats[0]["suggested_lot"] or mats[0]["material"]}
+            )
         elif task["label_id"] is None:
             await self.post(c, station, "weight", {"grams": task["expected_weight_g"] + 1})
         else:

@@ -25,16 +25,23 @@ EVENT_SCHEMA = json.loads((ROOT / "cloud_sync" / "schemas" / "event.schema.json"
 
 
 def _order(order_id: str, *lines: tuple[str, int], **extra: Any) -> dict[str, Any]:
-    return {"order_id": order_id, "ship_by": "2030-01-01T17:00:00+08:00",
-            "lines": [{"sku": s, "qty": q, "personalization": {"text": f"{order_id} 生日快乐"}}
-                      for s, q in lines], **extra}
+    return {
+        "order_id": order_id,
+        "ship_by": "2030-01-01T17:00:00+08:00",
+        "lines": [
+            {"sku": s, "qty": q, "personalization": {"text": f"{order_id} 生日快乐"}}
+            for s, q in lines
+        ],
+        **extra,
+    }
 
 
 @pytest.fixture
 def line(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[tuple[GatewayProcess, HubClient]]:
     hub = HubClient("127.0.0.1", mosquitto.port)
-    hub.publish("in/masterdata/catalog", (DATA / "reference-catalog.json").read_bytes(),
-                retain=True)
+    hub.publish(
+        "in/masterdata/catalog", (DATA / "reference-catalog.json").read_bytes(), retain=True
+    )
     hub.publish("in/masterdata/stock", (DATA / "reference-stock.json").read_bytes(), retain=True)
     gw = GatewayProcess(tmp_path, mosquitto.port, free_port())
     gw.start()
@@ -56,9 +63,21 @@ def check_stream(hub: HubClient) -> list[dict[str, Any]]:
 
 def trace(gw: GatewayProcess, serial: str) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, "-m", "gateway", "trace", serial, "--db",
-         str(Path(gw.args[gw.args.index("--data-dir") + 1]) / "linegate.db"), "--json"],
-        cwd=ROOT, capture_output=True, check=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "trace",
+            serial,
+            "--db",
+            str(Path(gw.args[gw.args.index("--data-dir") + 1]) / "linegate.db"),
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        text=True,
+    )
     doc: dict[str, Any] = json.loads(out.stdout)
     return doc
 
@@ -67,8 +86,11 @@ def test_orders_good_and_bad_through_the_line(
     line: tuple[GatewayProcess, HubClient],
 ) -> None:
     gw, hub = line
-    good = [_order("SO-1", ("TEE-WHT-M", 2)), _order("SO-2", ("CAP-EMB-NAVY", 1)),
-            _order("SO-3", ("PEN-ENG", 1), ("KIT-XMAS-A", 1))]
+    good = [
+        _order("SO-1", ("TEE-WHT-M", 2)),
+        _order("SO-2", ("CAP-EMB-NAVY", 1)),
+        _order("SO-3", ("PEN-ENG", 1), ("KIT-XMAS-A", 1)),
+    ]
     hub.publish("in/orders", good[0])
     hub.publish("in/orders", b"{this is not json")
     hub.publish("in/orders", {"order_id": "BAD-SCHEMA", "lines": []})
@@ -89,28 +111,42 @@ def test_orders_good_and_bad_through_the_line(
             view = (await c.get(f"{gw.base}/api/stations/dtg-1")).json()
             assert view["task"]["status"] == "running"
             hub.publish("in/orders", {**_order("SO-1", ("TEE-WHT-M", 9)), "revision": 2})
-            hub.wait_for(lambda ev: any(e.get("order_id") == "SO-1" and
-                                        e["type"] == "order.rejected" for e in ev))
+            hub.wait_for(
+                lambda ev: any(
+                    e.get("order_id") == "SO-1" and e["type"] == "order.rejected" for e in ev
+                )
+            )
             await driver.run_until_idle(c)
         return driver
 
     driver = asyncio.run(work())
     hub.wait_for(lambda ev: sum(e["type"] == "order.completed" for e in ev) == 3)
     events = check_stream(hub)
-    rejected = {e.get("order_id"): [x["code"] for x in e["data"]["errors"]]
-                for e in events if e["type"] == "order.rejected"}
+    rejected = {
+        e.get("order_id"): [x["code"] for x in e["data"]["errors"]]
+        for e in events
+        if e["type"] == "order.rejected"
+    }
     assert rejected == {
-        None: ["INVALID_JSON"], "BAD-SCHEMA": ["SCHEMA", "SCHEMA"], "BAD-SKU": ["UNKNOWN_SKU"],
-        "BAD-QTY": ["QTY_OUT_OF_RANGE"], "BAD-IN-ARRAY": ["UNKNOWN_SKU"],
+        None: ["INVALID_JSON"],
+        "BAD-SCHEMA": ["SCHEMA", "SCHEMA"],
+        "BAD-SKU": ["UNKNOWN_SKU"],
+        "BAD-QTY": ["QTY_OUT_OF_RANGE"],
+        "BAD-IN-ARRAY": ["UNKNOWN_SKU"],
         "SO-1": ["IN_PROGRESS"],
     }
     assert Counter(e["type"] for e in events)["order.rejected"] == 6
     assert sorted(e["order_id"] for e in events if e["type"] == "order.accepted") == [
-        "SO-1", "SO-2", "SO-3", "SO-CANCEL"]
+        "SO-1",
+        "SO-2",
+        "SO-3",
+        "SO-CANCEL",
+    ]
     completed = {e["order_id"]: e for e in events if e["type"] == "order.completed"}
     assert sorted(completed) == ["SO-1", "SO-2", "SO-3"]
-    assert not any(e.get("order_id") == "SO-CANCEL" and e["type"].startswith("task.")
-                   for e in events)
+    assert not any(
+        e.get("order_id") == "SO-CANCEL" and e["type"].startswith("task.") for e in events
+    )
     assert driver.refusals == []
     # Every unit's genealogy is complete: each operation with who, where, when and what.
     for done in completed.values():
@@ -123,14 +159,28 @@ def test_orders_good_and_bad_through_the_line(
                 assert op["station"] and op["operator"] and op["started_at"] and op["ended_at"]
             assert t["lots"], "materials consumed by the unit are traced"
             assert any(lb["kind"] == "shipping" for lb in t["labels"])
-            completions = [e for e in events if e["type"] == "task.completed"
-                           and e["data"]["serial"] == serial]
+            completions = [
+                e for e in events if e["type"] == "task.completed" and e["data"]["serial"] == serial
+            ]
             assert len(completions) == len([o for o in t["operations"] if not o["order_level"]])
     # Forward: the ink lot reaches every printed tee's order.
     out = subprocess.run(
-        [sys.executable, "-m", "gateway", "trace", "--lot", "INK-DTG-CMYK-L2611A", "--db",
-         str(Path(gw.args[gw.args.index("--data-dir") + 1]) / "linegate.db"), "--json"],
-        cwd=ROOT, capture_output=True, check=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "trace",
+            "--lot",
+            "INK-DTG-CMYK-L2611A",
+            "--db",
+            str(Path(gw.args[gw.args.index("--data-dir") + 1]) / "linegate.db"),
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        text=True,
+    )
     lot = json.loads(out.stdout)
     assert [o["order_id"] for o in lot["orders"]] == ["SO-1"]
     assert sorted(lot["units"]) == sorted(completed["SO-1"]["data"]["units"])
@@ -162,7 +212,8 @@ def test_shortage_waits_for_stock_then_completes(
     [shortage] = [e for e in events if e["type"] == "material.shortage"]
     assert shortage["order_id"] == "CAP-3"
     assert [e["data"]["alarm_id"] for e in events if e["type"] == "alarm.raised"] == [
-        "shortage:BLANK-CAP-RED"]
+        "shortage:BLANK-CAP-RED"
+    ]
 
 
 def test_sigkill_mid_run_loses_nothing(
@@ -193,8 +244,9 @@ def test_sigkill_mid_run_loses_nothing(
     after = asyncio.run(work(None))
     hub.wait_for(lambda ev: sum(e["type"] == "order.completed" for e in ev) == 7, timeout=30)
     events = check_stream(hub)
-    seen = {("task.completed", e["data"]["task_id"]) for e in events
-            if e["type"] == "task.completed"}
+    seen = {
+        ("task.completed", e["data"]["task_id"]) for e in events if e["type"] == "task.completed"
+    }
     seen |= {("order.completed", e["order_id"]) for e in events if e["type"] == "order.completed"}
     acknowledged = set(before.acknowledged) | set(after.acknowledged)
     assert acknowledged and acknowledged <= seen
