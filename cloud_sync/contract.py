@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
+    BeforeValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -72,6 +73,15 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
 
+def _text_only(value: Any) -> Any:
+    """A date-time on this wire is an RFC 3339 string, never a number of seconds."""
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date-time string")
+    return value
+
+
+WireDatetime = Annotated[AwareDatetime, BeforeValidator(_text_only)]
+
 PersonalizationValue = StrictStr | StrictInt | StrictFloat | StrictBool
 
 
@@ -99,8 +109,8 @@ class Order(_Open):
     order_id: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
     revision: Annotated[StrictInt, Field(ge=1)] = 1
     channel: Annotated[StrictStr, Field(max_length=64)] | None = None
-    placed_at: AwareDatetime | None = None
-    ship_by: AwareDatetime
+    placed_at: WireDatetime | None = None
+    ship_by: WireDatetime
     priority: Annotated[StrictInt, Field(ge=0, le=9)] = 5
     carrier: Annotated[StrictStr, Field(max_length=32)] | None = None
     destination: Destination | None = None
@@ -178,14 +188,14 @@ class Stock(_Open):
     """``kind = "stock"``: a full snapshot of what the WMS holds for this line."""
 
     kind: Literal["stock"]
-    as_of: AwareDatetime
+    as_of: WireDatetime
     items: list[StockItem]
 
 
 class Envelope(_Open):
     """One outbound event (event.schema.json)."""
 
-    v: Literal[1] = 1
+    v: Literal[1]
     gateway_id: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_-]{1,32}/[A-Za-z0-9_-]{1,32}$")]
     seq: Annotated[StrictInt, Field(ge=1)]
     event_id: StrictStr

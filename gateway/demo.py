@@ -341,6 +341,13 @@ async def _watch(
             demo.interrupted = True
             print("linegate demo: stopping")
             return
+        if hub.rejected_good or hub.counters.rejected > hub.counters.released_bad:
+            c = hub.counters
+            demo.problems.append(
+                f"the gateway rejected good orders: {c.rejected} rejections of "
+                f"{c.released_bad} bad orders ({', '.join(sorted(c.rejection_codes))})"
+            )
+            return
         if hub.counters.unique != last_unique:
             last_unique, last_change = hub.counters.unique, now
         elif orders and now - last_change > stall_s:

@@ -1,0 +1,287 @@
+"""Benchmarks of issue 2's targets, against a real gateway process and a real Mosquitto.
+
+    .venv/bin/python benchmarks/bench_line.py intake --orders 100000
+    .venv/bin/python benchmarks/bench_line.py scans --stations 30 --rate 200 --seconds 30
+
+``intake``: a promotion burst published to the broker (one order per message, QoS 1);
+measures how fast the gateway accepts them (validated, exploded, kitting checked, events
+in the outbox: counted in its database) and its resident memory with all of them open.
+``scans``: 30 stations work orders through the station API at a fixed total rate; every
+action is durably committed before it is answered; measures latency percentiles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parents[1]
+CATALOG = json.loads((ROOT / "simulators" / "data" / "reference-catalog.json").read_text())
+PREFIX = "linegate/v1/bench/line1/"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_broker(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    conf = tmp / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                    "max_queued_messages 0\n")
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    proc = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.1).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError("mosquitto did not start")
+
+
+def write_line(tmp: Path, stations: int, capability: str) -> Path:
+    cfg = tmp / "line"
+    cfg.mkdir()
+    ops = "\n".join(f'[[operators]]\nbadge = "OP-{n:04d}"\nname = "op {n}"\n'
+                    for n in range(stations + 2))
+    (cfg / "line.toml").write_text(
+        f'[line]\nsite = "bench"\nline = "line1"\n\n[hub]\nurl = "mqtt://127.0.0.1:1883"\n\n'
+        f"{ops}")
+    caps = ["dtg_print", "embroider", "laser_engrave", "qc_inspect", "kit_assemble"]
+    for n in range(stations):
+        cap = capability if capability else caps[n % len(caps)]
+        (cfg / f"st-{n:02d}.toml").write_text(
+            f'[station]\nid = "st-{n:02d}"\ncapabilities = ["{cap}"]\n')
+    (cfg / "pack.toml").write_text('[station]\nid = "pack"\ncapabilities = ["pack"]\n')
+    return cfg
+
+
+def big_stock() -> dict[str, Any]:
+    items = []
+    for m in CATALOG["materials"]:
+        item: dict[str, Any] = {"material": m["material"], "qty": 100_000_000}
+        if m.get("lot_tracked"):
+            item["lot"] = m["material"] + "-BENCH"
+            item["expires"] = "2099-12-31"
+        items.append(item)
+    return {"kind": "stock", "as_of": "2026-01-01T00:00:00+00:00", "items": items}
+
+
+def publisher(port: int) -> mqtt.Client:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-hub-{random.random()}")
+    c.max_inflight_messages_set(200)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    return c
+
+
+def start_gateway(cfg: Path, data: Path, port: int, http_port: int) -> subprocess.Popen[bytes]:
+    log = (data / "gateway.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "run", "--config", str(cfg), "--data-dir", str(data),
+         "--broker", f"mqtt://127.0.0.1:{port}", "--http-port", str(http_port)],
+        cwd=ROOT, stdout=log, stderr=log)
+    for _ in range(400):
+        try:
+            if httpx.get(f"http://127.0.0.1:{http_port}/api/health", timeout=1).is_success:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError("gateway did not start")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def count_orders(db: Path) -> int:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return int(conn.execute("SELECT count(*) FROM orders").fetchone()[0])
+
+
+def make_orders(n: int, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    skus = [s["sku"] for s in CATALOG["skus"]]
+    out = []
+    for i in range(n):
+        lines = [{"sku": rng.choice(skus), "qty": rng.choice((1, 1, 1, 2, 3)),
+                  "personalization": {"text": f"Happy birthday {i} 生日快乐", "font": "Serif"}}
+                 for _ in range(rng.choice((1, 1, 1, 2)))]
+        out.append(json.dumps({
+            "order_id": f"PROMO-{i:07d}", "ship_by": "2026-11-12T18:00:00+08:00",
+            "priority": rng.choice((5, 5, 5, 7, 9)), "channel": "tmall", "carrier": "SF",
+            "lines": lines}, ensure_ascii=False).encode())
+    return out
+
+
+def bench_intake(args: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="lg-bench-"))
+    broker, port = start_broker(tmp)
+    cfg = write_line(tmp, 9, "")
+    data = tmp / "data"
+    data.mkdir()
+    gw = None
+    try:
+        hub = publisher(port)
+        hub.publish(PREFIX + "in/masterdata/catalog", json.dumps(CATALOG), qos=1,
+                    retain=True).wait_for_publish(5)
+        hub.publish(PREFIX + "in/masterdata/stock", json.dumps(big_stock()), qos=1,
+                    retain=True).wait_for_publish(5)
+        gw = start_gateway(cfg, data, port, free_port())
+        time.sleep(1.0)  # the link subscribes and applies master data
+        rss_idle = rss_mib(gw.pid)
+        orders = make_orders(args.orders, args.seed)
+        db = data / "linegate.db"
+        t0 = time.perf_counter()
+        for payload in orders:
+            hub.publish(PREFIX + "in/orders", payload, qos=1)
+        published = time.perf_counter() - t0
+        peak = rss_idle
+        while (n := count_orders(db)) < args.orders:
+            peak = max(peak, rss_mib(gw.pid))
+            if time.perf_counter() - t0 > 600:
+                raise RuntimeError(f"only {n} orders accepted after 600 s")
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - t0
+        time.sleep(1.0)
+        peak = max(peak, rss_mib(gw.pid))
+        hub.loop_stop()
+        return {"orders": args.orders, "publish_s": round(published, 2),
+                "accepted_s": round(elapsed, 2),
+                "orders_per_s": round(args.orders / elapsed),
+                "rss_idle_mib": round(rss_idle, 1), "rss_peak_mib": round(peak, 1),
+                "rss_after_mib": round(rss_mib(gw.pid), 1)}
+    finally:
+        if gw is not None:
+            gw.terminate()
+            gw.wait(10)
+        broker.terminate()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def _station(c: httpx.AsyncClient, base: str, station: str, badge: str, interval: float,
+                   until: float, lat: list[float], refusals: list[str]) -> None:
+    async def post(action: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        t = time.perf_counter()
+        r = await c.post(f"{base}/api/stations/{station}/{action}", json=body)
+        lat.append((time.perf_counter() - t) * 1000)
+        if r.status_code == 409:
+            refusals.append(r.json()["code"])
+        doc: dict[str, Any] = r.json()
+        return doc
+
+    await post("login", {"badge": badge})
+    next_at = time.perf_counter() + random.random() * interval
+    while time.perf_counter() < until:
+        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        next_at += interval
+        view = (await c.get(f"{base}/api/stations/{station}")).json()
+        task = view["task"]
+        if task is None:
+            await post("next")
+        elif task["status"] == "dispatched":
+            todo = [m for m in task["materials"] if m["scanned"] is None]
+            if todo:
+                await post("scan", {"code": todo[0]["suggested_lot"] or todo[0]["material"]})
+            else:
+                await post("start")
+        else:
+            items = [i for i, it in enumerate(task["checklist"]) if it["passed"] is None]
+            if items:
+                await post("checklist", {"item": items[0], "passed": True})
+            else:
+                await post("complete")
+
+
+def bench_scans(args: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="lg-bench-"))
+    broker, port = start_broker(tmp)
+    cfg = write_line(tmp, args.stations, "dtg_print")
+    data = tmp / "data"
+    data.mkdir()
+    gw = None
+    try:
+        hub = publisher(port)
+        hub.publish(PREFIX + "in/masterdata/catalog", json.dumps(CATALOG), qos=1,
+                    retain=True).wait_for_publish(5)
+        hub.publish(PREFIX + "in/masterdata/stock", json.dumps(big_stock()), qos=1,
+                    retain=True).wait_for_publish(5)
+        http_port = free_port()
+        gw = start_gateway(cfg, data, port, http_port)
+        time.sleep(1.0)
+        tees = [s["sku"] for s in CATALOG["skus"] if s["routing"] == "R-TEE-DTG"]
+        for i in range(int(args.rate * args.seconds / 5) + args.stations * 2):
+            order = {"order_id": f"S-{i}", "ship_by": "2026-11-12T18:00:00+08:00",
+                     "lines": [{"sku": tees[i % len(tees)], "qty": 1}]}
+            hub.publish(PREFIX + "in/orders", json.dumps(order), qos=1)
+        time.sleep(3.0)
+        base = f"http://127.0.0.1:{http_port}"
+        lat: list[float] = []
+        refusals: list[str] = []
+        interval = args.stations / args.rate
+
+        async def run() -> None:
+            limits = httpx.Limits(max_connections=args.stations + 5)
+            async with httpx.AsyncClient(timeout=10, limits=limits) as c:
+                until = time.perf_counter() + args.seconds
+                await asyncio.gather(*(
+                    _station(c, base, f"st-{n:02d}", f"OP-{n:04d}", interval, until, lat,
+                             refusals) for n in range(args.stations)))
+
+        asyncio.run(run())
+        hub.loop_stop()
+        lat.sort()
+        q = statistics.quantiles(lat, n=100)
+        return {"stations": args.stations, "target_rate": args.rate,
+                "actions": len(lat), "achieved_rate": round(len(lat) / args.seconds, 1),
+                "p50_ms": round(q[49], 2), "p90_ms": round(q[89], 2),
+                "p99_ms": round(q[98], 2), "max_ms": round(lat[-1], 2),
+                "refusals": len(refusals)}
+    finally:
+        if gw is not None:
+            gw.terminate()
+            gw.wait(10)
+        broker.terminate()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    sub = p.add_subparsers(dest="what", required=True)
+    i = sub.add_parser("intake")
+    i.add_argument("--orders", type=int, default=100_000)
+    i.add_argument("--seed", type=int, default=1)
+    s = sub.add_parser("scans")
+    s.add_argument("--stations", type=int, default=30)
+    s.add_argument("--rate", type=float, default=200.0)
+    s.add_argument("--seconds", type=float, default=30.0)
+    args = p.parse_args()
+    result = bench_intake(args) if args.what == "intake" else bench_scans(args)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,290 @@
+"""The demo for real: gateway, simulated hub and operators, in process, over MQTT, as a command."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from cloud_sync.memory import MemoryHub, MemoryLink
+from gateway.app import Gateway
+from gateway.cli import _parser
+from gateway.clock import ScaledClock
+from gateway.config_load import load_line_config
+from gateway.demo import REFERENCE_LINE, Demo, run_demo
+from simulators.hub import MemoryTransport, SimulatedHub
+from simulators.operators import Person, SimulatedOperator, assign_staff, station_loads
+from simulators.orders import (
+    BAD_KINDS,
+    generate_orders,
+    load_reference_catalog,
+    load_reference_stock,
+)
+from tests.conftest import Mosquitto
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEED = "600"
+
+
+def _demo(argv: list[str]) -> tuple[int, Demo]:
+    args = _parser().parse_args(["demo", *argv])
+    built: list[Demo] = []
+    rc = run_demo(args, on_start=built.append)
+    assert len(built) == 1
+    return rc, built[0]
+
+
+def _assert_clean_run(demo: Demo) -> None:
+    hub, c = demo.hub, demo.hub.counters
+    assert demo.problems == []
+    assert c.released == len(demo.orders)
+    assert c.released_good == sum(1 for o in demo.orders if o.good)
+    # Every good order accepted and completed, each bad one rejected with its own code.
+    assert c.accepted == c.released_good
+    assert c.completed == c.released_good
+    assert hub.outstanding == []
+    assert hub.rejected_good == []
+    assert c.rejected == c.released_bad
+    assert hub.rejections_as_expected
+    # The event stream is whole: seq 1..last, nothing missing, and it holds all there is.
+    assert c.gaps == 0
+    assert hub.missing_seqs() == []
+    assert c.max_seq == demo.gateway.outbox.last_seq
+    assert c.unique == c.max_seq
+    # The operators made mistakes and the gateway refused every one of them.
+    ops = [op.counters for op in demo.operators]
+    assert sum(o.accepted_mistakes for o in ops) == 0
+    assert sum(o.errors for o in ops) == 0
+    assert sum(o.tasks_done for o in ops) >= c.completed
+
+
+def test_demo_in_memory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, demo = _demo(
+        [
+            "--orders",
+            "24",
+            "--speed",
+            SPEED,
+            "--http-port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+            "--error-rate",
+            "0.15",
+            "--seed",
+            "3",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    _assert_clean_run(demo)
+    c = demo.hub.counters
+    assert c.released == 24
+    assert set(c.rejection_codes) >= set(BAD_KINDS)  # each kind of bad order came and went
+    ops = [op.counters for op in demo.operators]
+    assert sum(sum(o.mistakes.values()) for o in ops) > 0
+    assert sum(o.expected_refusals for o in ops) > 0
+    assert {op.station for op in demo.operators} == set(demo.config.stations)
+    assert f"{demo.api_url}/api/stations" in out
+    assert "RESULT: OK" in out
+    assert (tmp_path / "linegate.db").exists()
+
+
+def test_demo_over_mqtt(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    rc, demo = _demo(
+        [
+            "--broker",
+            f"mqtt://{mosquitto.host}:{mosquitto.port}",
+            "--orders",
+            "12",
+            "--speed",
+            SPEED,
+            "--http-port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+            "--seed",
+            "5",
+            "--site",
+            "sz02",
+            "--line",
+            "line1",
+        ]
+    )
+    assert rc == 0, demo.problems
+    assert demo.config.gateway_id == "sz02/line1"
+    assert demo.transport.startswith("MQTT")
+    _assert_clean_run(demo)
+
+
+def test_demo_command(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "demo",
+            "--orders",
+            "12",
+            "--speed",
+            SPEED,
+            "--http-port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+            "--seed",
+            "11",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "RESULT: OK" in out
+    assert re.search(r"station API +http://127\.0\.0\.1:\d+/api/stations", out)
+    done = re.search(r"orders completed +(\d+) of (\d+)", out)
+    assert done is not None and done.group(1) == done.group(2) and int(done.group(1)) > 0
+    assert re.search(r"orders rejected +[1-9]", out)
+    assert re.search(r"seq gaps 0\b", out)
+
+
+def test_bad_arguments_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = run_demo(_parser().parse_args(["demo", "--speed", "0"]))
+    assert rc == 2
+    assert "--speed" in capsys.readouterr().err
+
+
+async def test_hub_replenishes_a_shortage(tmp_path: Path) -> None:
+    """Orders for more red caps than the WMS holds: shortage, refill, all shipped."""
+    speed = 600.0
+    catalog, stock = load_reference_catalog(), load_reference_stock()
+    for item in stock["items"]:
+        if item["material"] == "BLANK-CAP-RED":
+            item["qty"] = 2
+    clock = ScaledClock(speed)
+    orders = generate_orders(
+        catalog,
+        stock,
+        count=4,
+        now=clock.now(),
+        seed=1,
+        bad_rate=0.0,
+        respect_stock=False,
+        sku_weights={"CAP-EMB-RED": 1.0},
+    )
+    assert sum(o.units for o in orders) > 2
+    config = load_line_config(REFERENCE_LINE)
+    memory = MemoryHub()
+    link = MemoryLink(memory, config.line.site, config.line.line, clock.now)
+    gateway = Gateway(config, data_dir=tmp_path, clock=clock, link=link, http_port=0)
+    hub = SimulatedHub(
+        MemoryTransport(memory),
+        catalog=catalog,
+        stock=stock,
+        orders=orders,
+        clock_now=clock.now,
+        speed=speed,
+        waves=1,
+    )
+    gw_task = asyncio.create_task(gateway.run())
+    await gateway.started.wait()
+    hub_task = asyncio.create_task(hub.run())
+    stations = {"emb-1": ["OP-1003", "OP-1004", "OP-1007"], "pack-1": None}
+    staff = assign_staff(stations, ["OP-1004", "OP-1001"], {})
+    ops = [
+        SimulatedOperator(
+            f"http://127.0.0.1:{gateway.http_port}",
+            sid,
+            Person(badge),
+            catalog=catalog,
+            speed=speed,
+            seed=2,
+        )
+        for sid, badge in staff.items()
+    ]
+    op_tasks = [asyncio.create_task(op.run()) for op in ops]
+    try:
+        async with asyncio.timeout(40):
+            await hub.done.wait()
+    finally:
+        for op in ops:
+            op.stop()
+        await asyncio.gather(*op_tasks)
+        for task in (hub_task, gw_task):
+            task.cancel()
+        await asyncio.gather(hub_task, gw_task, return_exceptions=True)
+    c = hub.counters
+    assert c.shortages >= 1
+    assert c.replenishments >= 1
+    assert c.completed == len(orders)
+    assert c.gaps == 0
+    assert all(op.counters.errors == 0 for op in ops)
+
+
+def test_orders_are_reproducible_and_fit_the_stock() -> None:
+    catalog, stock = load_reference_catalog(), load_reference_stock()
+    now = datetime(2026, 11, 11, 1, 0, tzinfo=UTC)
+    first = generate_orders(catalog, stock, count=300, now=now, seed=9)
+    assert first == generate_orders(catalog, stock, count=300, now=now, seed=9)
+    assert first != generate_orders(catalog, stock, count=300, now=now, seed=10)
+    kinds = Counter(o.expected_error for o in first if not o.good)
+    assert set(kinds) == set(BAD_KINDS)
+    held: Counter[str] = Counter()
+    for item in stock["items"]:
+        held[item["material"]] += item["qty"]
+    boms = {s["sku"]: s["bom"] for s in catalog["skus"]}
+    used: Counter[str] = Counter()
+    for order in first:
+        if order.good:
+            assert order.doc is not None
+            assert 1 <= len(order.doc["lines"]) <= 3
+            for line in order.doc["lines"]:
+                assert 1 <= line["qty"] <= 3
+                for b in boms[line["sku"]]:
+                    used[b["material"]] += b["qty"] * line["qty"]
+    assert all(used[m] <= held[m] for m in used), used
+    assert used["BLANK-CAP-RED"] <= 6
+
+
+def test_staffing_respects_the_station_lists() -> None:
+    config = load_line_config(REFERENCE_LINE)
+    catalog = load_reference_catalog()
+    caps = {sid: list(st.capabilities) for sid, st in config.stations.items()}
+    allowed = {sid: st.operators for sid, st in config.stations.items()}
+    # Fewer people than stations: somebody works two stations, each one that accepts them.
+    badges = [o.badge for o in config.operators][: len(config.stations) - 1]
+    staff = assign_staff(allowed, badges, station_loads(catalog, caps))
+    assert set(staff) == set(config.stations)
+    for sid, badge in staff.items():
+        assert allowed[sid] is None or badge in (allowed[sid] or [])
+    assert len(set(staff.values())) == len(badges)
+
+
+def test_the_hub_counts_duplicates_and_gaps() -> None:
+    hub = SimulatedHub(
+        MemoryTransport(MemoryHub()),
+        catalog=load_reference_catalog(),
+        stock=load_reference_stock(),
+        orders=[],
+        clock_now=lambda: datetime.now(UTC),
+    )
+
+    def env(seq: int) -> dict[str, object]:
+        return {"seq": seq, "type": "task.started", "data": {}}
+
+    hub.on_events([env(1), env(2), env(2), env(4)])
+    assert hub.counters.duplicates == 1
+    assert hub.counters.gaps == 1
+    assert hub.missing_seqs() == [3]
+    hub.on_events([env(3)])
+    assert hub.counters.gaps == 0
+    assert hub.counters.events_received == 5
