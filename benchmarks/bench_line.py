@@ -46,8 +46,10 @@ def free_port() -> int:
 def start_broker(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     conf = tmp / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    "max_queued_messages 0\n")
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "max_queued_messages 1000000\n"
+    )
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     proc = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
     for _ in range(200):
@@ -62,16 +64,18 @@ def start_broker(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
 def write_line(tmp: Path, stations: int, capability: str) -> Path:
     cfg = tmp / "line"
     cfg.mkdir()
-    ops = "\n".join(f'[[operators]]\nbadge = "OP-{n:04d}"\nname = "op {n}"\n'
-                    for n in range(stations + 2))
+    ops = "\n".join(
+        f'[[operators]]\nbadge = "OP-{n:04d}"\nname = "op {n}"\n' for n in range(stations + 2)
+    )
     (cfg / "line.toml").write_text(
-        f'[line]\nsite = "bench"\nline = "line1"\n\n[hub]\nurl = "mqtt://127.0.0.1:1883"\n\n'
-        f"{ops}")
+        f'[line]\nsite = "bench"\nline = "line1"\n\n[hub]\nurl = "mqtt://127.0.0.1:1883"\n\n{ops}'
+    )
     caps = ["dtg_print", "embroider", "laser_engrave", "qc_inspect", "kit_assemble"]
     for n in range(stations):
         cap = capability if capability else caps[n % len(caps)]
         (cfg / f"st-{n:02d}.toml").write_text(
-            f'[station]\nid = "st-{n:02d}"\ncapabilities = ["{cap}"]\n')
+            f'[station]\nid = "st-{n:02d}"\ncapabilities = ["{cap}"]\n'
+        )
     (cfg / "pack.toml").write_text('[station]\nid = "pack"\ncapabilities = ["pack"]\n')
     return cfg
 
@@ -90,6 +94,7 @@ def big_stock() -> dict[str, Any]:
 def publisher(port: int) -> mqtt.Client:
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-hub-{random.random()}")
     c.max_inflight_messages_set(200)
+    c.on_disconnect = lambda *a: print("bench hub disconnected", a[3:], file=sys.stderr)
     c.connect("127.0.0.1", port)
     c.loop_start()
     return c
@@ -98,9 +103,24 @@ def publisher(port: int) -> mqtt.Client:
 def start_gateway(cfg: Path, data: Path, port: int, http_port: int) -> subprocess.Popen[bytes]:
     log = (data / "gateway.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "run", "--config", str(cfg), "--data-dir", str(data),
-         "--broker", f"mqtt://127.0.0.1:{port}", "--http-port", str(http_port)],
-        cwd=ROOT, stdout=log, stderr=log)
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "run",
+            "--config",
+            str(cfg),
+            "--data-dir",
+            str(data),
+            "--broker",
+            f"mqtt://127.0.0.1:{port}",
+            "--http-port",
+            str(http_port),
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=log,
+    )
     for _ in range(400):
         try:
             if httpx.get(f"http://127.0.0.1:{http_port}/api/health", timeout=1).is_success:
@@ -127,13 +147,27 @@ def make_orders(n: int, seed: int) -> list[bytes]:
     skus = [s["sku"] for s in CATALOG["skus"]]
     out = []
     for i in range(n):
-        lines = [{"sku": rng.choice(skus), "qty": rng.choice((1, 1, 1, 2, 3)),
-                  "personalization": {"text": f"Happy birthday {i} 生日快乐", "font": "Serif"}}
-                 for _ in range(rng.choice((1, 1, 1, 2)))]
-        out.append(json.dumps({
-            "order_id": f"PROMO-{i:07d}", "ship_by": "2026-11-12T18:00:00+08:00",
-            "priority": rng.choice((5, 5, 5, 7, 9)), "channel": "tmall", "carrier": "SF",
-            "lines": lines}, ensure_ascii=False).encode())
+        lines = [
+            {
+                "sku": rng.choice(skus),
+                "qty": rng.choice((1, 1, 1, 2, 3)),
+                "personalization": {"text": f"Happy birthday {i} 生日快乐", "font": "Serif"},
+            }
+            for _ in range(rng.choice((1, 1, 1, 2)))
+        ]
+        out.append(
+            json.dumps(
+                {
+                    "order_id": f"PROMO-{i:07d}",
+                    "ship_by": "2026-11-12T18:00:00+08:00",
+                    "priority": rng.choice((5, 5, 5, 7, 9)),
+                    "channel": "tmall",
+                    "carrier": "SF",
+                    "lines": lines,
+                },
+                ensure_ascii=False,
+            ).encode()
+        )
     return out
 
 
@@ -146,18 +180,26 @@ def bench_intake(args: argparse.Namespace) -> dict[str, Any]:
     gw = None
     try:
         hub = publisher(port)
-        hub.publish(PREFIX + "in/masterdata/catalog", json.dumps(CATALOG), qos=1,
-                    retain=True).wait_for_publish(5)
-        hub.publish(PREFIX + "in/masterdata/stock", json.dumps(big_stock()), qos=1,
-                    retain=True).wait_for_publish(5)
+        hub.publish(
+            PREFIX + "in/masterdata/catalog", json.dumps(CATALOG), qos=1, retain=True
+        ).wait_for_publish(5)
+        hub.publish(
+            PREFIX + "in/masterdata/stock", json.dumps(big_stock()), qos=1, retain=True
+        ).wait_for_publish(5)
         gw = start_gateway(cfg, data, port, free_port())
         time.sleep(1.0)  # the link subscribes and applies master data
         rss_idle = rss_mib(gw.pid)
         orders = make_orders(args.orders, args.seed)
+        per = args.per_message
+        if per > 1:  # the contract allows a JSON array of orders per message
+            orders = [b"[" + b",".join(orders[k : k + per]) + b"]"
+                      for k in range(0, len(orders), per)]
         db = data / "linegate.db"
         t0 = time.perf_counter()
-        for payload in orders:
-            hub.publish(PREFIX + "in/orders", payload, qos=1)
+        for n, payload in enumerate(orders, start=1):
+            info = hub.publish(PREFIX + "in/orders", payload, qos=1)
+            if n % 1000 == 0:  # keep the publisher's own queue bounded
+                info.wait_for_publish(30)
         published = time.perf_counter() - t0
         peak = rss_idle
         while (n := count_orders(db)) < args.orders:
@@ -169,11 +211,16 @@ def bench_intake(args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(1.0)
         peak = max(peak, rss_mib(gw.pid))
         hub.loop_stop()
-        return {"orders": args.orders, "publish_s": round(published, 2),
-                "accepted_s": round(elapsed, 2),
-                "orders_per_s": round(args.orders / elapsed),
-                "rss_idle_mib": round(rss_idle, 1), "rss_peak_mib": round(peak, 1),
-                "rss_after_mib": round(rss_mib(gw.pid), 1)}
+        return {
+            "orders": args.orders,
+            "orders_per_message": per,
+            "publish_s": round(published, 2),
+            "accepted_s": round(elapsed, 2),
+            "orders_per_s": round(args.orders / elapsed),
+            "rss_idle_mib": round(rss_idle, 1),
+            "rss_peak_mib": round(peak, 1),
+            "rss_after_mib": round(rss_mib(gw.pid), 1),
+        }
     finally:
         if gw is not None:
             gw.terminate()
@@ -182,8 +229,16 @@ def bench_intake(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-async def _station(c: httpx.AsyncClient, base: str, station: str, badge: str, interval: float,
-                   until: float, lat: list[float], refusals: list[str]) -> None:
+async def _station(
+    c: httpx.AsyncClient,
+    base: str,
+    station: str,
+    badge: str,
+    interval: float,
+    until: float,
+    lat: list[float],
+    refusals: list[str],
+) -> None:
     async def post(action: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         t = time.perf_counter()
         r = await c.post(f"{base}/api/stations/{station}/{action}", json=body)
@@ -225,17 +280,22 @@ def bench_scans(args: argparse.Namespace) -> dict[str, Any]:
     gw = None
     try:
         hub = publisher(port)
-        hub.publish(PREFIX + "in/masterdata/catalog", json.dumps(CATALOG), qos=1,
-                    retain=True).wait_for_publish(5)
-        hub.publish(PREFIX + "in/masterdata/stock", json.dumps(big_stock()), qos=1,
-                    retain=True).wait_for_publish(5)
+        hub.publish(
+            PREFIX + "in/masterdata/catalog", json.dumps(CATALOG), qos=1, retain=True
+        ).wait_for_publish(5)
+        hub.publish(
+            PREFIX + "in/masterdata/stock", json.dumps(big_stock()), qos=1, retain=True
+        ).wait_for_publish(5)
         http_port = free_port()
         gw = start_gateway(cfg, data, port, http_port)
         time.sleep(1.0)
         tees = [s["sku"] for s in CATALOG["skus"] if s["routing"] == "R-TEE-DTG"]
         for i in range(int(args.rate * args.seconds / 5) + args.stations * 2):
-            order = {"order_id": f"S-{i}", "ship_by": "2026-11-12T18:00:00+08:00",
-                     "lines": [{"sku": tees[i % len(tees)], "qty": 1}]}
+            order = {
+                "order_id": f"S-{i}",
+                "ship_by": "2026-11-12T18:00:00+08:00",
+                "lines": [{"sku": tees[i % len(tees)], "qty": 1}],
+            }
             hub.publish(PREFIX + "in/orders", json.dumps(order), qos=1)
         time.sleep(3.0)
         base = f"http://127.0.0.1:{http_port}"
@@ -247,19 +307,30 @@ def bench_scans(args: argparse.Namespace) -> dict[str, Any]:
             limits = httpx.Limits(max_connections=args.stations + 5)
             async with httpx.AsyncClient(timeout=10, limits=limits) as c:
                 until = time.perf_counter() + args.seconds
-                await asyncio.gather(*(
-                    _station(c, base, f"st-{n:02d}", f"OP-{n:04d}", interval, until, lat,
-                             refusals) for n in range(args.stations)))
+                await asyncio.gather(
+                    *(
+                        _station(
+                            c, base, f"st-{n:02d}", f"OP-{n:04d}", interval, until, lat, refusals
+                        )
+                        for n in range(args.stations)
+                    )
+                )
 
         asyncio.run(run())
         hub.loop_stop()
         lat.sort()
         q = statistics.quantiles(lat, n=100)
-        return {"stations": args.stations, "target_rate": args.rate,
-                "actions": len(lat), "achieved_rate": round(len(lat) / args.seconds, 1),
-                "p50_ms": round(q[49], 2), "p90_ms": round(q[89], 2),
-                "p99_ms": round(q[98], 2), "max_ms": round(lat[-1], 2),
-                "refusals": len(refusals)}
+        return {
+            "stations": args.stations,
+            "target_rate": args.rate,
+            "actions": len(lat),
+            "achieved_rate": round(len(lat) / args.seconds, 1),
+            "p50_ms": round(q[49], 2),
+            "p90_ms": round(q[89], 2),
+            "p99_ms": round(q[98], 2),
+            "max_ms": round(lat[-1], 2),
+            "refusals": len(refusals),
+        }
     finally:
         if gw is not None:
             gw.terminate()
@@ -274,6 +345,7 @@ def main() -> None:
     i = sub.add_parser("intake")
     i.add_argument("--orders", type=int, default=100_000)
     i.add_argument("--seed", type=int, default=1)
+    i.add_argument("--per-message", type=int, default=1, help="orders per MQTT message")
     s = sub.add_parser("scans")
     s.add_argument("--stations", type=int, default=30)
     s.add_argument("--rate", type=float, default=200.0)

@@ -45,6 +45,7 @@ def mqtt_link(
         client_id=config.mqtt_client_id,
         keepalive_s=config.hub.keepalive_s,
         version=__version__,
+        events_per_message=100,
     )
     return MqttLink(settings, clock.now)
 
@@ -118,8 +119,8 @@ class Gateway:
                 tg.create_task(_fail_when_done(serving, "the station API stopped"))
                 if self.link is not None:
                     tg.create_task(self.link.run(self.inbound, self.outbox))
-                while not server.started:  # uvicorn offers a flag, not an event
-                    await asyncio.sleep(0.01)  # noqa: ASYNC110
+                while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
+                    await asyncio.sleep(0.01)
                 self.started.set()
         finally:
             # Let uvicorn close its connections itself, then the store.

@@ -459,6 +459,7 @@ def _summary(demo: Demo) -> None:
     mistakes = sum(sum(o.mistakes.values()) for o in ops)
     on_time = f"{100.0 * c.on_time / c.completed:.0f} %" if c.completed else "-"
     sim_s = demo.wall_s * demo.speed
+    seqs = f"seq {c.first_seq}..{c.max_seq}" if c.max_seq >= c.first_seq else "none yet"
     codes = ", ".join(f"{k} {v}" for k, v in sorted(c.rejection_codes.items())) or "none"
     lines = [
         f"linegate demo: summary after {demo.wall_s:.1f} s "
@@ -467,8 +468,7 @@ def _summary(demo: Demo) -> None:
         f"  orders completed   {c.completed} of {c.released_good}, on time {c.on_time} "
         f"({on_time}) against ship-by",
         f"  orders rejected    {c.rejected} ({codes})",
-        f"  events published   {c.unique} (seq {c.first_seq}..{c.max_seq}), "
-        f"duplicates {c.duplicates}, seq gaps {c.gaps}",
+        f"  events published   {c.unique} ({seqs}), duplicates {c.duplicates}, seq gaps {c.gaps}",
         f"  defects            rework {c.rework}, scrap {c.scrap}",
         f"  materials          {c.shortages} shortages, {c.replenishments} replenishments",
         f"  operators          {sum(o.tasks_done for o in ops)} tasks, "
@@ -535,7 +535,7 @@ def _why_stopped(what: str, task: asyncio.Task[Any]) -> str:
         return f"the gateway cannot serve: {exc} (try --http-port 0 for a free port)"
     if exc is None:
         return f"{what} stopped"
-    log.error("%s failed", what, exc_info=exc)
+    log.debug("%s failed", what, exc_info=exc)
     return f"{what} failed: {exc!r}"
 
 

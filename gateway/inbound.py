@@ -241,39 +241,34 @@ class Inbound:
 
     def _accept(self, order: contract.Order) -> None:
         core = self._core
-        doc = order.model_dump_json(exclude_none=True)
+        units = sum(line.qty for line in order.lines)
+        ship_by = iso(order.ship_by)
         core.store.conn.execute(
             "INSERT INTO orders (order_id, revision, status, ship_by, priority, catalog_version, "
-            "doc, accepted_at, units) VALUES (?, ?, 'released', ?, ?, ?, ?, ?, 0) "
+            "doc, accepted_at, units) VALUES (?, ?, 'released', ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(order_id) DO UPDATE SET revision = excluded.revision, "
             "status = 'released', ship_by = excluded.ship_by, priority = excluded.priority, "
             "catalog_version = excluded.catalog_version, doc = excluded.doc, "
-            "accepted_at = excluded.accepted_at",
+            "accepted_at = excluded.accepted_at, units = excluded.units",
             (
                 order.order_id,
                 order.revision,
-                iso(order.ship_by),
+                ship_by,
                 order.priority,
                 core.catalog.version,
-                doc,
+                order.model_dump_json(exclude_none=True),
                 core.now_iso(),
+                units,
             ),
         )
         core.emit(
             "order.accepted",
-            {
-                "revision": order.revision,
-                "units": sum(line.qty for line in order.lines),
-                "ship_by": iso(order.ship_by),
-                "priority": order.priority,
-            },
+            {"revision": order.revision, "units": units, "ship_by": ship_by,
+             "priority": order.priority},
             order.order_id,
         )
         short = order_shortages(core, order)
-        units = explode(core, order, kitted=not short)
-        core.store.conn.execute(
-            "UPDATE orders SET units = ? WHERE order_id = ?", (units, order.order_id)
-        )
+        explode(core, order, kitted=not short)
         if short:
             report_shortage(core, order.order_id, short)
         self.accepted += 1

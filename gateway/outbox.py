@@ -28,6 +28,7 @@ class Outbox:
         self._committed_seq = 0
         self._next_seq = 1
         self._in_txn = False
+        self._pending: list[tuple[int, str, bytes]] = []
         self._new = asyncio.Event()
 
     def load(self) -> None:
@@ -44,11 +45,11 @@ class Outbox:
         self, type_: str, data: dict[str, Any], ts: datetime, order_id: str | None = None
     ) -> int:
         """Write one event in the current transaction; returns its seq."""
-        # seq is counted in memory and the counter row written once per transaction,
-        # just before it commits: the same atomicity, one statement instead of one per event.
+        # seq is counted in memory; the rows and the counter are written once per
+        # transaction, just before it commits: the same atomicity, two statements in all.
         if not self._in_txn:
             self._in_txn = True
-            self._store.before_commit(self._write_counter)
+            self._store.before_commit(self._flush)
             self._store.on_commit(self._committed)
             self._store.on_rollback(self._rolled_back)
         seq = self._next_seq
@@ -65,9 +66,7 @@ class Outbox:
             envelope["order_id"] = order_id
         envelope["data"] = data
         body = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
-        self._store.conn.execute(
-            "INSERT INTO outbox (seq, type, body) VALUES (?, ?, ?)", (seq, type_, body)
-        )
+        self._pending.append((seq, type_, body))
         return seq
 
     @property
@@ -75,10 +74,15 @@ class Outbox:
         return self._next_seq
 
     def rewind(self, next_seq: int) -> None:
-        """Give back the numbers of events undone by a rollback to a savepoint."""
+        """Forget the events appended since ``next_seq`` (a rollback to a savepoint)."""
         self._next_seq = next_seq
+        self._pending = [p for p in self._pending if p[0] < next_seq]
 
-    def _write_counter(self) -> None:
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        self._store.conn.executemany(
+            "INSERT INTO outbox (seq, type, body) VALUES (?, ?, ?)", pending
+        )
         self._store.conn.execute(
             "INSERT INTO counters (name, value) VALUES ('seq', ?) "
             "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
@@ -92,6 +96,7 @@ class Outbox:
 
     def _rolled_back(self) -> None:
         self._in_txn = False
+        self._pending = []
         self._next_seq = self._committed_seq + 1
 
     def peek(self, after_seq: int, limit: int) -> list[OutboxRecord]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from functools import partial
 from typing import Any
 
-from cloud_sync.contract import Order, Sku
+from cloud_sync.contract import Order, Routing, Sku
 from gateway.alarms import clear_alarm, raise_alarm
 from gateway.clock import iso
 from gateway.core import Core
@@ -44,6 +45,15 @@ def sku_snapshot(core: Core, sku: Sku) -> dict[str, Any]:
             for b in sku.bom
         ],
     }
+
+
+def _routing_json(routing: Routing) -> str:
+    ops = [op.model_dump(mode="json", exclude_none=True) for op in routing.operations]
+    return json.dumps(ops, ensure_ascii=False)
+
+
+def _sku_json(core: Core, sku: Sku) -> str:
+    return json.dumps(sku_snapshot(core, sku), ensure_ascii=False)
 
 
 def order_shortages(core: Core, order: Order) -> dict[str, tuple[float, float]]:
@@ -77,6 +87,7 @@ def explode(core: Core, order: Order, kitted: bool) -> int:
     task_rows: list[tuple[Any, ...]] = []
     unit_rows: list[tuple[Any, ...]] = []
     prefix = serial_prefix(core)
+    next_serial = core.store.next_counter("serial", sum(line.qty for line in order.lines))
     reservations: list[tuple[Any, ...]] = []
     today = core.today()
     margin = core.config.policies.lot_expiry_margin_days
@@ -94,15 +105,13 @@ def explode(core: Core, order: Order, kitted: bool) -> int:
                 line.sku,
                 line.qty,
                 routing.routing,
-                core.catalog.frozen(("routing", routing.routing), lambda: json.dumps(
-                    [op.model_dump(mode="json", exclude_none=True) for op in routing.operations],
-                    ensure_ascii=False)),
-                core.catalog.frozen(("sku", sku.sku), lambda: json.dumps(
-                    sku_snapshot(core, sku), ensure_ascii=False)),
+                core.catalog.frozen(("routing", routing.routing), partial(_routing_json, routing)),
+                core.catalog.frozen(("sku", sku.sku), partial(_sku_json, core, sku)),
                 json.dumps(line.personalization, ensure_ascii=False),
             ),
         ).fetchone()[0]
-        first = core.store.next_counter("serial", line.qty)
+        first = next_serial
+        next_serial += line.qty
         first_op = routing.operations[0].op
         for k in range(line.qty):
             serial = f"{prefix}-{first + k:08d}"
@@ -114,8 +123,17 @@ def explode(core: Core, order: Order, kitted: bool) -> int:
                     continue
                 status = "ready" if kitted and i == 0 else "blocked"
                 task_rows.append(
-                    (order.order_id, serial, wo_id, op.op, i, op.capability, status, ship_by,
-                     order.priority)
+                    (
+                        order.order_id,
+                        serial,
+                        wo_id,
+                        op.op,
+                        i,
+                        op.capability,
+                        status,
+                        ship_by,
+                        order.priority,
+                    )
                 )
             if kitted:
                 for b in sku.bom:
@@ -144,8 +162,7 @@ def explode(core: Core, order: Order, kitted: bool) -> int:
         unit_rows,
     )
     task_rows.append(
-        (order.order_id, None, None, pack_op, pack_index, PACK, "blocked", ship_by,
-         order.priority)
+        (order.order_id, None, None, pack_op, pack_index, PACK, "blocked", ship_by, order.priority)
     )
     conn.executemany(
         "INSERT INTO tasks (order_id, serial, wo_id, op, op_index, capability, status, "

@@ -150,6 +150,7 @@ class MqttTransport:
         client.on_subscribe = self._paho_subscribe
         client.on_message = self._paho_message
         client.on_disconnect = self._paho_disconnect
+        client.on_connect_fail = self._paho_connect_fail
         self._client = client
         # connect_async: the name lookup and TCP connect happen on paho's thread, not here;
         # paho also reconnects (and on_connect subscribes again) if the broker goes away.
@@ -229,6 +230,9 @@ class MqttTransport:
     ) -> None:
         self._hop(self._on_message, message.topic, bytes(message.payload))
 
+    def _paho_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        self._hop(self._set_unreachable)
+
     def _paho_disconnect(
         self,
         client: mqtt.Client,
@@ -244,6 +248,10 @@ class MqttTransport:
     def _set_refused(self, why: str) -> None:
         self._refused = why
         log.warning("hub: the broker refused: %s", why)
+
+    def _set_unreachable(self) -> None:
+        # paho retries by itself; only the reason is kept, for the error if it never works.
+        self._refused = "cannot connect: is the broker running?"
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         sink = self._sink
@@ -508,8 +516,10 @@ class SimulatedHub:
     def rejections_as_expected(self) -> bool:
         """Each bad order rejected once, each with the code it was made to provoke."""
         c = self.counters
-        return not self.rejected_good and c.rejected == c.released_bad and all(
-            c.rejection_codes[code] >= n for code, n in self.expected_rejections.items()
+        return (
+            not self.rejected_good
+            and c.rejected == c.released_bad
+            and all(c.rejection_codes[code] >= n for code, n in self.expected_rejections.items())
         )
 
     # -- the WMS -----------------------------------------------------------------------------

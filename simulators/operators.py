@@ -257,6 +257,11 @@ class SimulatedOperator:
     # -- one cycle: take a task and see it through ---------------------------------------
 
     async def _cycle(self) -> bool:
+        if self.person.at is None:
+            # The start of the shift: badge in, so the screen shows who works here.
+            async with self.person.lock:
+                if not self._somewhere() and not self.stopping:
+                    await self._login()
         view = await self._view()
         if view.get("task") is None and not view.get("queue"):
             return False
@@ -270,6 +275,10 @@ class SimulatedOperator:
         # A person shared with another station lets that one have a turn.
         await asyncio.sleep(0)
         return True
+
+    def _somewhere(self) -> bool:
+        # Read after waiting for the person: the other station may have logged them in.
+        return self.person.at is not None
 
     async def _login(self) -> bool:
         ans = await self._post("login", {"badge": self.person.badge})

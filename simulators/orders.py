@@ -186,7 +186,7 @@ class _Generator:
         bad = bad_order_count(count, bad_rate)
         positions = set(self.rng.sample(range(count), bad)) if bad else set()
         first_kind = self.rng.randrange(len(BAD_KINDS))
-        stamp = self.now.strftime("%y%m%d%H%M")
+        stamp = self.now.strftime("%y%m%d%H%M%S")
         out: list[GeneratedOrder] = []
         kinds = 0
         for n in range(count):

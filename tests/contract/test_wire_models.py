@@ -60,8 +60,10 @@ def test_masterdata_models_name_the_schema_fields() -> None:
         (contract.Catalog, catalog),
         (contract.Material, catalog["properties"]["materials"]["items"]),
         (contract.Routing, catalog["properties"]["routings"]["items"]),
-        (contract.Operation, catalog["properties"]["routings"]["items"]["properties"]
-         ["operations"]["items"]),
+        (
+            contract.Operation,
+            catalog["properties"]["routings"]["items"]["properties"]["operations"]["items"],
+        ),
         (contract.Sku, catalog["properties"]["skus"]["items"]),
         (contract.BomLine, catalog["properties"]["skus"]["items"]["properties"]["bom"]["items"]),
         (contract.Stock, stock),
@@ -74,22 +76,44 @@ def test_masterdata_models_name_the_schema_fields() -> None:
 
 
 GOOD: dict[str, Any] = {
-    "order_id": "SO-1", "revision": 2, "ship_by": "2026-11-25T17:00:00+08:00", "priority": 9,
-    "lines": [{"line_no": 1, "sku": "TEE-WHT-M", "qty": 2,
-               "personalization": {"text": "生日快乐", "size": 3, "gift": True}}],
-    "destination": {"name": "王芳", "country": "CN"}, "extra_field": "kept",
+    "order_id": "SO-1",
+    "revision": 2,
+    "ship_by": "2026-11-25T17:00:00+08:00",
+    "priority": 9,
+    "lines": [
+        {
+            "line_no": 1,
+            "sku": "TEE-WHT-M",
+            "qty": 2,
+            "personalization": {"text": "生日快乐", "size": 3, "gift": True},
+        }
+    ],
+    "destination": {"name": "王芳", "country": "CN"},
+    "extra_field": "kept",
 }
 
 MUTATIONS: list[tuple[str, Any]] = [
-    ("order_id", "has space"), ("order_id", ""), ("order_id", "x" * 65), ("revision", 0),
-    ("revision", "2"), ("priority", 10), ("priority", -1), ("ship_by", 5), ("lines", []),
-    ("lines", [{"sku": "A"}]), ("lines", [{"sku": "A", "qty": 0}]),
-    ("lines", [{"sku": "A", "qty": 1001}]), ("lines", [{"sku": "A B", "qty": 1}]),
-    ("lines", [{"sku": "A", "qty": 1.5}]), ("lines", [{"sku": "A", "qty": 1, "line_no": 0}]),
+    ("order_id", "has space"),
+    ("order_id", ""),
+    ("order_id", "x" * 65),
+    ("revision", 0),
+    ("revision", "2"),
+    ("priority", 10),
+    ("priority", -1),
+    ("ship_by", 5),
+    ("lines", []),
+    ("lines", [{"sku": "A"}]),
+    ("lines", [{"sku": "A", "qty": 0}]),
+    ("lines", [{"sku": "A", "qty": 1001}]),
+    ("lines", [{"sku": "A B", "qty": 1}]),
+    ("lines", [{"sku": "A", "qty": 1.5}]),
+    ("lines", [{"sku": "A", "qty": 1, "line_no": 0}]),
     ("lines", [{"sku": "A", "qty": 1, "personalization": {"k": None}}]),
     ("lines", [{"sku": "A", "qty": 1, "personalization": {"k": [1]}}]),
     ("lines", [{"sku": "A", "qty": 1, "personalization": {f"k{i}": 1 for i in range(33)}}]),
-    ("carrier", "x" * 33), ("channel", 7), ("destination", {"country": "CHN"}),
+    ("carrier", "x" * 33),
+    ("channel", 7),
+    ("destination", {"country": "CHN"}),
     ("lines", [{"sku": "A", "qty": 1}] * 201),
 ]
 

@@ -32,8 +32,11 @@ def codes(line: Line) -> list[list[str]]:
             "QTY_OUT_OF_RANGE",
             "lines.0.qty",
         ),
-        (json.dumps(order("SO-1", ("TEE-WHT-M", 1))).replace('"qty": 1', '"qty": "2"').encode(),
-         "SCHEMA", "lines.0.qty"),
+        (
+            json.dumps(order("SO-1", ("TEE-WHT-M", 1))).replace('"qty": 1', '"qty": "2"').encode(),
+            "SCHEMA",
+            "lines.0.qty",
+        ),
         (
             json.dumps({**order("SO-1", ("TEE-WHT-M", 1)), "ship_by": "tomorrow"}).encode(),
             "SCHEMA",
