@@ -167,7 +167,8 @@ class _Connection:
         # socket, so a promotion burst waits in the broker (on disk there), not in our memory.
         # Brokers do not all bound in-flight deliveries by Receive Maximum (Mosquitto 2.0
         # overshoots it); TCP flow control always works. Bounded: the loop drains the deque.
-        while len(self.inbound) > self.high_water and not self.closed.is_set():
+        # Only once the pumps run: before that the handshake needs this thread (SUBACK).
+        while len(self.inbound) > self.high_water and self.up and not self.closed.is_set():
             time.sleep(0.002)
 
     def _paho_publish(
