@@ -192,8 +192,9 @@ def bench_intake(args: argparse.Namespace) -> dict[str, Any]:
         orders = make_orders(args.orders, args.seed)
         per = args.per_message
         if per > 1:  # the contract allows a JSON array of orders per message
-            orders = [b"[" + b",".join(orders[k : k + per]) + b"]"
-                      for k in range(0, len(orders), per)]
+            orders = [
+                b"[" + b",".join(orders[k : k + per]) + b"]" for k in range(0, len(orders), per)
+            ]
         db = data / "linegate.db"
         t0 = time.perf_counter()
         for n, payload in enumerate(orders, start=1):

@@ -263,8 +263,12 @@ class Inbound:
         )
         core.emit(
             "order.accepted",
-            {"revision": order.revision, "units": units, "ship_by": ship_by,
-             "priority": order.priority},
+            {
+                "revision": order.revision,
+                "units": units,
+                "ship_by": ship_by,
+                "priority": order.priority,
+            },
             order.order_id,
         )
         short = order_shortages(core, order)
