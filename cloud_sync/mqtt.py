@@ -329,7 +329,7 @@ class MqttLink:
     async def _connect(self, client: mqtt.Client) -> MQTTErrorCode:
         s = self._settings
         # connect() resolves the name and opens the TCP connection: blocking, so off the loop.
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         # A persistent session (MQTT 5 spells "clean session off" as clean_start=False plus
         # a session that never expires), so orders published while we are away are kept.
         props.SessionExpiryInterval = 0xFFFFFFFF
