@@ -215,8 +215,9 @@ async def _run(demo: Demo, orders: int) -> int:
     op_tasks: list[asyncio.Task[None]] = []
     try:
         if not await _first(demo.gateway.started.wait(), gw_task):
-            demo.problems.append(_why_stopped("the gateway", gw_task))
-            return _finish(demo, started)
+            # Nothing ran: the reason is all there is to say.
+            print(f"linegate demo: {_why_stopped('the gateway', gw_task)}", file=sys.stderr)
+            return 1
         hub_task = asyncio.create_task(demo.hub.run(), name="hub")
         _staff(demo)
         _banner(demo)
