@@ -230,9 +230,45 @@ def bench_intake(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+class _Terminal:
+    """One station terminal: a kept-alive HTTP/1.1 connection, spoken by hand.
+
+    httpx's pool, shared by 30 busy coroutines in one process, adds tens of milliseconds of
+    its own; a terminal per station on its own socket measures the gateway, not the client.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        data = b"" if body is None else json.dumps(body).encode()
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + data)
+        status_line = await self.reader.readline()
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        payload = await self.reader.readexactly(length)
+        return int(status_line.split()[1]), json.loads(payload)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
 async def _station(
-    c: httpx.AsyncClient,
-    base: str,
+    host: str,
+    port: int,
     station: str,
     badge: str,
     interval: float,
@@ -240,36 +276,42 @@ async def _station(
     lat: list[float],
     refusals: list[str],
 ) -> None:
-    async def post(action: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        t = time.perf_counter()
-        r = await c.post(f"{base}/api/stations/{station}/{action}", json=body)
-        lat.append((time.perf_counter() - t) * 1000)
-        if r.status_code == 409:
-            refusals.append(r.json()["code"])
-        doc: dict[str, Any] = r.json()
-        return doc
+    term = _Terminal(host, port)
+    base = f"/api/stations/{station}"
 
-    await post("login", {"badge": badge})
-    next_at = time.perf_counter() + random.random() * interval
-    while time.perf_counter() < until:
-        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-        next_at += interval
-        view = (await c.get(f"{base}/api/stations/{station}")).json()
-        task = view["task"]
-        if task is None:
-            await post("next")
-        elif task["status"] == "dispatched":
-            todo = [m for m in task["materials"] if m["scanned"] is None]
-            if todo:
-                await post("scan", {"code": todo[0]["suggested_lot"] or todo[0]["material"]})
+    async def post(action: str, body: dict[str, Any] | None = None) -> None:
+        t = time.perf_counter()
+        status, doc = await term.request("POST", f"{base}/{action}", body)
+        lat.append((time.perf_counter() - t) * 1000)
+        if status == 409:
+            refusals.append(doc["code"])
+        elif status != 200:
+            raise RuntimeError(f"{station} {action}: HTTP {status} {doc}")
+
+    try:
+        await post("login", {"badge": badge})
+        next_at = time.perf_counter() + random.random() * interval
+        while time.perf_counter() < until:
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+            next_at += interval
+            _, view = await term.request("GET", base)
+            task = view["task"]
+            if task is None:
+                await post("next")
+            elif task["status"] == "dispatched":
+                todo = [m for m in task["materials"] if m["scanned"] is None]
+                if todo:
+                    await post("scan", {"code": todo[0]["suggested_lot"] or todo[0]["material"]})
+                else:
+                    await post("start")
             else:
-                await post("start")
-        else:
-            items = [i for i, it in enumerate(task["checklist"]) if it["passed"] is None]
-            if items:
-                await post("checklist", {"item": items[0], "passed": True})
-            else:
-                await post("complete")
+                items = [i for i, it in enumerate(task["checklist"]) if it["passed"] is None]
+                if items:
+                    await post("checklist", {"item": items[0], "passed": True})
+                else:
+                    await post("complete")
+    finally:
+        term.close()
 
 
 def bench_scans(args: argparse.Namespace) -> dict[str, Any]:
@@ -305,24 +347,32 @@ def bench_scans(args: argparse.Namespace) -> dict[str, Any]:
         interval = args.stations / args.rate
 
         async def run() -> None:
-            limits = httpx.Limits(max_connections=args.stations + 5)
-            async with httpx.AsyncClient(timeout=10, limits=limits) as c:
-                until = time.perf_counter() + args.seconds
-                await asyncio.gather(
-                    *(
-                        _station(
-                            c, base, f"st-{n:02d}", f"OP-{n:04d}", interval, until, lat, refusals
-                        )
-                        for n in range(args.stations)
+            until = time.perf_counter() + args.seconds
+            await asyncio.gather(
+                *(
+                    _station(
+                        "127.0.0.1",
+                        http_port,
+                        f"st-{n:02d}",
+                        f"OP-{n:04d}",
+                        interval,
+                        until,
+                        lat,
+                        refusals,
                     )
+                    for n in range(args.stations)
                 )
+            )
 
         asyncio.run(run())
+        server = httpx.get(f"{base}/api/health").json()["action_ms"]
         hub.loop_stop()
         lat.sort()
         q = statistics.quantiles(lat, n=100)
         return {
             "stations": args.stations,
+            "server_p50_ms": server.get("p50"),
+            "server_p99_ms": server.get("p99"),
             "target_rate": args.rate,
             "actions": len(lat),
             "achieved_rate": round(len(lat) / args.seconds, 1),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
 from collections.abc import Coroutine, Iterator
@@ -122,6 +123,9 @@ class Gateway:
                 while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
                     await asyncio.sleep(0.01)
                 self.started.set()
+                # Everything built so far lives as long as the process: keep the collector
+                # from rescanning it, or a full collection stalls every answer in flight.
+                gc.freeze()
         finally:
             # Let uvicorn close its connections itself, then the store.
             server.should_exit = True

@@ -116,6 +116,12 @@ class Outbox:
         return 0 if row is None else int(row[0])
 
     async def wait_for_new(self, after_seq: int) -> None:
-        while self._committed_seq <= after_seq:
+        while True:
+            if self._committed_seq > after_seq:
+                if self.peek(after_seq, 1):
+                    return
+                # Everything up to the last commit already left (acked before a restart):
+                # wait for something newer, or a link starting from 0 would spin.
+                after_seq = self._committed_seq
             self._new.clear()
             await self._new.wait()

@@ -6,9 +6,13 @@ operator understands; a refused action answers 409 with ``code`` and the reason.
 
 from __future__ import annotations
 
+import statistics
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -55,9 +59,22 @@ def _reply(reply: Reply) -> dict[str, Any]:
 
 def create_app(service: StationService, health: dict[str, Any]) -> FastAPI:
     """The FastAPI application; ``health`` is a live dict the gateway keeps current."""
+    durations: deque[float] = deque(maxlen=2000)  # ms of the last operator actions
     app = FastAPI(
         title="linegate station API", docs_url="/api/docs", openapi_url="/api/openapi.json"
     )
+
+    @app.middleware("http")
+    async def timed(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # How long the gateway took to answer (commit included): the number a line lead
+        # needs when operators say "the scanner is slow".
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        if request.method == "POST":
+            durations.append((time.perf_counter() - t0) * 1000)
+        return response
 
     @app.exception_handler(Refused)
     async def refused(_: Request, exc: Refused) -> JSONResponse:
@@ -88,7 +105,15 @@ def create_app(service: StationService, health: dict[str, Any]) -> FastAPI:
 
     @app.get("/api/health")
     async def get_health() -> dict[str, Any]:
-        return {**health, "outbox_pending": service.core.outbox.pending_count()}
+        answer_ms: dict[str, float] = {}
+        if len(durations) >= 2:
+            q = statistics.quantiles(durations, n=100)
+            answer_ms = {"p50": round(q[49], 2), "p99": round(q[98], 2), "n": len(durations)}
+        return {
+            **health,
+            "outbox_pending": service.core.outbox.pending_count(),
+            "action_ms": answer_ms,
+        }
 
     @app.get("/api/stations")
     async def stations() -> list[dict[str, Any]]:

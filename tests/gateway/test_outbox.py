@@ -72,3 +72,23 @@ async def test_waiters_wake_on_commit_only(tmp_path: Path) -> None:
     async with asyncio.timeout(1):
         await waiter
     store.close()
+
+
+async def test_a_reader_from_zero_waits_when_everything_was_acked(tmp_path: Path) -> None:
+    import asyncio
+
+    store, outbox = _open(tmp_path / "a.db")
+    with store.transaction():
+        outbox.append("alarm.raised", {}, TS)
+    outbox.ack([1])
+    store.close()
+    store, outbox = _open(tmp_path / "a.db")  # a restart: seq 1 is gone, last seq is 1
+    waiter = asyncio.create_task(outbox.wait_for_new(0))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()  # nothing to send: it waits instead of returning at once
+    with store.transaction():
+        outbox.append("alarm.cleared", {}, TS)
+    async with asyncio.timeout(1):
+        await waiter
+    assert [r.seq for r in outbox.peek(0, 10)] == [2]
+    store.close()
