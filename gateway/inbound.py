@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -61,6 +62,23 @@ class Inbound:
         self.rejected = 0
 
     def deliver(self, messages: Sequence[InboundMessage]) -> None:
+        # Fast path: the whole batch in one transaction. Should a message trip a bug, the
+        # batch is rolled back and applied again, each message in its own savepoint.
+        counts = (self.accepted, self.rejected)
+        try:
+            with self._core.store.transaction():
+                for message in messages:
+                    self._handle(message)
+            return
+        except sqlite3.Error:
+            raise  # the store itself failed: nothing is acked, the broker redelivers
+        except Exception:
+            self.accepted, self.rejected = counts
+            logger.warning("a batch of %d messages failed; applying them one by one",
+                           len(messages))
+        self._deliver_isolated(messages)
+
+    def _deliver_isolated(self, messages: Sequence[InboundMessage]) -> None:
         store = self._core.store
         with store.transaction() as conn:
             for i, message in enumerate(messages):
@@ -68,6 +86,8 @@ class Inbound:
                 next_seq = self._core.outbox.next_seq
                 try:
                     self._handle(message)
+                except sqlite3.Error:
+                    raise
                 except Exception:  # a bug must not block the messages around it
                     logger.exception("message on %s could not be applied", message.topic)
                     conn.execute(f"ROLLBACK TO m{i}")
@@ -140,17 +160,20 @@ class Inbound:
             self._reject(message, None, [_err("SCHEMA", "", "an empty array holds no order")])
             return
         for item in items:
-            raw = message.payload if len(items) == 1 else _dump(item)
-            self._order(message, item, raw)
+            # The raw form of one order of an array is only made if it is rejected.
+            self._order(message, item, message.payload if len(items) == 1 else None)
 
-    def _order(self, message: InboundMessage, item: Any, raw: bytes) -> None:
+    def _order(self, message: InboundMessage, item: Any, payload: bytes | None) -> None:
+        def raw() -> bytes:
+            return payload if payload is not None else _dump(item)
+
         core = self._core
         order_id = item.get("order_id") if isinstance(item, dict) else None
         order_id = order_id if isinstance(order_id, str) and len(order_id) <= 64 else None
         try:
             order = contract.Order.model_validate(item)
         except ValidationError as exc:
-            self._reject(message, order_id, validation_errors(exc), raw)
+            self._reject(message, order_id, validation_errors(exc), raw())
             return
         existing = core.store.one(
             "SELECT revision, status FROM orders WHERE order_id = ?", (order.order_id,)
@@ -163,11 +186,11 @@ class Inbound:
                 return
             problem = self._revision_problem(order, existing["revision"], existing["status"])
             if problem:
-                self._reject(message, order.order_id, [problem], raw)
+                self._reject(message, order.order_id, [problem], raw())
                 return
         errors = self._catalog_errors(order)
         if errors:
-            self._reject(message, order.order_id, errors, raw)
+            self._reject(message, order.order_id, errors, raw())
             return
         if existing is not None:
             drop_work(core, order.order_id)

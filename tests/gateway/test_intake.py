@@ -173,3 +173,31 @@ def test_accepted_work_keeps_its_routing_when_the_catalog_changes(line: Line) ->
     line.send("in/masterdata/catalog", doc)
     ops = line.gateway.store.one("SELECT operations FROM work_orders WHERE order_id = 'SO-1'")
     assert ops is not None and json.loads(ops[0])[0]["run_s"] == 45
+
+
+def test_a_message_that_trips_a_bug_is_rejected_and_the_rest_go_on(
+    line: Line, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in for a bug, at the one seam a test can reach: explode raising for one order
+    # after that order's first events were appended.
+    import gateway.inbound as inbound_module
+
+    real = inbound_module.explode
+
+    def explode(core: Any, order: Any, kitted: bool) -> None:
+        real(core, order, kitted)
+        if order.order_id == "SO-BUG":
+            raise RuntimeError("bug")
+
+    monkeypatch.setattr(inbound_module, "explode", explode)
+    line.inbound.deliver([
+        InboundMessage("in/orders", json.dumps(order("SO-1", ("TEE-WHT-M", 1))).encode()),
+        InboundMessage("in/orders", json.dumps(order("SO-BUG", ("TEE-WHT-M", 1))).encode()),
+        InboundMessage("in/orders", json.dumps(order("SO-2", ("TEE-WHT-M", 1))).encode()),
+    ])
+    assert [e["order_id"] for e in line.events("order.accepted")] == ["SO-1", "SO-2"]
+    assert codes(line) == [["INTERNAL"]]
+    seqs = [e["seq"] for e in line.events()]
+    assert seqs == list(range(1, len(seqs) + 1))  # the undone events left no gap
+    left = line.gateway.store.one("SELECT count(*) FROM units WHERE order_id = 'SO-BUG'")
+    assert left is not None and left[0] == 0
