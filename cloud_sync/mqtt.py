@@ -58,6 +58,9 @@ class MqttSettings:
     # a promotion burst waits in the broker, not in the gateway's memory.
     receive_maximum: int = 500
     batch_max: int = 500
+    # A batch also ends at this many payload bytes: a hub that sends arrays of orders must
+    # not turn 500 messages into one transaction of 50,000 orders held in memory.
+    batch_bytes: int = 1 << 20
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
 
@@ -79,6 +82,8 @@ class MqttSettings:
             raise ValueError(f"inflight_window must be in 1..{_MAX_WINDOW}")
         if self.batch_max < 1:
             raise ValueError("batch_max must be >= 1")
+        if self.batch_bytes < 1:
+            raise ValueError("batch_bytes must be >= 1")
         if not 0 < self.backoff_initial_s <= self.backoff_max_s:
             raise ValueError("need 0 < backoff_initial_s <= backoff_max_s")
 
@@ -103,6 +108,10 @@ class _Connection:
         self._sub_mid: int | None = None
         self.inbound: deque[mqtt.MQTTMessage] = deque()
         self.high_water = 1000
+        self.high_water_bytes = 4 << 20
+        # Written by one thread each, so their difference is safe to read from either.
+        self.bytes_in = 0  # paho's thread
+        self.bytes_out = 0  # the loop
         self._wake_pending = False
         self.inbound_ready = asyncio.Event()
         self.inflight: dict[int, list[int]] = {}  # paho mid -> outbox seqs awaiting PUBACK
@@ -159,6 +168,7 @@ class _Connection:
     ) -> None:
         # deque.append is atomic; one wake-up per burst instead of one per message (each
         # call_soon_threadsafe writes to the loop's self-pipe).
+        self.bytes_in += len(message.payload)
         self.inbound.append(message)
         if not self._wake_pending:
             self._wake_pending = True
@@ -168,7 +178,14 @@ class _Connection:
         # Brokers do not all bound in-flight deliveries by Receive Maximum (Mosquitto 2.0
         # overshoots it); TCP flow control always works. Bounded: the loop drains the deque.
         # Only once the pumps run: before that the handshake needs this thread (SUBACK).
-        while len(self.inbound) > self.high_water and self.up and not self.closed.is_set():
+        while (
+            (
+                len(self.inbound) > self.high_water
+                or self.bytes_in - self.bytes_out > self.high_water_bytes
+            )
+            and self.up
+            and not self.closed.is_set()
+        ):
             time.sleep(0.002)
 
     def _paho_publish(
@@ -280,6 +297,7 @@ class MqttLink:
         """One connection from connect to loss; returns why it ended."""
         conn = _Connection(asyncio.get_running_loop(), self._subscriptions)
         conn.high_water = 2 * self._settings.batch_max
+        conn.high_water_bytes = 4 * self._settings.batch_bytes
         client = self._new_client(conn)
         started = clean = False
         try:
@@ -376,11 +394,18 @@ class MqttLink:
 
     async def _pump_in(self, client: mqtt.Client, conn: _Connection, sink: InboundSink) -> None:
         batch_max = self._settings.batch_max
+        batch_bytes = self._settings.batch_bytes
         while True:
             await conn.inbound_ready.wait()
             conn.inbound_ready.clear()
             while conn.inbound and not conn.closed.is_set():
-                batch = [conn.inbound.popleft() for _ in range(min(len(conn.inbound), batch_max))]
+                batch: list[mqtt.MQTTMessage] = []
+                size = 0
+                while conn.inbound and len(batch) < batch_max and size < batch_bytes:
+                    message = conn.inbound.popleft()
+                    size += len(message.payload)
+                    batch.append(message)
+                conn.bytes_out += size
                 try:
                     sink.deliver(
                         [
