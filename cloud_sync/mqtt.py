@@ -267,6 +267,7 @@ class MqttLink:
         self._backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s)
         self._connected = False
         self._published = 0
+        self._backlog_peak = 0
         self._state: str | None = None  # "up" or "down", so only transitions are logged
         self._store_failed = False
 
@@ -274,6 +275,12 @@ class MqttLink:
     def connected(self) -> bool:
         """Subscribed, online status sent, and the connection has not dropped since."""
         return self._connected
+
+    @property
+    def backlog_peak(self) -> int:
+        """The most inbound messages ever waiting in memory for the store (bounded by
+        back-pressure to about twice ``batch_max``)."""
+        return self._backlog_peak
 
     @property
     def published(self) -> int:
@@ -399,6 +406,7 @@ class MqttLink:
             await conn.inbound_ready.wait()
             conn.inbound_ready.clear()
             while conn.inbound and not conn.closed.is_set():
+                self._backlog_peak = max(self._backlog_peak, len(conn.inbound))
                 batch: list[mqtt.MQTTMessage] = []
                 size = 0
                 while conn.inbound and len(batch) < batch_max and size < batch_bytes:

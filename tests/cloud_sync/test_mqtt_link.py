@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -503,3 +504,30 @@ def test_settings_reject_nonsense(overrides: dict[str, Any]) -> None:
     }
     with pytest.raises(ValueError):
         MqttSettings(**(values | overrides))
+
+
+class SlowSink(ListSink):
+    """A store that takes its time, as a gateway does in the middle of a promotion burst."""
+
+    def deliver(self, messages: Sequence[InboundMessage]) -> None:
+        time.sleep(0.01)  # blocking on purpose: the event loop is busy committing
+        super().deliver(messages)
+
+
+async def test_a_burst_waits_in_the_broker_not_in_memory(
+    mosquitto: Mosquitto, hub: HubFactory
+) -> None:
+    office = hub("office")
+    sink = SlowSink()
+    link = MqttLink(settings(mosquitto.port, batch_max=10), now)
+    async with running(link, sink, ListOutbox()):
+        await until(lambda: link.connected)
+        infos = [
+            office.client.publish(PREFIX + IN_ORDERS, order(f"SO-{n}"), qos=1) for n in range(600)
+        ]  # below Mosquitto's default queue of 1000 per session
+        infos[-1].wait_for_publish(10)
+        await until(lambda: len(sink.messages) == 600, within=30)
+    assert sink.messages == [InboundMessage(IN_ORDERS, order(f"SO-{n}")) for n in range(600)]
+    assert all(len(batch) <= 10 for batch in sink.batches)
+    # paho's thread stops reading past twice the batch: the rest stayed in the broker.
+    assert 10 <= link.backlog_peak <= 2 * 10 + 1
