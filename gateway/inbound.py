@@ -72,10 +72,9 @@ class Inbound:
             return
         except sqlite3.Error:
             raise  # the store itself failed: nothing is acked, the broker redelivers
-        except Exception:
+        except Exception:  # noqa: BLE001 - any bug: retry message by message, below
             self.accepted, self.rejected = counts
-            logger.warning("a batch of %d messages failed; applying them one by one",
-                           len(messages))
+            logger.warning("a batch of %d messages failed; applying them one by one", len(messages))
         self._deliver_isolated(messages)
 
     def _deliver_isolated(self, messages: Sequence[InboundMessage]) -> None:
@@ -414,6 +413,12 @@ def cancel_order(core: Core, order_id: str, reason: str) -> None:
         "AND status IN (?, ?, ?)",
         (order_id, *_UNSTARTED),
     )
+    # A parcel being packed is not shipped: its pack task ends too; the units stay put.
+    conn.execute(
+        "UPDATE tasks SET status = 'cancelled' WHERE order_id = ? AND serial IS NULL "
+        "AND status IN ('running', 'paused')",
+        (order_id,),
+    )
     conn.execute(
         "UPDATE sessions SET task_id = NULL WHERE task_id IN "
         "(SELECT task_id FROM tasks WHERE order_id = ? AND status = 'cancelled')",
@@ -422,7 +427,8 @@ def cancel_order(core: Core, order_id: str, reason: str) -> None:
     in_work = {
         r[0]
         for r in conn.execute(
-            "SELECT serial FROM tasks WHERE order_id = ? AND status IN ('running', 'paused')",
+            "SELECT serial FROM tasks WHERE order_id = ? AND status IN ('running', 'paused') "
+            "AND serial IS NOT NULL",
             (order_id,),
         )
     }

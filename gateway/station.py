@@ -27,6 +27,7 @@ from gateway.tasks import (
     record_attempt,
     record_quality,
     release_reservations,
+    release_unit,
     reservations,
     save_work,
     suggested_lot,
@@ -401,12 +402,11 @@ class StationService:
         return task
 
     def _undispatch(self, task: Row) -> None:
+        """Put a dispatched task back in the queue; its unit keeps its reservations."""
         self.core.store.conn.execute(
             "UPDATE tasks SET status = 'ready', station = NULL, work = '{}' WHERE task_id = ?",
             (task["task_id"],),
         )
-        for r in reservations(self.core, task):
-            _ = r  # reservations stay with the unit: only the station assignment is undone
 
     # -- start / pause / resume -------------------------------------------------------
 
@@ -665,9 +665,7 @@ class StationService:
                 "UPDATE tasks SET status = 'cancelled' WHERE serial = ? AND status = 'blocked'",
                 (task["serial"],),
             )
-            release_all = core.store.all("SELECT * FROM tasks WHERE serial = ?", (task["serial"],))
-            for t in release_all:
-                release_reservations(core, t)
+            release_unit(core, task["serial"])
             return f" Order {task['order_id']} was cancelled: put the unit in the returns bin."
         nxt = core.store.one(
             "SELECT task_id, op FROM tasks WHERE serial = ? AND op_index > ? "
@@ -798,8 +796,7 @@ class StationService:
         core = self.core
         conn = core.store.conn
         serial = task["serial"]
-        for t in core.store.all("SELECT * FROM tasks WHERE serial = ?", (serial,)):
-            release_reservations(core, t)
+        release_unit(core, serial)
         conn.execute(
             "UPDATE tasks SET status = 'scrapped' WHERE serial = ? AND status != 'done'", (serial,)
         )

@@ -179,6 +179,15 @@ def release_reservations(core: Core, task: Row) -> None:
     _reload_on_rollback(core)
 
 
+def release_unit(core: Core, serial: str) -> None:
+    """A unit leaves the line (scrapped, or its order cancelled): free all it held,
+    including what was held for it at the order's pack task."""
+    for r in core.store.all("SELECT * FROM reservations WHERE serial = ?", (serial,)):
+        core.ledger.adjust(r["material"], r["lot"], float(r["qty"]))
+    core.store.conn.execute("DELETE FROM reservations WHERE serial = ?", (serial,))
+    _reload_on_rollback(core)
+
+
 def _reload_on_rollback(core: Core) -> None:
     core.store.on_rollback(
         lambda: core.ledger.load(core.store.conn, core.store.get_setting("stock_as_of"))

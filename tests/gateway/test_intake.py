@@ -180,24 +180,62 @@ def test_a_message_that_trips_a_bug_is_rejected_and_the_rest_go_on(
 ) -> None:
     # A stand-in for a bug, at the one seam a test can reach: explode raising for one order
     # after that order's first events were appended.
-    import gateway.inbound as inbound_module
-
-    real = inbound_module.explode
+    from gateway.work import explode as real
 
     def explode(core: Any, order: Any, kitted: bool) -> None:
         real(core, order, kitted)
         if order.order_id == "SO-BUG":
             raise RuntimeError("bug")
 
-    monkeypatch.setattr(inbound_module, "explode", explode)
-    line.inbound.deliver([
-        InboundMessage("in/orders", json.dumps(order("SO-1", ("TEE-WHT-M", 1))).encode()),
-        InboundMessage("in/orders", json.dumps(order("SO-BUG", ("TEE-WHT-M", 1))).encode()),
-        InboundMessage("in/orders", json.dumps(order("SO-2", ("TEE-WHT-M", 1))).encode()),
-    ])
+    monkeypatch.setattr("gateway.inbound.explode", explode)
+    line.inbound.deliver(
+        [
+            InboundMessage("in/orders", json.dumps(order("SO-1", ("TEE-WHT-M", 1))).encode()),
+            InboundMessage("in/orders", json.dumps(order("SO-BUG", ("TEE-WHT-M", 1))).encode()),
+            InboundMessage("in/orders", json.dumps(order("SO-2", ("TEE-WHT-M", 1))).encode()),
+        ]
+    )
     assert [e["order_id"] for e in line.events("order.accepted")] == ["SO-1", "SO-2"]
     assert codes(line) == [["INTERNAL"]]
     seqs = [e["seq"] for e in line.events()]
     assert seqs == list(range(1, len(seqs) + 1))  # the undone events left no gap
     left = line.gateway.store.one("SELECT count(*) FROM units WHERE order_id = 'SO-BUG'")
     assert left is not None and left[0] == 0
+
+
+def test_cancel_while_packing_ends_the_parcel_and_a_unit_in_work_is_finished_by_hand(
+    line: Line,
+) -> None:
+    from tests.gateway.conftest import do_unit_task
+
+    line.send("in/orders", [order("SO-1", ("PEN-ENG", 1)), order("SO-2", ("TEE-WHT-M", 1))])
+    svc = line.svc
+    for station, badge in (
+        ("laser-1", "OP-1006"),
+        ("qc-1", "OP-1005"),
+        ("kit-1", "OP-1001"),
+        ("pack-1", "OP-1003"),
+        ("dtg-1", "OP-1002"),
+    ):
+        svc.login(station, badge)
+    for station in ("laser-1", "qc-1", "kit-1"):
+        do_unit_task(svc, station)
+    svc.next_task("pack-1")
+    serial = svc.view("pack-1")["task"]["units"][0]["serial"]
+    svc.scan("pack-1", serial)  # packing has started
+    svc.next_task("dtg-1")
+    svc.scan("dtg-1", "BLANK-TEE-WHT-M")
+    svc.scan("dtg-1", "INK-DTG-CMYK-L2611A")
+    svc.start("dtg-1")  # SO-2's unit is in work
+    line.send("in/cancel", {"order_id": "SO-1", "reason": "fraud check"})
+    line.send("in/cancel", {"order_id": "SO-2", "reason": "customer"})
+    assert svc.current("pack-1") is None  # the parcel is not shipped
+    [c1, c2] = line.events("order.cancelled")
+    assert c1["data"]["units_in_work"] == []
+    assert len(c2["data"]["units_in_work"]) == 1
+    svc.checklist("dtg-1", 0, True)
+    svc.checklist("dtg-1", 1, True)
+    reply = svc.complete("dtg-1")
+    assert "cancelled" in reply.message
+    assert line.events("order.completed") == []
+    assert line.gateway.store.one("SELECT count(*) FROM reservations")[0] == 0  # type: ignore[index]
