@@ -23,8 +23,10 @@ class HubClient:
             CallbackAPIVersion.VERSION2, client_id="test-hub", protocol=mqtt.MQTTv311
         )
         self._client.on_message = self._on_message
+        # Subscribe on every (re)connect: a restarted broker without persistence forgets.
+        self._client.on_connect = lambda c, *_: c.subscribe(self.prefix + "out/#", qos=1)
+        self._client.reconnect_delay_set(1, 1)
         self._client.connect(host, port)
-        self._client.subscribe(self.prefix + "out/#", qos=1)
         self._client.loop_start()
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:

@@ -254,3 +254,30 @@ def test_sigkill_mid_run_loses_nothing(
     assert acknowledged and acknowledged <= seen
     health = httpx.get(gw.base + "/api/health").json()
     assert health["gateway_id"] == "hz01/line3"
+
+
+def test_a_broker_outage_keeps_the_line_working_and_loses_nothing(
+    line: tuple[GatewayProcess, HubClient], mosquitto: Mosquitto
+) -> None:
+    gw, hub = line
+    hub.publish("in/orders", [_order(f"SO-{n}", ("PEN-ENG", 1)) for n in range(3)])
+    hub.wait_for(lambda ev: sum(e["type"] == "order.accepted" for e in ev) == 3)
+    before = len(hub.events())
+    mosquitto.stop()
+
+    async def work() -> Driver:
+        driver = Driver(gw.base)
+        async with httpx.AsyncClient(timeout=10) as c:
+            await driver.run_until_idle(c)
+        return driver
+
+    driver = asyncio.run(work())  # the operators go on while the hub is unreachable
+    pending = httpx.get(gw.base + "/api/health").json()["outbox_pending"]
+    assert pending > 0 and len(hub.events()) == before  # waiting on disk, not lost
+    mosquitto.start()
+    hub.wait_for(lambda ev: sum(e["type"] == "order.completed" for e in ev) == 3, timeout=30)
+    events = check_stream(hub)
+    assert {
+        ("order.completed", e["order_id"]) for e in events if e["type"] == "order.completed"
+    } == {a for a in driver.acknowledged if a[0] == "order.completed"}
+    assert httpx.get(gw.base + "/api/health").json()["outbox_pending"] == 0
