@@ -17,11 +17,10 @@ from gateway.labels import print_shipping
 from gateway.replies import Refused, Reply
 from gateway.tasks import (
     Work,
-    consume,
+    complete_task,
     live_units,
     record_attempt,
     record_quality,
-    release_reservations,
     save_work,
     task_ref,
     task_row,
@@ -211,28 +210,8 @@ def confirm_label(svc: StationService, station_id: str, label: Row) -> Reply:
         )
     order_id = task["order_id"]
     with core.store.transaction():
-        lots = consume(core, task, work)
-        release_reservations(core, task)
-        now = core.now_iso()
-        record_attempt(core, task, "completed", lots)
-        core.store.conn.execute(
-            "UPDATE tasks SET status = 'done', completed_at = ? WHERE task_id = ?",
-            (now, task["task_id"]),
-        )
+        now, _ = complete_task(core, task, work)
         svc.set_current(station_id, None)
-        core.emit(
-            "task.completed",
-            {
-                **task_ref(task),
-                "operator": task["operator"],
-                "machine": None,
-                "lots": lots,
-                "started_at": task["started_at"],
-                "completed_at": now,
-                "attempt": task["attempt"],
-            },
-            order_id,
-        )
         core.store.conn.execute(
             "UPDATE orders SET status = 'completed', completed_at = ?, weight_g = ?, "
             "label_id = ? WHERE order_id = ?",

@@ -20,13 +20,13 @@ from gateway.replies import Refused, Reply
 from gateway.tasks import (
     Need,
     Work,
+    complete_task,
     consume,
     live_units,
     needs,
     operation,
     record_attempt,
     record_quality,
-    release_reservations,
     release_unit,
     reservations,
     save_work,
@@ -625,31 +625,11 @@ class StationService:
     def _finish(self, station_id: str, task: Row, work: Work, items: list[str]) -> str:
         """Complete a unit task: consume, check, report, release the next step."""
         core = self.core
-        lots = consume(core, task, work)
-        release_reservations(core, task)
         if items:
             answers = {items[int(k)]: v for k, v in work.checklist.items()}
             record_quality(core, task, "checklist", all(answers.values()), answers, {})
-        now = core.now_iso()
-        record_attempt(core, task, "completed", lots)
-        core.store.conn.execute(
-            "UPDATE tasks SET status = 'done', completed_at = ? WHERE task_id = ?",
-            (now, task["task_id"]),
-        )
+        complete_task(core, task, work)
         self.set_current(station_id, None)
-        core.emit(
-            "task.completed",
-            {
-                **task_ref(task),
-                "operator": task["operator"],
-                "machine": task["machine"],
-                "lots": lots,
-                "started_at": task["started_at"],
-                "completed_at": now,
-                "attempt": task["attempt"],
-            },
-            task["order_id"],
-        )
         return f"{task['op']} of {task['serial']} completed." + self._advance(task)
 
     def _advance(self, task: Row) -> str:

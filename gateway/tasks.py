@@ -219,6 +219,33 @@ def record_attempt(
     )
 
 
+def complete_task(core: Core, task: Row, work: Work) -> tuple[str, list[dict[str, Any]]]:
+    """The common end of every task: consume what was scanned, free what was held, record
+    the attempt, mark it done and report ``task.completed``; returns (time, lots)."""
+    lots = consume(core, task, work)
+    release_reservations(core, task)
+    now = core.now_iso()
+    record_attempt(core, task, "completed", lots)
+    core.store.conn.execute(
+        "UPDATE tasks SET status = 'done', completed_at = ? WHERE task_id = ?",
+        (now, task["task_id"]),
+    )
+    core.emit(
+        "task.completed",
+        {
+            **task_ref(task),
+            "operator": task["operator"],
+            "machine": task["machine"],
+            "lots": lots,
+            "started_at": task["started_at"],
+            "completed_at": now,
+            "attempt": task["attempt"],
+        },
+        task["order_id"],
+    )
+    return now, lots
+
+
 def record_quality(
     core: Core, task: Row, check: str, passed: bool, measured: Any, extra: dict[str, Any]
 ) -> None:

@@ -268,14 +268,7 @@ def report_shortage(core: Core, order_id: str, short: dict[str, tuple[float, flo
             {"material": material, "required": required, "available": available},
             order_id,
         )
-        raise_alarm(
-            core,
-            f"shortage:{material}",
-            "material_shortage",
-            material,
-            "warning",
-            f"not enough {material} in stock: orders wait for it",
-        )
+        _shortage_alarm(core, material)
 
 
 def rekit_waiting(core: Core) -> None:
@@ -294,11 +287,15 @@ def rekit_waiting(core: Core) -> None:
         if row["source"] not in still_short:
             clear_alarm(core, row["alarm_id"], f"{row['source']} is back in stock")
     for material in sorted(still_short):
-        raise_alarm(
-            core,
-            f"shortage:{material}",
-            "material_shortage",
-            material,
-            "warning",
-            f"not enough {material} in stock: orders wait for it",
-        )
+        _shortage_alarm(core, material)
+
+
+def _shortage_alarm(core: Core, material: str) -> None:
+    raise_alarm(
+        core,
+        f"shortage:{material}",
+        "material_shortage",
+        material,
+        "warning",
+        f"not enough {material} in stock: orders wait for it",
+    )
