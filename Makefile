@@ -41,8 +41,11 @@ unit: venv mosquitto
 
 test: lint typecheck unit
 
+# The figures of BENCHMARKS.md (a few minutes; not part of `make test`).
 bench: venv mosquitto
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_line.py scans --stations 30 --rate 200 --seconds 30
+	$(BIN)/python benchmarks/bench_line.py intake --orders 100000
+	$(BIN)/python benchmarks/bench_line.py intake --orders 100000 --per-message 100
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
