@@ -22,6 +22,7 @@ from gateway.alarms import clear_alarm, raise_alarm
 from gateway.catalog import catalog_problems
 from gateway.clock import iso
 from gateway.core import Core
+from gateway.tasks import machine_state
 from gateway.work import (
     drop_work,
     explode,
@@ -414,6 +415,12 @@ def cancel_order(core: Core, order_id: str, reason: str) -> None:
         (order_id, *_UNSTARTED),
     )
     # A parcel being packed is not shipped: its pack task ends too; the units stay put.
+    for (station,) in conn.execute(
+        "SELECT station FROM tasks WHERE order_id = ? AND serial IS NULL "
+        "AND status IN ('running', 'paused')",
+        (order_id,),
+    ).fetchall():
+        machine_state(core, station, "IDLE", "order cancelled")
     conn.execute(
         "UPDATE tasks SET status = 'cancelled' WHERE order_id = ? AND serial IS NULL "
         "AND status IN ('running', 'paused')",

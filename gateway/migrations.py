@@ -106,8 +106,11 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             id INTEGER PRIMARY KEY, ts TEXT NOT NULL, topic TEXT NOT NULL, order_id TEXT,
             errors TEXT NOT NULL, raw BLOB NOT NULL);
 
+        -- machine_state: the station's PackML-like state (IDLE, EXECUTE, HELD), synthesised
+        -- from its tasks until the machine drivers report real ones.
         CREATE TABLE sessions (
-            station TEXT PRIMARY KEY, operator TEXT, login_at TEXT, task_id INTEGER);
+            station TEXT PRIMARY KEY, operator TEXT, login_at TEXT, task_id INTEGER,
+            machine_state TEXT);
         """,
     ),
 )

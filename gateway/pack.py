@@ -19,6 +19,7 @@ from gateway.tasks import (
     Work,
     complete_task,
     live_units,
+    machine_state,
     record_attempt,
     record_quality,
     save_work,
@@ -128,6 +129,7 @@ def scan_unit(svc: StationService, station_id: str, unit: Row) -> Reply:
             core.emit(
                 "task.started", {**task_ref(task), "operator": operator, "machine": None}, order_id
             )
+            machine_state(core, station_id, "EXECUTE")
         task = task_row(core, task["task_id"])
     total = len(live_units(core, order_id))
     return Reply(
@@ -251,6 +253,7 @@ def fail(svc: StationService, station_id: str, task: Row, reason: str, dispositi
             {**task_ref(task), "operator": operator, "reason": reason, "disposition": disposition},
             task["order_id"],
         )
+        machine_state(core, station_id, "IDLE")
         core.emit(
             "defect.recorded",
             {

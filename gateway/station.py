@@ -23,6 +23,7 @@ from gateway.tasks import (
     complete_task,
     consume,
     live_units,
+    machine_state,
     needs,
     operation,
     record_attempt,
@@ -453,6 +454,7 @@ class StationService:
                 {**task_ref(task), "operator": operator, "machine": task["machine"]},
                 task["order_id"],
             )
+            machine_state(core, station_id, "EXECUTE")
         return Reply(
             f"Started {task['op']} of {task['serial']}.", self._next_step(station_id, task)
         )
@@ -482,6 +484,7 @@ class StationService:
             (work.dump(), task["task_id"]),
         )
         self.core.emit("task.paused", {**task_ref(task), "reason": reason}, task["order_id"])
+        machine_state(self.core, task["station"], "HELD", reason)
 
     def resume(self, station_id: str) -> Reply:
         operator = self.operator(station_id)
@@ -502,6 +505,7 @@ class StationService:
                 {**task_ref(task), "operator": operator, "paused_for": reason},
                 task["order_id"],
             )
+            machine_state(self.core, station_id, "EXECUTE")
         task = task_row(self.core, task["task_id"])
         return Reply("Resumed.", self._next_step(station_id, task))
 
@@ -717,6 +721,7 @@ class StationService:
                     },
                     task["order_id"],
                 )
+                machine_state(core, station_id, "IDLE")
             if disposition == "scrap":
                 replacement = self._scrap(task)
             core.emit(

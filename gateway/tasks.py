@@ -219,6 +219,38 @@ def record_attempt(
     )
 
 
+def machine_state(core: Core, station: str | None, state: str, reason: str | None = None) -> None:
+    """Move a station's state (PackML names) and report ``machine.state`` on a change.
+
+    Until the machine drivers report real states, a station's state follows its tasks: a
+    task running is EXECUTE, paused is HELD, none is IDLE — so OEE is defined for manual
+    stations too.
+    """
+    if station is None:
+        return
+    row = core.store.one("SELECT machine_state FROM sessions WHERE station = ?", (station,))
+    previous = (row["machine_state"] if row is not None else None) or "IDLE"
+    if previous == state:
+        return
+    core.store.conn.execute(
+        "INSERT INTO sessions (station, machine_state) VALUES (?, ?) "
+        "ON CONFLICT(station) DO UPDATE SET machine_state = excluded.machine_state",
+        (station, state),
+    )
+    cfg = core.config.stations.get(station)
+    core.emit(
+        "machine.state",
+        {
+            "machine": (cfg.machine_id if cfg is not None else None) or station,
+            "station": station,
+            "state": state,
+            "previous": previous,
+            "reason": reason,
+            "synthesised": True,
+        },
+    )
+
+
 def complete_task(core: Core, task: Row, work: Work) -> tuple[str, list[dict[str, Any]]]:
     """The common end of every task: consume what was scanned, free what was held, record
     the attempt, mark it done and report ``task.completed``; returns (time, lots)."""
@@ -230,6 +262,7 @@ def complete_task(core: Core, task: Row, work: Work) -> tuple[str, list[dict[str
         "UPDATE tasks SET status = 'done', completed_at = ? WHERE task_id = ?",
         (now, task["task_id"]),
     )
+    machine_state(core, task["station"], "IDLE")
     core.emit(
         "task.completed",
         {

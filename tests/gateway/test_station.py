@@ -100,6 +100,14 @@ def test_pause_needs_a_reason_and_resume_continues(line: Line) -> None:
     ]
     [paused] = line.events("task.paused")
     assert paused["data"]["reason"] == "fixture jammed"
+    states = [(e["data"]["previous"], e["data"]["state"]) for e in line.events("machine.state")]
+    assert states == [
+        ("IDLE", "EXECUTE"),
+        ("EXECUTE", "HELD"),
+        ("HELD", "EXECUTE"),
+        ("EXECUTE", "IDLE"),
+    ]
+    assert {e["data"]["machine"] for e in line.events("machine.state")} == {"laser-1/machine"}
 
 
 def test_a_later_operation_needs_its_unit_scanned_first(line: Line) -> None:
