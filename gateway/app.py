@@ -8,6 +8,7 @@ import gc
 import logging
 import socket
 from collections.abc import Coroutine, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,6 +22,7 @@ from gateway.clock import Clock, SystemClock
 from gateway.config import LineConfig
 from gateway.core import Core
 from gateway.inbound import Inbound
+from gateway.kpi import emit_snapshot, period_of
 from gateway.outbox import Outbox
 from gateway.station import StationService
 from gateway.store import Store
@@ -120,6 +122,7 @@ class Gateway:
                 tg.create_task(_fail_when_done(serving, "the station API stopped"))
                 if self.link is not None:
                     tg.create_task(self.link.run(self.inbound, self.outbox))
+                tg.create_task(self._kpi_snapshots())
                 while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
                     await asyncio.sleep(0.01)
                 self.started.set()
@@ -134,6 +137,27 @@ class Gateway:
                     await serving
             sock.close()
             self.store.close()
+
+    async def _kpi_snapshots(self) -> None:
+        """Emit ``kpi.snapshot`` for each period as its end passes on the gateway's clock.
+
+        Polled once a second rather than slept until the boundary: the clock may be scaled
+        (the demo) or jump (NTP), and a check is cheap.
+        """
+        interval = self.config.policies.kpi_interval_s
+        last = self.store.get_setting("kpi_last_end")
+        last_end = (
+            datetime.fromisoformat(last) if last else period_of(self.clock.now(), interval)[1]
+        )
+        while True:
+            _, end = period_of(self.clock.now(), interval)
+            # After a long stop, at most a day of missed periods: the rest is history.
+            start = max(last_end, end - timedelta(days=1))
+            while start < end:
+                emit_snapshot(self.core, start, start + timedelta(seconds=interval))
+                start += timedelta(seconds=interval)
+            last_end = max(last_end, end)
+            await asyncio.sleep(1.0)
 
     def _bind(self) -> socket.socket:
         # Bind before serving so port 0 ("any free port") is known to the caller at once.

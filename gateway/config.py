@@ -165,6 +165,8 @@ class Policies(BaseModel):
     lot_expiry_margin_days: int = Field(default=0, ge=0)
     dispatch_rule: Literal["ship_by_priority"] = "ship_by_priority"
     shipping_label_prefix: str = Field(default="SHP", pattern=r"^[A-Za-z0-9_-]{1,16}$")
+    # kpi.snapshot periods, aligned to the clock (3600: on every full hour).
+    kpi_interval_s: int = Field(default=3600, ge=60, le=86_400)
 
 
 class Operator(BaseModel):
