@@ -78,7 +78,7 @@ async def test_the_gateway_emits_a_snapshot_as_each_period_ends(tmp_path: Path) 
     gw = Gateway(config, data_dir=tmp_path, clock=ScaledClock(3600), http_port=0)
     task = asyncio.create_task(gw.run())
     await gw.started.wait()
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(2.5)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
