@@ -8,16 +8,17 @@ printed; scanning that label confirms the parcel and completes the order.
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gateway.core import Core
 from gateway.labels import print_shipping
 from gateway.replies import Refused, Reply
+from gateway.screen import after_finish, missing_materials, missing_units, next_step
 from gateway.tasks import (
     Work,
     complete_task,
+    expected_weight,
     live_units,
     machine_state,
     record_attempt,
@@ -44,12 +45,6 @@ def release_if_complete(core: Core, order_id: str) -> bool:
         (order_id,),
     )
     return True
-
-
-def expected_weight(core: Core, order_id: str) -> tuple[float, float]:
-    """The parcel's expected weight and tolerance: sums over its units."""
-    docs = [json.loads(u["sku_doc"]) for u in live_units(core, order_id)]
-    return (sum(d["unit_weight_g"] for d in docs), sum(d["weight_tolerance_g"] for d in docs))
 
 
 def _pack_task(core: Core, order_id: str) -> Row | None:
@@ -114,7 +109,7 @@ def scan_unit(svc: StationService, station_id: str, unit: Row) -> Reply:
         )
     with core.store.transaction():
         if cur is None:
-            task = svc._dispatch(station_id, task)
+            task = svc.dispatch(station_id, task)
             work = Work.of(task)
         work.units.append(serial)
         save_work(core, task["task_id"], work)
@@ -145,14 +140,14 @@ def weigh(svc: StationService, station_id: str, task: Row, grams: float) -> Repl
             "NOT_RUNNING", "Scan the order's units first.", next_step(svc, station_id, task)
         )
     work = Work.of(task)
-    missing = _missing_units(core, task, work)
+    missing = missing_units(core, task, work)
     if missing:
         raise Refused(
             "UNITS_MISSING",
             "Not all units are in the parcel: missing " + ", ".join(missing) + ".",
             "Scan the missing units.",
         )
-    materials = svc._missing_materials(task, work)
+    materials = missing_materials(core, task, work)
     if materials:
         raise Refused(
             "MATERIALS_MISSING",
@@ -232,7 +227,7 @@ def confirm_label(svc: StationService, station_id: str, label: Row) -> Reply:
         )
     return Reply(
         f"Order {order_id} is packed and labelled: ready for the carrier.",
-        svc._after_finish(station_id),
+        after_finish(svc, station_id),
     )
 
 
@@ -288,39 +283,3 @@ def fail(svc: StationService, station_id: str, task: Row, reason: str, dispositi
         )
         task = task_row(core, task["task_id"])
     return Reply("Parcel to be repacked.", next_step(svc, station_id, task))
-
-
-def _missing_units(core: Core, task: Row, work: Work) -> list[str]:
-    return [
-        u["serial"] for u in live_units(core, task["order_id"]) if u["serial"] not in work.units
-    ]
-
-
-def next_step(svc: StationService, station_id: str, task: Row) -> str:
-    core = svc.core
-    work = Work.of(task)
-    if task["status"] == "paused":
-        return f"Paused ({work.pause_reason}). Press Resume to continue."
-    missing = _missing_units(core, task, work)
-    if missing:
-        return "Scan unit " + ", ".join(missing) + "."
-    materials = svc._missing_materials(task, work)
-    if materials:
-        return "Scan " + ", ".join(materials) + "."
-    if work.label_id is None:
-        return "Place the parcel on the scale."
-    return f"Apply the label and scan it ({work.label_id}) to confirm the parcel."
-
-
-def view(svc: StationService, task: Row, work: Work) -> dict[str, Any]:
-    expected, tol = expected_weight(svc.core, task["order_id"])
-    return {
-        "units": [
-            {"serial": u["serial"], "scanned": u["serial"] in work.units}
-            for u in live_units(svc.core, task["order_id"])
-        ],
-        "expected_weight_g": expected,
-        "tolerance_g": tol,
-        "label_id": work.label_id,
-        "weight_check": True,
-    }

@@ -11,22 +11,21 @@ import logging
 import sqlite3
 from typing import Any
 
-from gateway import pack
+from gateway import defects, pack, screen
 from gateway.barcodes import ScanKind, classify
 from gateway.config import StationConfig
 from gateway.core import Core
 from gateway.labels import print_traveller
 from gateway.replies import Refused, Reply
+from gateway.screen import after_finish, describe, missing_materials, next_step
 from gateway.tasks import (
     Need,
     Work,
     complete_task,
-    consume,
     live_units,
     machine_state,
     needs,
     operation,
-    record_attempt,
     record_quality,
     release_unit,
     reservations,
@@ -35,12 +34,11 @@ from gateway.tasks import (
     task_ref,
     task_row,
 )
-from gateway.work import PACK, kit_order, report_shortage, serial_prefix
+from gateway.work import PACK
 
 logger = logging.getLogger(__name__)
 
 Row = sqlite3.Row
-DISPOSITIONS = ("rework", "scrap", "use_as_is")
 
 
 class StationService:
@@ -138,7 +136,7 @@ class StationService:
             )
         task = self.current(station_id)
         nxt = (
-            self._next_step(station_id, task)
+            next_step(self, station_id, task)
             if task is not None
             else "Press Next for your first task."
         )
@@ -207,7 +205,7 @@ class StationService:
                 work.confirmed = True
                 with core.store.transaction():
                     save_work(core, cur["task_id"], work)
-            return Reply(f"Unit {serial} confirmed.", self._next_step(station_id, cur))
+            return Reply(f"Unit {serial} confirmed.", next_step(self, station_id, cur))
         if cur is not None and cur["status"] in ("running", "paused"):
             raise Refused(
                 "BUSY",
@@ -253,14 +251,14 @@ class StationService:
         with core.store.transaction():
             if cur is not None:
                 self._undispatch(cur)
-            task = self._dispatch(station_id, task)
+            task = self.dispatch(station_id, task)
             work = Work.of(task)
             work.confirmed = True
             save_work(core, task["task_id"], work)
             task = task_row(core, task["task_id"])
         return Reply(
             f"Unit {serial}: {task['op']} for order {task['order_id']}.",
-            self._next_step(station_id, task),
+            next_step(self, station_id, task),
             data={"task_id": task["task_id"]},
         )
 
@@ -285,7 +283,7 @@ class StationService:
             raise Refused(
                 "ALREADY_SCANNED",
                 f"{material} is already recorded for this task.",
-                self._next_step(station_id, task),
+                next_step(self, station_id, task),
             )
         suggestion = suggested_lot(core, task, material)
         if need.lot_tracked and lot is None:
@@ -334,7 +332,7 @@ class StationService:
             task = task_row(core, task["task_id"])
         return Reply(
             f"{what} accepted for {material} ({need.qty:g}).{note}",
-            self._next_step(station_id, task),
+            next_step(self, station_id, task),
         )
 
     def _move_reservation(self, task: Row, material: str, lot: str, need: Need) -> None:
@@ -368,8 +366,8 @@ class StationService:
         cur = self.current(station_id)
         if cur is not None:
             return Reply(
-                f"You still have {self._describe(cur)}.",
-                self._next_step(station_id, cur),
+                f"You still have {describe(cur)}.",
+                next_step(self, station_id, cur),
                 data={"task_id": cur["task_id"]},
             )
         head = self.queue(station_id, 1)
@@ -379,13 +377,15 @@ class StationService:
                 "Wait for the next task; the screen updates by itself.",
             )
         with self.core.store.transaction():
-            task = self._dispatch(station_id, head[0])
-        message = f"Next: {self._describe(task)}."
+            task = self.dispatch(station_id, head[0])
+        message = f"Next: {describe(task)}."
         if task["op_index"] == 0 and task["serial"] is not None:
             message += f" Traveller {task['serial']} printed: stick it on the item."
-        return Reply(message, self._next_step(station_id, task), data={"task_id": task["task_id"]})
+        return Reply(message, next_step(self, station_id, task), data={"task_id": task["task_id"]})
 
-    def _dispatch(self, station_id: str, task: Row) -> Row:
+    def dispatch(self, station_id: str, task: Row) -> Row:
+        """Hand ``task`` to the station: it becomes its current task (traveller printed at a
+        first operation)."""
         core = self.core
         cfg = self.station(station_id)
         operator = self.operator(station_id)
@@ -419,13 +419,13 @@ class StationService:
             raise Refused(
                 "PACK_STARTS_BY_SCAN",
                 "Packing starts when you scan the first unit.",
-                self._next_step(station_id, task),
+                next_step(self, station_id, task),
             )
         if task["status"] != "dispatched":
             raise Refused(
                 "NOT_STARTABLE",
                 f"This task is {task['status']}, not waiting to start.",
-                self._next_step(station_id, task),
+                next_step(self, station_id, task),
             )
         work = Work.of(task)
         if not work.confirmed:
@@ -435,12 +435,12 @@ class StationService:
                 "to be sure you have the right item.",
                 f"Scan {task['serial']}.",
             )
-        missing = self._missing_materials(task, work)
+        missing = missing_materials(self.core, task, work)
         if missing:
             raise Refused(
                 "MATERIALS_MISSING",
                 "Scan the materials before starting: " + ", ".join(missing) + ".",
-                self._next_step(station_id, task),
+                next_step(self, station_id, task),
             )
         with core.store.transaction():
             core.store.conn.execute(
@@ -456,7 +456,7 @@ class StationService:
             )
             machine_state(core, station_id, "EXECUTE")
         return Reply(
-            f"Started {task['op']} of {task['serial']}.", self._next_step(station_id, task)
+            f"Started {task['op']} of {task['serial']}.", next_step(self, station_id, task)
         )
 
     def pause(self, station_id: str, reason: str) -> Reply:
@@ -466,7 +466,7 @@ class StationService:
             raise Refused(
                 "NOT_RUNNING",
                 "Only a running task can be paused.",
-                self._next_step(station_id, task),
+                next_step(self, station_id, task),
             )
         if not reason.strip():
             raise Refused(
@@ -491,7 +491,7 @@ class StationService:
         task = self.require_current(station_id)
         if task["status"] != "paused":
             raise Refused(
-                "NOT_PAUSED", "The task is not paused.", self._next_step(station_id, task)
+                "NOT_PAUSED", "The task is not paused.", next_step(self, station_id, task)
             )
         work = Work.of(task)
         reason, work.pause_reason = work.pause_reason, None
@@ -507,7 +507,7 @@ class StationService:
             )
             machine_state(self.core, station_id, "EXECUTE")
         task = task_row(self.core, task["task_id"])
-        return Reply("Resumed.", self._next_step(station_id, task))
+        return Reply("Resumed.", next_step(self, station_id, task))
 
     # -- quality ---------------------------------------------------------------------------
 
@@ -518,7 +518,7 @@ class StationService:
             raise Refused(
                 "NOT_RUNNING",
                 "Start the task before answering its checklist.",
-                self._next_step(station_id, task),
+                next_step(self, station_id, task),
             )
         items: list[str] = operation(self.core, task).get("qc", {}).get("checklist", [])
         index = _item_index(items, item)
@@ -539,7 +539,7 @@ class StationService:
                 "Fail the task with a defect reason: rework, scrap or use as is.",
                 ok=False,
             )
-        return Reply(f"Checked: {items[index]}.", self._next_step(station_id, task))
+        return Reply(f"Checked: {items[index]}.", next_step(self, station_id, task))
 
     def weight(self, station_id: str, grams: float) -> Reply:
         self.operator(station_id)
@@ -550,11 +550,11 @@ class StationService:
             raise Refused(
                 "NO_WEIGHT_CHECK",
                 "This step has no weight check.",
-                self._next_step(station_id, task),
+                next_step(self, station_id, task),
             )
         if task["status"] != "running":
             raise Refused(
-                "NOT_RUNNING", "Start the task before weighing.", self._next_step(station_id, task)
+                "NOT_RUNNING", "Start the task before weighing.", next_step(self, station_id, task)
             )
         row = self.core.store.one(
             "SELECT sku_doc FROM work_orders WHERE wo_id = ?", (task["wo_id"],)
@@ -573,7 +573,7 @@ class StationService:
         if ok:
             return Reply(
                 f"Weight {grams:g} g is within {expected:g} ± {tol:g} g.",
-                self._next_step(station_id, task),
+                next_step(self, station_id, task),
             )
         return Reply(
             f"Weight {grams:g} g is outside {expected:g} ± {tol:g} g.",
@@ -591,13 +591,13 @@ class StationService:
             raise Refused(
                 "SCAN_LABEL",
                 "A parcel is completed by scanning its shipping label.",
-                self._next_step(station_id, task),
+                next_step(self, station_id, task),
             )
         if task["status"] != "running":
             raise Refused(
                 "NOT_RUNNING",
                 f"The task is {task['status']}; only a running task can be completed.",
-                self._next_step(station_id, task),
+                next_step(self, station_id, task),
             )
         work = Work.of(task)
         op = operation(core, task)
@@ -623,10 +623,10 @@ class StationService:
                 "Place the item on the scale.",
             )
         with core.store.transaction():
-            message = self._finish(station_id, task, work, items)
-        return Reply(message, self._after_finish(station_id))
+            message = self.finish(station_id, task, work, items)
+        return Reply(message, after_finish(self, station_id))
 
-    def _finish(self, station_id: str, task: Row, work: Work, items: list[str]) -> str:
+    def finish(self, station_id: str, task: Row, work: Work, items: list[str]) -> str:
         """Complete a unit task: consume, check, report, release the next step."""
         core = self.core
         if items:
@@ -678,291 +678,15 @@ class StationService:
         return " The unit goes to packing."
 
     def fail(self, station_id: str, reason: str, disposition: str) -> Reply:
-        core = self.core
-        operator = self.operator(station_id)
-        task = self.require_current(station_id)
-        if disposition not in DISPOSITIONS:
-            raise Refused(
-                "BAD_DISPOSITION",
-                f"'{disposition}' is not a disposition.",
-                "Choose rework, scrap or use as is.",
-            )
-        if not reason.strip():
-            raise Refused("REASON_REQUIRED", "Give the defect reason.", "Choose a defect reason.")
-        if task["status"] not in ("dispatched", "running", "paused"):
-            raise Refused(
-                "NOT_IN_WORK", "The task is not in work.", self._next_step(station_id, task)
-            )
-        if task["serial"] is None:
-            return pack.fail(self, station_id, task, reason.strip(), disposition)
-        reason = reason.strip()
-        with core.store.transaction():
-            conn = core.store.conn
-            conn.execute(
-                "UPDATE tasks SET operator = ? WHERE task_id = ?", (operator, task["task_id"])
-            )
-            task = task_row(core, task["task_id"])
-            work = Work.of(task)
-            items: list[str] = operation(core, task).get("qc", {}).get("checklist", [])
-            replacement = None
-            if disposition != "use_as_is":
-                lots = consume(core, task, work)
-                if work.checklist:
-                    answers = {items[int(k)]: v for k, v in work.checklist.items()}
-                    record_quality(core, task, "checklist", all(answers.values()), answers, {})
-                record_attempt(core, task, "failed", lots, reason)
-                core.emit(
-                    "task.failed",
-                    {
-                        **task_ref(task),
-                        "operator": operator,
-                        "reason": reason,
-                        "disposition": disposition,
-                    },
-                    task["order_id"],
-                )
-                machine_state(core, station_id, "IDLE")
-            if disposition == "scrap":
-                replacement = self._scrap(task)
-            core.emit(
-                "defect.recorded",
-                {
-                    "serial": task["serial"],
-                    "op": task["op"],
-                    "reason": reason,
-                    "disposition": disposition,
-                    "task_id": task["task_id"],
-                    "station": station_id,
-                    "operator": operator,
-                    "replacement": replacement,
-                },
-                task["order_id"],
-            )
-            conn.execute(
-                "INSERT INTO defects (ts, task_id, order_id, serial, op, reason, disposition, "
-                "station, operator) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    core.now_iso(),
-                    task["task_id"],
-                    task["order_id"],
-                    task["serial"],
-                    task["op"],
-                    reason,
-                    disposition,
-                    station_id,
-                    operator,
-                ),
-            )
-            if disposition == "rework":
-                # The operator has the unit in hand: the repeat stays at this station.
-                conn.execute(
-                    "UPDATE tasks SET status = 'dispatched', attempt = attempt + 1, "
-                    "started_at = NULL, work = ? WHERE task_id = ?",
-                    (Work(confirmed=True).dump(), task["task_id"]),
-                )
-                task = task_row(core, task["task_id"])
-                return Reply(
-                    f"Defect recorded; {task['op']} of {task['serial']} is to be redone.",
-                    self._next_step(station_id, task),
-                )
-            if disposition == "scrap":
-                self.set_current(station_id, None)
-                tail = f" Replacement unit {replacement} is queued." if replacement else ""
-                return Reply(
-                    f"Unit {task['serial']} scrapped.{tail}",
-                    "Put the scrapped item in the scrap bin. " + self._after_finish(station_id),
-                )
-            # use as is: the defect is on record and the unit goes on as if it passed.
-            message = self._finish(station_id, task, work, [])
-        return Reply("Defect recorded, used as is. " + message, self._after_finish(station_id))
-
-    def _scrap(self, task: Row) -> str | None:
-        """Scrap the unit; unless its order is cancelled, a replacement unit is planned."""
-        core = self.core
-        conn = core.store.conn
-        serial = task["serial"]
-        release_unit(core, serial)
-        conn.execute(
-            "UPDATE tasks SET status = 'scrapped' WHERE serial = ? AND status != 'done'", (serial,)
-        )
-        conn.execute("UPDATE units SET status = 'scrapped' WHERE serial = ?", (serial,))
-        order = core.store.one(
-            "SELECT status, ship_by, priority FROM orders WHERE order_id = ?", (task["order_id"],)
-        )
-        if order is None or order["status"] == "cancelled":
-            return None
-        unit = core.store.one("SELECT * FROM units WHERE serial = ?", (serial,))
-        assert unit is not None
-        wo = core.store.one("SELECT operations FROM work_orders WHERE wo_id = ?", (unit["wo_id"],))
-        assert wo is not None
-        new_serial = f"{serial_prefix(core)}-{core.store.next_counter('serial'):08d}"
-        conn.execute(
-            "INSERT INTO units (serial, order_id, wo_id, unit_index, status, kitted, replaces, "
-            "created_at) VALUES (?, ?, ?, ?, 'open', 0, ?, ?)",
-            (
-                new_serial,
-                unit["order_id"],
-                unit["wo_id"],
-                unit["unit_index"],
-                serial,
-                core.now_iso(),
-            ),
-        )
-        for i, op in enumerate(json.loads(wo["operations"])):
-            if op["capability"] == PACK:
-                continue
-            conn.execute(
-                "INSERT INTO tasks (order_id, serial, wo_id, op, op_index, capability, status, "
-                "ship_by, priority) VALUES (?, ?, ?, ?, ?, ?, 'blocked', ?, ?)",
-                (
-                    unit["order_id"],
-                    new_serial,
-                    unit["wo_id"],
-                    op["op"],
-                    i,
-                    op["capability"],
-                    order["ship_by"],
-                    order["priority"],
-                ),
-            )
-        short = kit_order(core, unit["order_id"])
-        if short:
-            report_shortage(core, unit["order_id"], short)
-        return new_serial
+        """A defect: rework repeats the operation, scrap plans a replacement unit, use as is
+        completes with the defect on record (see :mod:`gateway.defects`)."""
+        return defects.fail(self, station_id, reason, disposition)
 
     # -- what next -------------------------------------------------------------------
 
-    def _missing_materials(self, task: Row, work: Work) -> list[str]:
-        scanned = {e["material"] for e in work.lots}
-        out = []
-        for need in needs(self.core, task):
-            if need.material in scanned:
-                continue
-            lot = suggested_lot(self.core, task, need.material) if need.lot_tracked else None
-            out.append(f"{need.material} (lot {lot})" if lot else need.material)
-        return out
-
-    def _describe(self, task: Row) -> str:
-        if task["serial"] is None:
-            return f"pack order {task['order_id']}"
-        return f"{task['op']} of unit {task['serial']} (order {task['order_id']})"
-
-    def _after_finish(self, station_id: str) -> str:
-        return (
-            "Press Next for the next task."
-            if self.queue(station_id, 1)
-            else "Nothing is waiting for this station."
-        )
-
-    def _next_step(self, station_id: str, task: Row) -> str:
-        """The one thing the operator should do now for this task."""
-        if task["serial"] is None:
-            return pack.next_step(self, station_id, task)
-        work = Work.of(task)
-        status = task["status"]
-        if status == "paused":
-            return f"Paused ({work.pause_reason}). Press Resume to continue."
-        if status == "dispatched":
-            if not work.confirmed:
-                return f"Fetch unit {task['serial']} and scan its traveller."
-            missing = self._missing_materials(task, work)
-            if missing:
-                return "Scan " + ", ".join(missing) + "."
-            return "Press Start."
-        if status == "running":
-            op = operation(self.core, task)
-            items: list[str] = op.get("qc", {}).get("checklist", [])
-            open_items = [it for i, it in enumerate(items) if str(i) not in work.checklist]
-            if any(v is False for v in work.checklist.values()):
-                return "Fail the task with a defect reason: rework, scrap or use as is."
-            if open_items:
-                return "Check: " + open_items[0] + "."
-            if op.get("qc", {}).get("weight") and not work.weight_ok:
-                return "Place the item on the scale."
-            return "Press Complete."
-        return "Press Next."
-
-    # -- views -----------------------------------------------------------------------------
-
     def view(self, station_id: str) -> dict[str, Any]:
         """What the station screen shows."""
-        cfg = self.station(station_id)
-        s = self.session(station_id)
-        task = self.current(station_id)
-        names = {o.badge: o.name for o in self.core.config.operators}
-        operator = s["operator"] if s is not None else None
-        return {
-            "station": station_id,
-            "name": cfg.name,
-            "capabilities": cfg.capabilities,
-            "operator": operator,
-            "operator_name": names.get(operator) if operator else None,
-            "task": None if task is None else self.task_view(task),
-            "next": (
-                self._next_step(station_id, task)
-                if task is not None
-                else "Scan your badge to log in."
-                if operator is None
-                else "Press Next."
-            ),
-            "queue": [self._queue_item(t) for t in self.queue(station_id, 10)],
-        }
-
-    def _queue_item(self, task: Row) -> dict[str, Any]:
-        return {
-            "task_id": task["task_id"],
-            "order_id": task["order_id"],
-            "serial": task["serial"],
-            "op": task["op"],
-            "ship_by": task["ship_by"],
-            "priority": task["priority"],
-        }
-
-    def task_view(self, task: Row) -> dict[str, Any]:
-        core = self.core
-        op = operation(core, task)
-        work = Work.of(task)
-        items: list[str] = op.get("qc", {}).get("checklist", [])
-        view: dict[str, Any] = {
-            **self._queue_item(task),
-            "status": task["status"],
-            "attempt": task["attempt"],
-            "op_index": task["op_index"],
-            "confirmed": work.confirmed,
-            "pause_reason": work.pause_reason,
-            "instructions": op.get("instructions", []),
-            "checklist": [
-                {"item": it, "passed": work.checklist.get(str(i))} for i, it in enumerate(items)
-            ],
-            "materials": [
-                {
-                    "material": n.material,
-                    "qty": n.qty,
-                    "lot_tracked": n.lot_tracked,
-                    "suggested_lot": suggested_lot(core, task, n.material)
-                    if n.lot_tracked
-                    else None,
-                    "scanned": next((e for e in work.lots if e["material"] == n.material), None),
-                }
-                for n in needs(core, task)
-            ],
-            "weight_check": bool(op.get("qc", {}).get("weight")),
-            "weight_g": work.weight_g,
-        }
-        if task["serial"] is not None:
-            wo = core.store.one(
-                "SELECT sku, sku_doc, personalization FROM work_orders WHERE wo_id = ?",
-                (task["wo_id"],),
-            )
-            if wo is not None:
-                view["sku"] = wo["sku"]
-                view["sku_name"] = json.loads(wo["sku_doc"])["name"]
-                personalization = json.loads(wo["personalization"])
-                view["personalization"] = personalization
-                view["params"] = {p: personalization.get(p) for p in op.get("params", [])}
-        else:
-            view.update(pack.view(self, task, work))
-        return view
+        return screen.view(self, station_id)
 
 
 def _item_index(items: list[str], item: int | str) -> int | None:

@@ -93,6 +93,12 @@ def live_units(core: Core, order_id: str) -> list[Row]:
     )
 
 
+def expected_weight(core: Core, order_id: str) -> tuple[float, float]:
+    """The parcel's expected weight and tolerance: sums over its live units."""
+    docs = [json.loads(u["sku_doc"]) for u in live_units(core, order_id)]
+    return (sum(d["unit_weight_g"] for d in docs), sum(d["weight_tolerance_g"] for d in docs))
+
+
 def needs(core: Core, task: Row) -> list[Need]:
     """Materials consumed at this task: the unit's BOM at this operation, or for a pack
     task the sum over the order's units."""
