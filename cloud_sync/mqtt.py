@@ -1,4 +1,4 @@
-"""The MQTT hub link: paho-mqtt 2.x on its own network thread, bridged into asyncio."""
+"""The MQTT hub link: paho-mqtt 2.x driven from the asyncio event loop (no paho thread)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import socket
-import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
@@ -31,8 +29,12 @@ log = logging.getLogger(__name__)
 _HANDSHAKE_TIMEOUT_S = 10.0
 # A clean stop waits this long for the broker to take the retained offline status.
 _GOODBYE_TIMEOUT_S = 2.0
-# The paho thread gets this long to end after a disconnect before its socket is shut under it.
-_JOIN_TIMEOUT_S = 2.0
+# A clean stop gives the DISCONNECT this long to leave before the socket is closed under it.
+_DISCONNECT_TIMEOUT_S = 2.0
+# The loop calls paho's loop_misc() (keepalive: PINGREQ, and a dead peer's timeout) this often.
+_MISC_INTERVAL_S = 1.0
+# At most this many loop_read() calls per readable event, so one wake-up cannot hog the loop.
+_READS_PER_WAKE = 1024
 # Room in paho's queue, beside the event window, for the online/offline status messages.
 _STATUS_SLOTS = 2
 # Message ids are 16 bits: a window near 65535 would let paho reuse an id still in flight.
@@ -93,32 +95,40 @@ class MqttSettings:
 
 
 class _Connection:
-    """What one paho client's callbacks report, for one connection.
+    """One paho client's connection, driven by the event loop: paho runs no thread of its own.
 
-    The callbacks run on paho's network thread and do nothing but hop onto the event loop, so
-    every field here is read and written on the loop thread only. Nothing refers back to the
-    client, so no reference cycle keeps a finished client (and its sockets) alive.
+    The loop calls ``loop_read()`` when the socket is readable, ``loop_write()`` when paho has
+    bytes queued (its on_socket_register_write asked for it) and ``loop_misc()`` once a second
+    for the keepalive. So every paho callback runs on the loop thread, inside one of those
+    calls, and acts at once: no hop, no lock, no self-pipe. Nothing here refers back to the
+    client (it comes in as an argument), so no reference cycle keeps a finished client alive.
     """
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, subscriptions: list[tuple[str, int]]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        subscriptions: list[tuple[str, int]],
+        high_water: int,
+        high_water_bytes: int,
     ) -> None:
         self._loop = loop
         self._subscriptions = subscriptions
         self._sub_mid: int | None = None
+        self._sock: mqtt.SocketLike | None = None  # the socket the loop watches, while open
+        self._reading = False
+        self._discarding = False
+        self._packets = 0  # packets paho handed to a callback: tells a read that did something
+        self.high_water = high_water
+        self.high_water_bytes = high_water_bytes
         self.inbound: deque[mqtt.MQTTMessage] = deque()
-        self.high_water = 1000
-        self.high_water_bytes = 4 << 20
-        # Written by one thread each, so their difference is safe to read from either.
-        self.bytes_in = 0  # paho's thread
-        self.bytes_out = 0  # the loop
-        self._wake_pending = False
+        self.inbound_bytes = 0
         self.inbound_ready = asyncio.Event()
         self.inflight: dict[int, list[int]] = {}  # paho mid -> outbox seqs awaiting PUBACK
         self.acked: list[int] = []  # seqs the broker holds, not yet acked in the outbox
         self.progress = asyncio.Event()
         self.subscribed = asyncio.Event()
         self.closed = asyncio.Event()
+        self.socket_closed = asyncio.Event()
         self.reason = ""
         self.up = False
         self.goodbye_mid: int | None = None
@@ -130,18 +140,101 @@ class _Connection:
             self.closed.set()
 
     def attach(self, client: mqtt.Client) -> None:
+        """Hand the connected client's socket to the loop. On the loop thread, after connect().
+
+        The callbacks are set only now, so none of them can run on the executor thread that
+        ran connect() (paho calls on_socket_open, and on a failed send on_disconnect, there).
+        """
+        sock = client.socket()
+        if sock is None:
+            self.close("connection lost during connect")
+            self.socket_closed.set()
+            return
         client.on_connect = self._paho_connect
         client.on_subscribe = self._paho_subscribe
         client.on_message = self._paho_message
         client.on_publish = self._paho_publish
         client.on_disconnect = self._paho_disconnect
+        client.on_socket_close = self._socket_close
+        client.on_socket_register_write = self._socket_register_write
+        client.on_socket_unregister_write = self._socket_unregister_write
+        self._sock = sock
+        self.resume(client)
+        if client.want_write():  # connect() could not send all of CONNECT at once
+            self._loop.add_writer(sock, self._writable, client)
 
-    # --- paho's network thread: hop onto the loop, nothing else -------------------------
+    # --- back-pressure ------------------------------------------------------------------
 
-    def _hop(self, handler: Callable[..., None], *args: Any) -> None:
-        # RuntimeError: the loop is closed, the link is gone and nobody is left to tell.
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(handler, *args)
+    def over_high_water(self) -> bool:
+        return len(self.inbound) > self.high_water or self.inbound_bytes > self.high_water_bytes
+
+    def resume(self, client: mqtt.Client) -> None:
+        """Read the socket again (unless the backlog is still over the mark)."""
+        if self._reading or self._sock is None or (self.up and self.over_high_water()):
+            return
+        self._loop.add_reader(self._sock, self._readable, client)
+        self._reading = True
+
+    def _pause(self) -> None:
+        if self._reading and self._sock is not None:
+            self._loop.remove_reader(self._sock)
+        self._reading = False
+
+    def discard_inbound(self, client: mqtt.Client) -> None:
+        """Stop taking orders in, but go on reading (a PUBACK is awaited): what arrives from now
+        on, and what waits in memory, is dropped unacknowledged, so the broker keeps it."""
+        self._discarding = True
+        self.inbound.clear()
+        self.inbound_bytes = 0
+        self.resume(client)
+
+    # --- the loop's socket callbacks ----------------------------------------------------
+
+    def _readable(self, client: mqtt.Client) -> None:
+        # loop_read() reads at most one packet per message in flight (at least one), and
+        # cannot tell "nothing left" from "done": read again while a call did something.
+        # Back-pressure: while the store has a full backlog, stop reading the socket, so a
+        # promotion burst waits in the broker (on disk there), not in our memory. Brokers do
+        # not all bound in-flight deliveries by Receive Maximum (Mosquitto 2.0 overshoots
+        # it); TCP flow control always works. Only once the pumps run: before that the
+        # handshake needs the socket read (SUBACK). The backlog can pass the mark by what one
+        # loop_read() call delivers: one message, or one per event in flight.
+        for _ in range(_READS_PER_WAKE):
+            if self.up and not self._discarding and self.over_high_water():
+                self._pause()
+                return
+            before = self._packets
+            if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return  # the connection is lost: paho closed the socket and said so
+            if self._packets == before:
+                return
+
+    def _writable(self, client: mqtt.Client) -> None:
+        client.loop_write()
+        # paho says so through on_socket_unregister_write; this only makes sure a writable
+        # socket with nothing to send never spins the loop.
+        if not client.want_write() and self._sock is not None:
+            self._loop.remove_writer(self._sock)
+
+    def _socket_register_write(
+        self, client: mqtt.Client, userdata: object, sock: mqtt.SocketLike
+    ) -> None:
+        self._loop.add_writer(sock, self._writable, client)
+
+    def _socket_unregister_write(
+        self, client: mqtt.Client, userdata: object, sock: mqtt.SocketLike
+    ) -> None:
+        self._loop.remove_writer(sock)
+
+    def _socket_close(self, client: mqtt.Client, userdata: object, sock: mqtt.SocketLike) -> None:
+        # paho closes the socket right after this: the loop must forget it first.
+        self._loop.remove_reader(sock)
+        self._loop.remove_writer(sock)
+        self._reading = False
+        self._sock = None
+        self.socket_closed.set()
+
+    # --- paho's callbacks (inside loop_read / loop_write / loop_misc, on the loop) --------
 
     def _paho_connect(
         self,
@@ -151,7 +244,20 @@ class _Connection:
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        self._hop(self._on_connack, client, flags.session_present, reason_code)
+        self._packets += 1
+        if self.closed.is_set():
+            return
+        if reason_code.is_failure:
+            self.close(f"broker refused the connection ({reason_code})")
+            return
+        log.debug("CONNACK, session present: %s", flags.session_present)
+        # Subscribe on every connect, not only without a session: a restarted broker without
+        # persistence has forgotten it (retained master data is redelivered; it is idempotent).
+        result, mid = client.subscribe(self._subscriptions)
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self.close(f"cannot subscribe ({mqtt.error_string(result)})")
+        else:
+            self._sub_mid = mid
 
     def _paho_subscribe(
         self,
@@ -161,32 +267,24 @@ class _Connection:
         reason_codes: list[ReasonCode],
         properties: Properties | None,
     ) -> None:
-        self._hop(self._on_suback, mid, reason_codes)
+        self._packets += 1
+        if mid != self._sub_mid:
+            return
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:
+            self.close(f"broker refused the subscriptions ({', '.join(refused)})")
+        else:
+            self.subscribed.set()
 
     def _paho_message(
         self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage
     ) -> None:
-        # deque.append is atomic; one wake-up per burst instead of one per message (each
-        # call_soon_threadsafe writes to the loop's self-pipe).
-        self.bytes_in += len(message.payload)
+        self._packets += 1
+        if self._discarding:
+            return
         self.inbound.append(message)
-        if not self._wake_pending:
-            self._wake_pending = True
-            self._hop(self._on_message)
-        # Back-pressure: while the loop has a full backlog, this thread stops reading the
-        # socket, so a promotion burst waits in the broker (on disk there), not in our memory.
-        # Brokers do not all bound in-flight deliveries by Receive Maximum (Mosquitto 2.0
-        # overshoots it); TCP flow control always works. Bounded: the loop drains the deque.
-        # Only once the pumps run: before that the handshake needs this thread (SUBACK).
-        while (
-            (
-                len(self.inbound) > self.high_water
-                or self.bytes_in - self.bytes_out > self.high_water_bytes
-            )
-            and self.up
-            and not self.closed.is_set()
-        ):
-            time.sleep(0.002)
+        self.inbound_bytes += len(message.payload)
+        self.inbound_ready.set()
 
     def _paho_publish(
         self,
@@ -196,7 +294,14 @@ class _Connection:
         reason_code: ReasonCode,
         properties: Properties,
     ) -> None:
-        self._hop(self._on_puback, mid)
+        self._packets += 1
+        if mid == self.goodbye_mid:
+            self.goodbye_acked.set()
+            return
+        seqs = self.inflight.pop(mid, None)
+        if seqs is not None:
+            self.acked.extend(seqs)
+            self.progress.set()
 
     def _paho_disconnect(
         self,
@@ -206,48 +311,8 @@ class _Connection:
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        self._hop(self.close, f"connection lost ({reason_code})")
-
-    # --- the event loop thread ----------------------------------------------------------
-
-    def _on_connack(
-        self, client: mqtt.Client, session_present: bool, reason_code: ReasonCode
-    ) -> None:
-        if self.closed.is_set():
-            return
-        if reason_code.is_failure:
-            self.close(f"broker refused the connection ({reason_code})")
-            return
-        log.debug("CONNACK, session present: %s", session_present)
-        # Subscribe on every connect, not only without a session: a restarted broker without
-        # persistence has forgotten it (retained master data is redelivered; it is idempotent).
-        result, mid = client.subscribe(self._subscriptions)
-        if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self.close(f"cannot subscribe ({mqtt.error_string(result)})")
-        else:
-            self._sub_mid = mid
-
-    def _on_suback(self, mid: int, reason_codes: list[ReasonCode]) -> None:
-        if mid != self._sub_mid:
-            return
-        refused = [str(code) for code in reason_codes if code.is_failure]
-        if refused:
-            self.close(f"broker refused the subscriptions ({', '.join(refused)})")
-        else:
-            self.subscribed.set()
-
-    def _on_message(self) -> None:
-        self._wake_pending = False
-        self.inbound_ready.set()
-
-    def _on_puback(self, mid: int) -> None:
-        if mid == self.goodbye_mid:
-            self.goodbye_acked.set()
-            return
-        seqs = self.inflight.pop(mid, None)
-        if seqs is not None:
-            self.acked.extend(seqs)
-            self.progress.set()
+        self._packets += 1
+        self.close(f"connection lost ({reason_code})")
 
 
 class MqttLink:
@@ -279,7 +344,8 @@ class MqttLink:
     @property
     def backlog_peak(self) -> int:
         """The most inbound messages ever waiting in memory for the store (bounded by
-        back-pressure to about twice ``batch_max``)."""
+        back-pressure to twice ``batch_max`` plus what one read of the socket brings: one
+        message, or one per event in flight)."""
         return self._backlog_peak
 
     @property
@@ -302,20 +368,24 @@ class MqttLink:
 
     async def _session(self, sink: InboundSink, outbox: Outbox) -> str:
         """One connection from connect to loss; returns why it ended."""
-        conn = _Connection(asyncio.get_running_loop(), self._subscriptions)
-        conn.high_water = 2 * self._settings.batch_max
-        conn.high_water_bytes = 4 * self._settings.batch_bytes
-        client = self._new_client(conn)
-        started = clean = False
+        s = self._settings
+        conn = _Connection(
+            asyncio.get_running_loop(),
+            self._subscriptions,
+            high_water=2 * s.batch_max,
+            high_water_bytes=4 * s.batch_bytes,
+        )
+        client = self._new_client()
+        attached = clean = False
         try:
             try:
                 rc = await self._connect(client)
             except OSError as exc:
-                return f"cannot connect to {self._settings.host}:{self._settings.port}: {exc}"
+                return f"cannot connect to {s.host}:{s.port}: {exc}"
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 return f"cannot connect: {mqtt.error_string(rc)}"
-            client.loop_start()
-            started = True
+            conn.attach(client)
+            attached = True
             return await self._serve(client, conn, sink, outbox)
         except asyncio.CancelledError:
             clean = True
@@ -325,16 +395,14 @@ class MqttLink:
             raise
         finally:
             self._connected = False
-            await self._release(client, conn, clean=clean, started=started)
-            # The paho thread has ended, so its last callbacks are queued on the loop: one
-            # turn runs them, and PUBACKs that arrived just before the end still count.
-            await asyncio.sleep(0)
+            await self._release(client, conn, clean=clean, attached=attached)
+            # paho's callbacks ran inside its loop calls: PUBACKs read before the end count.
             self._settle(conn, outbox)
-            # The public way to close the socket pair loop_start() opened: left to
-            # Client.__del__, a collected reference cycle can warn about an unclosed socket.
+            # Closes the socket if it is still open (no DISCONNECT: the broker publishes the
+            # offline will), and takes our callbacks off the client.
             client.reinitialise()
 
-    def _new_client(self, conn: _Connection) -> mqtt.Client:
+    def _new_client(self) -> mqtt.Client:
         s = self._settings
         # A fresh client per connection: paho would resend its own unacked messages on a
         # reconnect, on top of our restart from the oldest unacked outbox record.
@@ -348,12 +416,18 @@ class MqttLink:
         client.will_set(self._prefix + OUT_STATUS, self._status("offline"), qos=1, retain=True)
         client.max_inflight_messages_set(s.inflight_window + _STATUS_SLOTS)
         client.max_queued_messages_set(s.inflight_window + _STATUS_SLOTS)
-        conn.attach(client)
         return client
 
     async def _connect(self, client: mqtt.Client) -> MQTTErrorCode:
         s = self._settings
-        # connect() resolves the name and opens the TCP connection: blocking, so off the loop.
+        # connect() resolves the name (DNS for a real hub) and opens the TCP connection with a
+        # blocking socket.create_connection (up to paho's 5 s connect timeout against a dead
+        # network), then sends CONNECT: neither step can be made non-blocking through paho's
+        # public API, so connect() runs on an executor thread, as before. That fits the external
+        # loop: the client has no callbacks yet (paho would call on_socket_open, and on a failed
+        # send on_disconnect, on that thread), so paho sends CONNECT itself there; once
+        # connect() returned, _Connection.attach() sets the callbacks and registers the socket
+        # with the loop, on the loop thread. A CONNACK that came meanwhile waits in the socket.
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         # A persistent session (MQTT 5 spells "clean session off" as clean_start=False plus
         # a session that never expires), so orders published while we are away are kept.
@@ -372,6 +446,15 @@ class MqttLink:
             raise
 
     async def _serve(
+        self, client: mqtt.Client, conn: _Connection, sink: InboundSink, outbox: Outbox
+    ) -> str:
+        keepalive = asyncio.create_task(_keep_alive(client, conn))
+        try:
+            return await self._serve_connected(client, conn, sink, outbox)
+        finally:
+            await _cancel_all([keepalive])
+
+    async def _serve_connected(
         self, client: mqtt.Client, conn: _Connection, sink: InboundSink, outbox: Outbox
     ) -> str:
         try:
@@ -413,7 +496,7 @@ class MqttLink:
                     message = conn.inbound.popleft()
                     size += len(message.payload)
                     batch.append(message)
-                conn.bytes_out += size
+                conn.inbound_bytes -= size
                 try:
                     sink.deliver(
                         [
@@ -432,7 +515,8 @@ class MqttLink:
                 for message in batch:
                     if message.qos > 0:
                         client.ack(message.mid, message.qos)
-                await asyncio.sleep(0)  # let the outbound side run between large batches
+                conn.resume(client)  # if reading was paused, the backlog is below the mark now
+                await asyncio.sleep(0)  # let the socket and the outbound side run between batches
 
     async def _pump_out(self, client: mqtt.Client, conn: _Connection, outbox: Outbox) -> None:
         window = self._settings.inflight_window
@@ -476,6 +560,8 @@ class MqttLink:
             self._store_ok()
 
     async def _say_offline(self, client: mqtt.Client, conn: _Connection) -> None:
+        # The PUBACK must be read even with a full backlog (nobody stores it any more).
+        conn.discard_inbound(client)
         info = client.publish(self._prefix + OUT_STATUS, self._status("offline"), 1, True)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return
@@ -485,22 +571,18 @@ class MqttLink:
                 await _first(conn.goodbye_acked.wait(), conn.closed.wait())
 
     async def _release(
-        self, client: mqtt.Client, conn: _Connection, *, clean: bool, started: bool
+        self, client: mqtt.Client, conn: _Connection, *, clean: bool, attached: bool
     ) -> None:
-        conn.close("link stopped")  # callbacks still in flight must not act on this client
-        if clean:
-            client.disconnect()  # a DISCONNECT: the broker discards the will
-        else:
-            _shut(client)  # no DISCONNECT: the broker publishes the offline will
-        if not started:
-            return
-        try:
-            async with asyncio.timeout(_JOIN_TIMEOUT_S):
-                await asyncio.to_thread(client.loop_stop)
-        except TimeoutError:
-            # A DISCONNECT stuck behind a dead peer must not hold the link up.
-            _shut(client)
-            await asyncio.to_thread(client.loop_stop)
+        conn.close("link stopped")  # callbacks still to come must not act on this client
+        if not clean:
+            return  # no DISCONNECT: closing the socket makes the broker publish the will
+        client.disconnect()  # a DISCONNECT: the broker discards the will
+        if attached:
+            # The loop sends it (paho closes the socket once it is out); a DISCONNECT stuck
+            # behind a dead peer must not hold the link up.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_DISCONNECT_TIMEOUT_S):
+                    await conn.socket_closed.wait()
 
     def _settle(self, conn: _Connection, outbox: Outbox) -> None:
         """Ack in the outbox what the broker acknowledged before the connection ended."""
@@ -540,12 +622,13 @@ class MqttLink:
             self._backoff.reset()
 
 
-def _shut(client: mqtt.Client) -> None:
-    """Cut the TCP connection under paho: its thread sees the loss and ends."""
-    sock = client.socket()
-    if isinstance(sock, socket.socket):
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+async def _keep_alive(client: mqtt.Client, conn: _Connection) -> None:
+    """paho's timers without its thread: PINGREQ when idle, and a silent peer's timeout."""
+    while True:
+        await asyncio.sleep(_MISC_INTERVAL_S)
+        if client.loop_misc() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            conn.close("connection lost")  # paho has said why, if it knew
+            return
 
 
 async def _first(*waits: Coroutine[Any, Any, object]) -> None:

@@ -32,16 +32,23 @@ def _mosquitto_binary() -> str | None:
 class Mosquitto:
     """A mosquitto child process on a fixed loopback port that can be stopped and restarted."""
 
-    def __init__(self, binary: str, workdir: Path) -> None:
+    def __init__(self, binary: str, workdir: Path, persistence: bool = False) -> None:
         self.host = "127.0.0.1"
         self.port = free_port()
         self._binary = binary
         self._log = workdir / "mosquitto.log"
         self._conf = workdir / "mosquitto.conf"
+        # Persistence keeps sessions, subscriptions and queued messages across a restart,
+        # as a hub's broker would.
+        keep = (
+            f"persistence true\npersistence_location {workdir}/\n"
+            if persistence
+            else "persistence false\n"
+        )
         self._conf.write_text(
             f"listener {self.port} {self.host}\n"
             "allow_anonymous true\n"
-            "persistence false\n"
+            f"{keep}"
             "log_dest stderr\n"
             "log_type error\n"
             "log_type warning\n"

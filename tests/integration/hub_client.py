@@ -19,8 +19,13 @@ class HubClient:
         self.received: list[dict[str, Any]] = []  # every envelope, duplicates included
         self.status: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        # A persistent session, as the office's hub has: events published while it is
+        # reconnecting wait for it in the broker.
         self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id="test-hub", protocol=mqtt.MQTTv311
+            CallbackAPIVersion.VERSION2,
+            client_id="test-hub",
+            protocol=mqtt.MQTTv311,
+            clean_session=False,
         )
         self._client.on_message = self._on_message
         # Subscribe on every (re)connect: a restarted broker without persistence forgets.

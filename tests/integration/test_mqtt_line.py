@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -34,6 +35,21 @@ def _order(order_id: str, *lines: tuple[str, int], **extra: Any) -> dict[str, An
         ],
         **extra,
     }
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """The hub's broker, with persistence as in production: sessions survive a restart."""
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(binary).exists():
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    (tmp_path / "broker").mkdir()
+    broker = Mosquitto(binary, tmp_path / "broker", persistence=True)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
 @pytest.fixture
