@@ -28,15 +28,36 @@ class Core:
 
     def __post_init__(self) -> None:
         self._tz = ZoneInfo(self.config.line.timezone)
+        self._txn_now: tuple[datetime, str, date] | None = None
 
     def now(self) -> datetime:
-        return self.clock.now()
+        """The instant of the change being made: one per transaction, since a transaction
+        is one atomic change (and a burst of orders reads the clock once, not per row)."""
+        if not self.store.in_transaction:
+            return self.clock.now()
+        if self._txn_now is None:
+            ts = self.clock.now()
+            self._txn_now = (ts, iso(ts), ts.astimezone(self._tz).date())
+            self.store.on_commit(self._forget_now)
+            self.store.on_rollback(self._forget_now)
+        return self._txn_now[0]
+
+    def _forget_now(self) -> None:
+        self._txn_now = None
 
     def now_iso(self) -> str:
+        if self.store.in_transaction:
+            self.now()
+            assert self._txn_now is not None
+            return self._txn_now[1]
         return iso(self.clock.now())
 
     def today(self) -> date:
         """The line's calendar date: lot expiry is judged by it."""
+        if self.store.in_transaction:
+            self.now()
+            assert self._txn_now is not None
+            return self._txn_now[2]
         return self.clock.now().astimezone(self._tz).date()
 
     def local(self, ts: datetime) -> datetime:
@@ -44,4 +65,4 @@ class Core:
 
     def emit(self, type_: str, data: dict[str, Any], order_id: str | None = None) -> int:
         """Append an event to the outbox in the current transaction."""
-        return self.outbox.append(type_, data, self.clock.now(), order_id)
+        return self.outbox.append(type_, data, self.now_iso(), order_id)

@@ -99,6 +99,13 @@ class Ledger:
         self, material: str, qty: float, today: date, margin_days: int = 0
     ) -> list[tuple[str, float]] | None:
         """Take ``qty`` first-expiry-first-out; None (and nothing taken) when short."""
+        lots = self._lots.get(material, [])
+        for bal in lots:  # the common case: the first usable lot holds it all
+            if bal.free > 1e-9 and bal.usable(today, margin_days):
+                if bal.free >= qty - 1e-9:
+                    bal.free -= qty
+                    return [(bal.lot, qty)]
+                break
         if self.available(material, today, margin_days) < qty - 1e-9:
             return None
         taken: list[tuple[str, float]] = []

@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from cloud_sync.ports import OutboxRecord
-from gateway.clock import iso
 from gateway.store import Store
 
 
@@ -41,9 +39,7 @@ class Outbox:
     def last_seq(self) -> int:
         return self._committed_seq
 
-    def append(
-        self, type_: str, data: dict[str, Any], ts: datetime, order_id: str | None = None
-    ) -> int:
+    def append(self, type_: str, data: dict[str, Any], ts: str, order_id: str | None = None) -> int:
         """Write one event in the current transaction; returns its seq."""
         # seq is counted in memory; the rows and the counter are written once per
         # transaction, just before it commits: the same atomicity, two statements in all.
@@ -59,7 +55,7 @@ class Outbox:
             "gateway_id": self._gateway_id,
             "seq": seq,
             "event_id": f"{self._gateway_id}:{seq}",
-            "ts": iso(ts),
+            "ts": ts,
             "type": type_,
         }
         if order_id is not None:

@@ -166,6 +166,10 @@ class Store:
         for cb in callbacks:
             cb()
 
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
+
     def before_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` inside the current transaction, just before it commits."""
         self._before_commit.append(callback)

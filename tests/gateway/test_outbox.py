@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.clock import iso
 from gateway.outbox import Outbox
 from gateway.store import Store
 
@@ -26,16 +27,16 @@ def test_seq_is_contiguous_across_restarts_and_rollbacks(tmp_path: Path) -> None
     store, outbox = _open(tmp_path / "a.db")
     with store.transaction():
         for i in range(3):
-            outbox.append("alarm.raised", {"i": i}, TS)
+            outbox.append("alarm.raised", {"i": i}, iso(TS))
     with pytest.raises(RuntimeError), store.transaction():
-        outbox.append("alarm.raised", {"i": "lost with its transaction"}, TS)
+        outbox.append("alarm.raised", {"i": "lost with its transaction"}, iso(TS))
         raise RuntimeError
     outbox.ack([1, 2, 3])
     store.close()
     store, outbox = _open(tmp_path / "a.db")
     assert outbox.last_seq == 3
     with store.transaction():
-        seq = outbox.append("alarm.cleared", {}, TS, order_id="SO-1")
+        seq = outbox.append("alarm.cleared", {}, iso(TS), order_id="SO-1")
     assert seq == 4
     [record] = outbox.peek(0, 10)
     envelope = json.loads(record.payload)
@@ -49,7 +50,7 @@ def test_events_leave_only_when_acked(tmp_path: Path) -> None:
     store, outbox = _open(tmp_path / "a.db")
     with store.transaction():
         for i in range(5):
-            outbox.append("alarm.raised", {"i": i}, TS)
+            outbox.append("alarm.raised", {"i": i}, iso(TS))
     assert [r.seq for r in outbox.peek(0, 10)] == [1, 2, 3, 4, 5]
     assert [r.seq for r in outbox.peek(2, 2)] == [3, 4]
     outbox.ack([1, 3])
@@ -66,7 +67,7 @@ async def test_waiters_wake_on_commit_only(tmp_path: Path) -> None:
     await asyncio.sleep(0.01)
     assert not waiter.done()
     with store.transaction():
-        outbox.append("alarm.raised", {}, TS)
+        outbox.append("alarm.raised", {}, iso(TS))
         await asyncio.sleep(0.01)
         assert not waiter.done()  # not committed yet
     async with asyncio.timeout(1):
@@ -79,7 +80,7 @@ async def test_a_reader_from_zero_waits_when_everything_was_acked(tmp_path: Path
 
     store, outbox = _open(tmp_path / "a.db")
     with store.transaction():
-        outbox.append("alarm.raised", {}, TS)
+        outbox.append("alarm.raised", {}, iso(TS))
     outbox.ack([1])
     store.close()
     store, outbox = _open(tmp_path / "a.db")  # a restart: seq 1 is gone, last seq is 1
@@ -87,7 +88,7 @@ async def test_a_reader_from_zero_waits_when_everything_was_acked(tmp_path: Path
     await asyncio.sleep(0.05)
     assert not waiter.done()  # nothing to send: it waits instead of returning at once
     with store.transaction():
-        outbox.append("alarm.cleared", {}, TS)
+        outbox.append("alarm.cleared", {}, iso(TS))
     async with asyncio.timeout(1):
         await waiter
     assert [r.seq for r in outbox.peek(0, 10)] == [2]
