@@ -45,7 +45,9 @@ test: lint typecheck unit
 bench: venv mosquitto
 	$(BIN)/python benchmarks/bench_line.py scans --stations 30 --rate 200 --seconds 30
 	$(BIN)/python benchmarks/bench_line.py intake --orders 100000
+	$(BIN)/python benchmarks/bench_line.py intake --orders 100000 --backlog
 	$(BIN)/python benchmarks/bench_line.py intake --orders 100000 --per-message 100
+	$(BIN)/python benchmarks/bench_line.py intake --orders 100000 --in-process
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -171,6 +171,41 @@ def make_orders(n: int, seed: int) -> list[bytes]:
     return out
 
 
+def bench_intake_in_process(args: argparse.Namespace) -> dict[str, Any]:
+    """The gateway's own intake, without broker or MQTT: ``Inbound.deliver`` in batches of
+    500 messages, as the hub link hands them over."""
+    from cloud_sync.ports import InboundMessage
+    from gateway.app import Gateway
+    from gateway.config_load import load_line_config
+
+    tmp = Path(tempfile.mkdtemp(prefix="lg-bench-"))
+    try:
+        gw = Gateway(load_line_config(write_line(tmp, 9, "")), data_dir=tmp / "data")
+        gw.open()
+        gw.inbound.deliver(
+            [
+                InboundMessage("in/masterdata/catalog", json.dumps(CATALOG).encode()),
+                InboundMessage("in/masterdata/stock", json.dumps(big_stock()).encode()),
+            ]
+        )
+        messages = [InboundMessage("in/orders", o) for o in make_orders(args.orders, args.seed)]
+        t0 = time.perf_counter()
+        for k in range(0, len(messages), 500):
+            gw.inbound.deliver(messages[k : k + 500])
+        elapsed = time.perf_counter() - t0
+        accepted = gw.inbound.accepted
+        gw.store.close()
+        return {
+            "orders": args.orders,
+            "mode": "in-process",
+            "accepted": accepted,
+            "accepted_s": round(elapsed, 2),
+            "orders_per_s": round(args.orders / elapsed),
+        }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def bench_intake(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="lg-bench-"))
     broker, port = start_broker(tmp)
@@ -408,6 +443,11 @@ def main() -> None:
     i.add_argument("--seed", type=int, default=1)
     i.add_argument("--per-message", type=int, default=1, help="orders per MQTT message")
     i.add_argument(
+        "--in-process",
+        action="store_true",
+        help="no broker: hand the orders to the gateway's inbound handler directly",
+    )
+    i.add_argument(
         "--backlog",
         action="store_true",
         help="publish the burst while the gateway is stopped, then time its catching up",
@@ -417,7 +457,12 @@ def main() -> None:
     s.add_argument("--rate", type=float, default=200.0)
     s.add_argument("--seconds", type=float, default=30.0)
     args = p.parse_args()
-    result = bench_intake(args) if args.what == "intake" else bench_scans(args)
+    if args.what == "scans":
+        result = bench_scans(args)
+    elif args.in_process:
+        result = bench_intake_in_process(args)
+    else:
+        result = bench_intake(args)
     print(json.dumps(result))
 
 
