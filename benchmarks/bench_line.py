@@ -100,6 +100,15 @@ def publisher(port: int) -> mqtt.Client:
     return c
 
 
+def hub_with_master_data(port: int) -> mqtt.Client:
+    """The office: a publisher that has put the retained catalog and stock in place."""
+    hub = publisher(port)
+    for suffix, doc in (("catalog", CATALOG), ("stock", big_stock())):
+        info = hub.publish(PREFIX + f"in/masterdata/{suffix}", json.dumps(doc), qos=1, retain=True)
+        info.wait_for_publish(5)
+    return hub
+
+
 def start_gateway(cfg: Path, data: Path, port: int, http_port: int) -> subprocess.Popen[bytes]:
     log = (data / "gateway.log").open("wb")
     proc = subprocess.Popen(
@@ -214,13 +223,7 @@ def bench_intake(args: argparse.Namespace) -> dict[str, Any]:
     data.mkdir()
     gw = None
     try:
-        hub = publisher(port)
-        hub.publish(
-            PREFIX + "in/masterdata/catalog", json.dumps(CATALOG), qos=1, retain=True
-        ).wait_for_publish(5)
-        hub.publish(
-            PREFIX + "in/masterdata/stock", json.dumps(big_stock()), qos=1, retain=True
-        ).wait_for_publish(5)
+        hub = hub_with_master_data(port)
         http_port = free_port()
         gw = start_gateway(cfg, data, port, http_port)
         time.sleep(1.0)  # the link subscribes and applies master data
@@ -367,13 +370,7 @@ def bench_scans(args: argparse.Namespace) -> dict[str, Any]:
     data.mkdir()
     gw = None
     try:
-        hub = publisher(port)
-        hub.publish(
-            PREFIX + "in/masterdata/catalog", json.dumps(CATALOG), qos=1, retain=True
-        ).wait_for_publish(5)
-        hub.publish(
-            PREFIX + "in/masterdata/stock", json.dumps(big_stock()), qos=1, retain=True
-        ).wait_for_publish(5)
+        hub = hub_with_master_data(port)
         http_port = free_port()
         gw = start_gateway(cfg, data, port, http_port)
         time.sleep(1.0)
