@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway.bulk import BulkInserts
 from gateway.catalog import CatalogCache
 from gateway.clock import Clock, iso
 from gateway.config import LineConfig
@@ -29,6 +30,7 @@ class Core:
     def __post_init__(self) -> None:
         self._tz = ZoneInfo(self.config.line.timezone)
         self._txn_now: tuple[datetime, str, date] | None = None
+        self.bulk = BulkInserts(self.store)
 
     def now(self) -> datetime:
         """The instant of the change being made: one per transaction, since a transaction

@@ -71,8 +71,8 @@ class Inbound:
                 for message in messages:
                     self._handle(message)
             return
-        except sqlite3.Error:
-            raise  # the store itself failed: nothing is acked, the broker redelivers
+        except sqlite3.OperationalError:
+            raise  # the store itself failed (disk, I/O): nothing is acked, the broker redelivers
         except Exception:  # noqa: BLE001 - any bug: retry message by message, below
             self.accepted, self.rejected = counts
             logger.warning("a batch of %d messages failed; applying them one by one", len(messages))
@@ -86,10 +86,12 @@ class Inbound:
                 next_seq = self._core.outbox.next_seq
                 try:
                     self._handle(message)
-                except sqlite3.Error:
+                    self._core.bulk.flush()  # inside this message's savepoint
+                except sqlite3.OperationalError:
                     raise
                 except Exception:  # a bug must not block the messages around it
                     logger.exception("message on %s could not be applied", message.topic)
+                    self._core.bulk.discard()
                     conn.execute(f"ROLLBACK TO m{i}")
                     self._core.outbox.rewind(next_seq)
                     self._core.ledger.load(conn, store.get_setting("stock_as_of"))
@@ -102,6 +104,8 @@ class Inbound:
 
     def _handle(self, message: InboundMessage) -> None:
         topic = message.topic
+        if topic != contract.IN_ORDERS:
+            self._core.bulk.flush()  # cancels and stock read the work rows of this batch
         if topic == contract.IN_ORDERS:
             self._orders(message)
         elif topic == contract.IN_CANCEL:
@@ -179,6 +183,7 @@ class Inbound:
             "SELECT revision, status FROM orders WHERE order_id = ?", (order.order_id,)
         )
         if existing is not None:
+            self._core.bulk.flush()  # its work may still wait in the buffer
             if order.revision == existing["revision"]:
                 logger.debug(
                     "order %s revision %d again: nothing to do", order.order_id, order.revision

@@ -156,25 +156,12 @@ def explode(core: Core, order: Order, kitted: bool) -> int:
             },
             order.order_id,
         )
-    conn.executemany(
-        "INSERT INTO units (serial, order_id, wo_id, unit_index, status, kitted, created_at) "
-        "VALUES (?, ?, ?, ?, 'open', ?, ?)",
-        unit_rows,
-    )
     task_rows.append(
         (order.order_id, None, None, pack_op, pack_index, PACK, "blocked", ship_by, order.priority)
     )
-    conn.executemany(
-        "INSERT INTO tasks (order_id, serial, wo_id, op, op_index, capability, status, "
-        "ship_by, priority) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        task_rows,
-    )
-    if reservations:
-        conn.executemany(
-            "INSERT INTO reservations (order_id, serial, op, material, lot, qty) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            reservations,
-        )
+    core.bulk.add("units", unit_rows)
+    core.bulk.add("tasks", task_rows)
+    core.bulk.add("reservations", reservations)
     return units
 
 
