@@ -95,7 +95,7 @@ class Gateway:
             row = self.store.one("SELECT doc FROM catalogs WHERE version = ?", (version,))
             if row is not None:
                 self.core.catalog.use_json(row["doc"])
-        self.core.ledger.load(self.store.conn, self.store.get_setting("stock_as_of"))
+        self.core.reload_ledger()
 
     async def run(self) -> None:
         self.open()

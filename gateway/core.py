@@ -31,6 +31,7 @@ class Core:
         self._tz = ZoneInfo(self.config.line.timezone)
         self._txn_now: tuple[datetime, str, date] | None = None
         self.bulk = BulkInserts(self.store)
+        self._ledger_guarded = False
 
     def now(self) -> datetime:
         """The instant of the change being made: one per transaction, since a transaction
@@ -43,6 +44,24 @@ class Core:
             self.store.on_commit(self._forget_now)
             self.store.on_rollback(self._forget_now)
         return self._txn_now[0]
+
+    def ledger_touched(self) -> None:
+        """The ledger changes ahead of the commit: should the transaction roll back, rebuild
+        it from the tables (once per transaction, however many changes)."""
+        if not self._ledger_guarded:
+            self._ledger_guarded = True
+            self.store.on_rollback(self._ledger_rolled_back)
+            self.store.on_commit(self._ledger_committed)
+
+    def reload_ledger(self) -> None:
+        self.ledger.load(self.store.conn, self.store.get_setting("stock_as_of"))
+
+    def _ledger_rolled_back(self) -> None:
+        self._ledger_guarded = False
+        self.reload_ledger()
+
+    def _ledger_committed(self) -> None:
+        self._ledger_guarded = False
 
     def _forget_now(self) -> None:
         self._txn_now = None

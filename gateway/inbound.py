@@ -94,7 +94,7 @@ class Inbound:
                     self._core.bulk.discard()
                     conn.execute(f"ROLLBACK TO m{i}")
                     self._core.outbox.rewind(next_seq)
-                    self._core.ledger.load(conn, store.get_setting("stock_as_of"))
+                    self._core.reload_ledger()
                     self._reject(
                         message,
                         None,
@@ -389,10 +389,8 @@ class Inbound:
             [(m, lot, q, e) for (m, lot), (q, e) in totals.items()],
         )
         core.store.set_setting("stock_as_of", iso(stock.as_of))
-        core.store.on_rollback(
-            lambda: core.ledger.load(core.store.conn, core.store.get_setting("stock_as_of"))
-        )
-        core.ledger.load(conn, iso(stock.as_of))
+        core.ledger_touched()
+        core.reload_ledger()
         clear_alarm(core, "masterdata:stock", "stock snapshot accepted")
         rekit_waiting(core)
 
@@ -459,7 +457,5 @@ def cancel_order(core: Core, order_id: str, reason: str) -> None:
         f"AND serial NOT IN ({','.join('?' * len(in_work))})",
         (order_id, *in_work),
     )
-    core.store.on_rollback(
-        lambda: core.ledger.load(core.store.conn, core.store.get_setting("stock_as_of"))
-    )
+    core.ledger_touched()
     core.emit("order.cancelled", {"reason": reason, "units_in_work": sorted(in_work)}, order_id)

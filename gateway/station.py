@@ -354,9 +354,7 @@ class StationService:
                 (task["order_id"], serial, task["op"], material, lot, share),
             )
         core.ledger.adjust(material, lot, -need.qty)
-        core.store.on_rollback(
-            lambda: core.ledger.load(core.store.conn, core.store.get_setting("stock_as_of"))
-        )
+        core.ledger_touched()
 
     # -- dispatch ------------------------------------------------------------------------
 

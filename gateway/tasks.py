@@ -173,7 +173,7 @@ def consume(core: Core, task: Row, work: Work) -> list[dict[str, Any]]:
             task["order_id"],
         )
         lots.append({"material": entry["material"], "lot": entry["lot"], "qty": entry["qty"]})
-    _reload_on_rollback(core)
+    core.ledger_touched()
     return lots
 
 
@@ -182,7 +182,7 @@ def release_reservations(core: Core, task: Row) -> None:
     for r in reservations(core, task):
         core.ledger.adjust(r["material"], r["lot"], float(r["qty"]))
         core.store.conn.execute("DELETE FROM reservations WHERE id = ?", (r["id"],))
-    _reload_on_rollback(core)
+    core.ledger_touched()
 
 
 def release_unit(core: Core, serial: str) -> None:
@@ -191,13 +191,7 @@ def release_unit(core: Core, serial: str) -> None:
     for r in core.store.all("SELECT * FROM reservations WHERE serial = ?", (serial,)):
         core.ledger.adjust(r["material"], r["lot"], float(r["qty"]))
     core.store.conn.execute("DELETE FROM reservations WHERE serial = ?", (serial,))
-    _reload_on_rollback(core)
-
-
-def _reload_on_rollback(core: Core) -> None:
-    core.store.on_rollback(
-        lambda: core.ledger.load(core.store.conn, core.store.get_setting("stock_as_of"))
-    )
+    core.ledger_touched()
 
 
 def record_attempt(

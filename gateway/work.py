@@ -92,7 +92,7 @@ def explode(core: Core, order: Order, kitted: bool) -> int:
     today = core.today()
     margin = core.config.policies.lot_expiry_margin_days
     if kitted:
-        core.store.on_rollback(lambda: _reload_ledger(core))
+        core.ledger_touched()
     for n, line in enumerate(order.lines, start=1):
         sku = core.catalog.skus[line.sku]
         routing = core.catalog.routings[sku.routing]
@@ -181,10 +181,6 @@ def drop_work(core: Core, order_id: str) -> None:
         conn.execute(f"DELETE FROM {table} WHERE order_id = ?", (order_id,))
 
 
-def _reload_ledger(core: Core) -> None:
-    core.ledger.load(core.store.conn, core.store.get_setting("stock_as_of"))
-
-
 def kit_order(core: Core, order_id: str) -> dict[str, tuple[float, float]]:
     """Reserve the materials of an order's units that are not kitted yet, all or nothing.
 
@@ -213,8 +209,7 @@ def kit_order(core: Core, order_id: str) -> dict[str, tuple[float, float]]:
     }
     if short:
         return short
-    # The ledger changes before the commit; a rollback must rebuild it from the tables.
-    core.store.on_rollback(lambda: _reload_ledger(core))
+    core.ledger_touched()
     reservations: list[tuple[Any, ...]] = []
     for serial, bom in boms:
         for line in bom:
