@@ -99,7 +99,11 @@ class Gateway:
 
     async def run(self) -> None:
         self.open()
-        sock = self._bind()
+        try:
+            sock = self._bind()
+        except OSError:
+            self.store.close()
+            raise
         server = _Server(
             uvicorn.Config(
                 create_app(self.stations, self.health),

@@ -16,6 +16,7 @@ from gateway.store import Store, StoreError
 
 DEFAULT_CONFIG = Path(os.environ.get("LINEGATE_CONFIG", "/etc/linegate"))
 EX_SOFTWARE = 70
+EX_TEMPFAIL = 75  # sysexits.h: try again later (systemd restarts it)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -101,6 +102,13 @@ def _run(args: argparse.Namespace) -> int:
     except StoreError as exc:
         print(f"linegate: {exc}", file=sys.stderr)
         return EX_SOFTWARE
+    except OSError as exc:  # the station API's address is taken or not ours
+        print(
+            f"linegate: cannot serve the station API on {config.http.host}:"
+            f"{args.http_port if args.http_port is not None else config.http.port}: {exc}",
+            file=sys.stderr,
+        )
+        return EX_TEMPFAIL
     return 0
 
 

@@ -56,3 +56,25 @@ def test_trace_explains_an_unknown_serial_and_a_missing_database(tmp_path: Path)
     assert out.returncode == 70 and "no database" in out.stderr
     out = linegate("trace", "--db", str(tmp_path / "nothing.db"))
     assert out.returncode == 2 and "SERIAL or --lot" in out.stderr
+
+
+def test_run_says_so_when_the_station_api_port_is_taken(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = linegate(
+            "run",
+            "--config",
+            str(REFERENCE),
+            "--data-dir",
+            str(tmp_path),
+            "--http-port",
+            str(port),
+            "--broker",
+            "mqtt://127.0.0.1:1",
+        )
+    assert out.returncode == 75
+    assert f"cannot serve the station API on 127.0.0.1:{port}" in out.stderr
