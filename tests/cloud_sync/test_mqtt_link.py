@@ -20,7 +20,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud_sync.contract import IN_CANCEL, IN_ORDERS, OUT_EVENTS, OUT_STATUS, topic_prefix
 from cloud_sync.mqtt import MqttLink, MqttSettings
-from cloud_sync.ports import InboundMessage, OutboxRecord
+from cloud_sync.ports import InboundMessage
+from tests.cloud_sync.doubles import ListOutbox, ListSink, envelope
 from tests.conftest import Mosquitto, free_port
 
 pytestmark = pytest.mark.timeout(30)
@@ -52,65 +53,6 @@ def settings(port: int, **overrides: Any) -> MqttSettings:
 
 
 # --- the gateway's side, kept honest and small -------------------------------------------
-
-
-class ListSink:
-    """Records what it is given; raises for the first ``fail_times`` calls."""
-
-    def __init__(self, fail_times: int = 0) -> None:
-        self.batches: list[list[InboundMessage]] = []
-        self.failed: list[list[InboundMessage]] = []
-        self._fail_times = fail_times
-
-    def deliver(self, messages: Sequence[InboundMessage]) -> None:
-        if len(self.failed) < self._fail_times:
-            self.failed.append(list(messages))
-            raise RuntimeError("store unavailable")
-        self.batches.append(list(messages))
-
-    @property
-    def messages(self) -> list[InboundMessage]:
-        return [message for batch in self.batches for message in batch]
-
-
-class ListOutbox:
-    """An outbox in a dict, seq-ordered, with the same waiting contract as the real one."""
-
-    def __init__(self) -> None:
-        self.pending: dict[int, bytes] = {}
-        self._last_seq = 0
-        self._grew = asyncio.Event()
-
-    def add(self, count: int = 1) -> None:
-        for _ in range(count):
-            self._last_seq += 1
-            self.pending[self._last_seq] = json.dumps(envelope(self._last_seq)).encode()
-        self._grew.set()
-        self._grew = asyncio.Event()
-
-    def peek(self, after_seq: int, limit: int) -> list[OutboxRecord]:
-        seqs = sorted(seq for seq in self.pending if seq > after_seq)[:limit]
-        return [OutboxRecord(seq, self.pending[seq]) for seq in seqs]
-
-    def ack(self, seqs: Sequence[int]) -> None:
-        for seq in seqs:
-            del self.pending[seq]
-
-    async def wait_for_new(self, after_seq: int) -> None:
-        while self._last_seq <= after_seq:
-            await self._grew.wait()
-
-
-def envelope(seq: int) -> dict[str, Any]:
-    return {
-        "v": 1,
-        "gateway_id": GATEWAY,
-        "seq": seq,
-        "event_id": f"{GATEWAY}:{seq}",
-        "ts": "2026-11-11T10:00:00+08:00",
-        "type": "kpi.snapshot",
-        "data": {},
-    }
 
 
 # --- the hub's side ----------------------------------------------------------------------
