@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -40,8 +41,10 @@ class Mosquitto:
         self._conf = workdir / "mosquitto.conf"
         # Persistence keeps sessions, subscriptions and queued messages across a restart,
         # as a hub's broker would.
+        # Started as root, mosquitto switches to the user "mosquitto", which may not write
+        # in the test's folder: stay the user we are (ignored when not root).
         keep = (
-            f"persistence true\npersistence_location {workdir}/\n"
+            f"persistence true\npersistence_location {workdir}/\nuser {getpass.getuser()}\n"
             if persistence
             else "persistence false\n"
         )
