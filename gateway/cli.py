@@ -10,9 +10,14 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from gateway.config_load import EX_CONFIG, ConfigError, check_config, load_line_config
 from gateway.store import Store, StoreError
+
+if TYPE_CHECKING:  # the gateway's imports (uvicorn, paho) are not needed to check a config
+    from gateway.app import Gateway
 
 DEFAULT_CONFIG = Path(os.environ.get("LINEGATE_CONFIG", "/etc/linegate"))
 EX_SOFTWARE = 70
@@ -112,10 +117,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(gateway: object) -> None:
-    from gateway.app import Gateway
-
-    assert isinstance(gateway, Gateway)
+async def _serve(gateway: Gateway) -> None:
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
@@ -129,8 +131,6 @@ async def _serve(gateway: object) -> None:
 
 def parse_broker(url: str) -> tuple[str, int]:
     """``mqtt://HOST:PORT`` → (host, port); 1883 when the port is left out."""
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     if parts.scheme != "mqtt" or not parts.hostname:
         raise SystemExit(f"linegate: --broker must look like mqtt://HOST:PORT, not {url!r}")

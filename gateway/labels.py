@@ -7,6 +7,7 @@ is also what a reprint would send.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from drivers.label_printer.render import (
@@ -23,8 +24,6 @@ def _printer(core: Core, station: str) -> str:
 
 
 def _short_time(core: Core, ship_by: str) -> str:
-    from datetime import datetime
-
     return core.local(datetime.fromisoformat(ship_by)).strftime("%m-%d %H:%M")
 
 

@@ -9,7 +9,7 @@ from gateway.store import Store
 
 
 def _rows(store: Store, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-    return [dict(r) for r in store.all(sql, params)]
+    return list(store.db.query(sql, params))
 
 
 def trace_serial(store: Store, serial: str) -> dict[str, Any] | None:

@@ -37,6 +37,7 @@ class GatewayProcess:
             str(http_port),
         ]
         self.base = f"http://127.0.0.1:{http_port}"
+        self.db = data_dir / "linegate.db"
         self.log = data_dir / "gateway.log"
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -77,18 +77,10 @@ def check_stream(hub: HubClient) -> list[dict[str, Any]]:
     return events
 
 
-def trace(gw: GatewayProcess, serial: str) -> dict[str, Any]:
+def trace(gw: GatewayProcess, *what: str) -> dict[str, Any]:
+    """``linegate trace ... --json`` on the gateway's database, as a person would run it."""
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "trace",
-            serial,
-            "--db",
-            str(Path(gw.args[gw.args.index("--data-dir") + 1]) / "linegate.db"),
-            "--json",
-        ],
+        [sys.executable, "-m", "gateway", "trace", *what, "--db", str(gw.db), "--json"],
         cwd=ROOT,
         capture_output=True,
         check=True,
@@ -182,24 +174,7 @@ def test_orders_good_and_bad_through_the_line(
             ]
             assert len(completions) == len([o for o in t["operations"] if not o["order_level"]])
     # Forward: the ink lot reaches every printed tee's order.
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "trace",
-            "--lot",
-            "INK-DTG-CMYK-L2611A",
-            "--db",
-            str(Path(gw.args[gw.args.index("--data-dir") + 1]) / "linegate.db"),
-            "--json",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-        text=True,
-    )
-    lot = json.loads(out.stdout)
+    lot = trace(gw, "--lot", "INK-DTG-CMYK-L2611A")
     assert [o["order_id"] for o in lot["orders"]] == ["SO-1"]
     assert sorted(lot["units"]) == sorted(completed["SO-1"]["data"]["units"])
 
