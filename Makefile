@@ -6,11 +6,22 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_ARGS ?=
 
-.PHONY: demo test lint typecheck unit venv mosquitto bench clean
+.PHONY: demo test lint typecheck unit venv mosquitto build-deps bench clean
 
 venv: $(STAMP)
 
+# evdev (the HID scanner driver) has no wheels: pip compiles it, which needs a C compiler,
+# the Python headers and the kernel's input headers. Installed with apt-get when absent and
+# we are allowed to (root); otherwise say what to do.
+build-deps:
+	@if command -v gcc >/dev/null 2>&1 && [ -f /usr/include/linux/input.h ] && \
+		$(PYTHON) -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc python3-dev linux-libc-dev >/dev/null; \
+	else echo "building evdev needs gcc, python3-dev and linux-libc-dev: run 'sudo apt-get install gcc python3-dev linux-libc-dev'"; exit 1; fi
+
 $(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory build-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -U pip
 	$(BIN)/python -m pip install -q -e '.[dev]'

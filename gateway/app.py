@@ -21,11 +21,13 @@ from gateway import __version__
 from gateway.clock import Clock, SystemClock
 from gateway.config import LineConfig
 from gateway.core import Core
+from gateway.floor import Floor
 from gateway.inbound import Inbound
 from gateway.kpi import emit_snapshot, period_of
 from gateway.outbox import Outbox
 from gateway.station import StationService
 from gateway.store import Store
+from gateway.supervisor import SupervisorPolicy
 from gateway.web import create_app
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,7 @@ class Gateway:
         clock: Clock | None = None,
         link: HubLink | None = None,
         http_port: int | None = None,
+        device_policy: SupervisorPolicy | None = None,
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
@@ -80,6 +83,9 @@ class Gateway:
         self.core = Core(config, self.store, self.outbox, self.clock)
         self.inbound = Inbound(self.core)
         self.stations = StationService(self.core)
+        # Built now (no I/O), started in run(): the drivers connect in the background, so
+        # a device that is away never delays the line's start.
+        self.floor = Floor(self.core, self.stations, policy=device_policy or _device_policy(config))
         self.link = link
         self._http_port = config.http.port if http_port is None else http_port
         self.health: dict[str, Any] = {"gateway_id": config.gateway_id, "version": __version__}
@@ -106,7 +112,7 @@ class Gateway:
             raise
         server = _Server(
             uvicorn.Config(
-                create_app(self.stations, self.health),
+                create_app(self.stations, self.health, self.floor),
                 log_level="warning",
                 lifespan="off",
                 access_log=False,
@@ -127,6 +133,7 @@ class Gateway:
                 if self.link is not None:
                     tg.create_task(self.link.run(self.inbound, self.outbox))
                 tg.create_task(self._kpi_snapshots())
+                tg.create_task(self.floor.run(), name="floor")
                 while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
                     await asyncio.sleep(0.01)
                 self.started.set()
@@ -174,6 +181,16 @@ class Gateway:
         sock.listen(128)
         sock.setblocking(False)
         return sock
+
+
+def _device_policy(config: LineConfig) -> SupervisorPolicy:
+    p = config.policies
+    return SupervisorPolicy(
+        initial_s=p.device_retry_initial_s,
+        max_s=p.device_retry_max_s,
+        budget=p.device_restart_budget,
+        window_s=p.device_restart_window_s,
+    )
 
 
 async def _fail_when_done(task: asyncio.Task[None], what: str) -> None:

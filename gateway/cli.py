@@ -1,4 +1,5 @@
-"""The ``linegate`` command: run a line, check its config, trace units and lots, the demo."""
+"""The ``linegate`` command: run a line, check its config, trace units and lots, list the
+devices, simulate a line's devices, the demo."""
 
 from __future__ import annotations
 
@@ -46,6 +47,31 @@ def _parser() -> argparse.ArgumentParser:
     trace.add_argument("--db", type=Path, help="the database file itself")
     trace.add_argument("--json", action="store_true")
 
+    devices = sub.add_parser(
+        "devices", help="every device's state and diagnostics (from the running gateway)"
+    )
+    devices.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    devices.add_argument("--url", help="the gateway's station API (default: from [http])")
+    devices.add_argument(
+        "--probe",
+        action="store_true",
+        help="connect to each device once from here instead (the gateway must be stopped "
+        "for serial and HID devices)",
+    )
+    devices.add_argument("--json", action="store_true")
+
+    simulate = sub.add_parser(
+        "simulate", help="serve simulated devices for every device a line config names"
+    )
+    simulate.add_argument("dir", type=Path, help="line config folder")
+    simulate.add_argument("--control-port", type=int, default=8099, help="0 picks a free port")
+    simulate.add_argument("--control-host", default="127.0.0.1")
+    simulate.add_argument(
+        "--machine-cycle-s", type=float, default=2.0, help="how long a machine job runs"
+    )
+    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("-v", "--verbose", action="store_true")
+
     demo = sub.add_parser("demo", help="run the reference line with a simulated hub and operators")
     demo.add_argument("--broker", help="mqtt://HOST:PORT; without it no broker is needed")
     demo.add_argument("--site", default="hz01")
@@ -62,6 +88,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--config", type=Path, help="line config (default: the reference line)")
+    demo.add_argument(
+        "--no-devices",
+        action="store_true",
+        help="no simulated devices: operators use the station API for scans and weights",
+    )
     demo.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -72,12 +103,27 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not getattr(args, "verbose", False):
+        # The device libraries log every connect and request at INFO.
+        for noisy in ("asyncua", "pymodbus"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        # asyncua logs a traceback each time a session's link drops; the supervisor
+        # already says so in one line.
+        logging.getLogger("asyncua.client.ua_session").setLevel(logging.CRITICAL)
     if args.command == "check-config":
         return check_config(args.dir, sys.stdout, sys.stderr)
     if args.command == "run":
         return _run(args)
     if args.command == "trace":
         return _trace(args)
+    if args.command == "devices":
+        from gateway.devices_cli import devices_command
+
+        return devices_command(args)
+    if args.command == "simulate":
+        from gateway.simulate import simulate_command  # pulls in the simulators
+
+        return simulate_command(args)
     if args.command == "demo":
         from gateway.demo import run_demo  # the demo pulls in the simulators
 

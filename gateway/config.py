@@ -16,6 +16,12 @@ from pydantic import (
     model_validator,
 )
 
+from drivers.barcode_hid.config import HidScannerConfig
+from drivers.barcode_serial.config import SerialScannerConfig
+from drivers.label_printer.config import LabelPrinterConfig
+from drivers.modbus_scale.config import ModbusScaleConfig
+from drivers.opcua_machine.config import OpcUaMachineConfig
+
 __all__ = [
     "DeviceConfig",
     "DeviceKind",
@@ -41,6 +47,13 @@ Capability = Annotated[str, StringConstraints(pattern=CAPABILITY_PATTERN)]
 DeviceKind = Literal[
     "opcua_machine", "modbus_scale", "barcode_serial", "barcode_hid", "label_printer"
 ]
+DEVICE_KINDS: tuple[DeviceKind, ...] = (
+    "opcua_machine",
+    "modbus_scale",
+    "barcode_serial",
+    "barcode_hid",
+    "label_printer",
+)
 
 # strict: TOML values are already typed, so "30" for an integer is a mistake to report, not
 # a value to coerce.
@@ -167,6 +180,19 @@ class Policies(BaseModel):
     shipping_label_prefix: str = Field(default="SHP", pattern=r"^[A-Za-z0-9_-]{1,16}$")
     # kpi.snapshot periods, aligned to the clock (3600: on every full hour).
     kpi_interval_s: int = Field(default=3600, ge=60, le=86_400)
+    # Device reconnects: the first retry after device_retry_initial_s, doubling up to
+    # device_retry_max_s (±20 % jitter); more than device_restart_budget restarts within
+    # device_restart_window_s raise an alarm (cleared when the device is back).
+    device_retry_initial_s: float = Field(default=0.5, gt=0, le=60)
+    device_retry_max_s: float = Field(default=30.0, gt=0, le=3600)
+    device_restart_budget: int = Field(default=5, ge=0, le=1000)
+    device_restart_window_s: float = Field(default=60.0, gt=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _retry_bounds(self) -> Self:
+        if self.device_retry_initial_s > self.device_retry_max_s:
+            raise ValueError("device_retry_initial_s is more than device_retry_max_s")
+        return self
 
 
 class Operator(BaseModel):
@@ -178,13 +204,16 @@ class Operator(BaseModel):
     name: str = Field(min_length=1)
 
 
-class DeviceConfig(BaseModel):
-    """[devices.NAME] of a station; the connection fields of each kind come later."""
-
-    model_config = _MODEL_CONFIG
-
-    kind: DeviceKind
-    description: str = ""
+# A [devices.NAME] table: its `kind` picks the driver's own config model, which lives
+# with the driver (drivers/<kind>/config.py) and rejects unknown keys like the rest.
+DeviceConfig = Annotated[
+    OpcUaMachineConfig
+    | ModbusScaleConfig
+    | SerialScannerConfig
+    | HidScannerConfig
+    | LabelPrinterConfig,
+    Field(discriminator="kind"),
+]
 
 
 class StationConfig(BaseModel):

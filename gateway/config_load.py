@@ -14,6 +14,7 @@ from pydantic_core import ErrorDetails
 
 from gateway.config import (
     BADGE_PATTERN,
+    DEVICE_KINDS,
     HttpSection,
     HubSection,
     LineConfig,
@@ -216,9 +217,17 @@ def _validate(
         return model.model_validate(data)
     except ValidationError as exc:
         problems.extend(
-            ConfigProblem(name, to_path(err["loc"]), _message(err)) for err in exc.errors()
+            ConfigProblem(name, to_path(_located(err)), _message(err)) for err in exc.errors()
         )
         return None
+
+
+def _located(err: ErrorDetails) -> _Loc:
+    # A tagged union's error sits on the table; the mistake is in its tag key ("kind").
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        key = str((err.get("ctx") or {}).get("discriminator", "kind")).strip("'")
+        return (*err["loc"], key)
+    return tuple(err["loc"])
 
 
 def _dotted(loc: _Loc) -> str:
@@ -234,8 +243,26 @@ def _plain_path(loc: _Loc) -> str:
 def _station_path(loc: _Loc) -> str:
     # StationConfig merges [station] with the [devices.NAME] tables; map back to the file.
     if loc and loc[0] == "devices":
-        return _dotted(loc)
+        return _dotted(_without_tags(loc))
     return ".".join(("station", *(str(part) for part in loc)))
+
+
+# Tagged unions put the tag they tried in the error's location ("devices.m.opcua_machine.url",
+# "job.method.method"); the file has no such level.
+_TAGGED = {2: frozenset(DEVICE_KINDS)}
+_JOB_MODES = frozenset({"method", "writes"})
+
+
+def _without_tags(loc: _Loc) -> _Loc:
+    parts = list(loc)
+    if len(parts) > 2 and parts[2] in _TAGGED[2]:
+        del parts[2]
+    out: list[int | str] = []
+    for part in parts:
+        if out and out[-1] == "job" and part in _JOB_MODES:
+            continue
+        out.append(part)
+    return tuple(out)
 
 
 def _message(err: ErrorDetails) -> str:
@@ -248,6 +275,12 @@ def _message(err: ErrorDetails) -> str:
         return "must be a table"
     if kind == "list_type":
         return "must be an array"
+    ctx = err.get("ctx") or {}
+    key = str(ctx.get("discriminator", "kind")).strip("'")
+    if kind == "union_tag_invalid":
+        return f"unknown {key} {ctx.get('tag')!r}: one of {ctx.get('expected_tags')}"
+    if kind == "union_tag_not_found":
+        return f"missing required key ({key}: one of the device kinds)"
     text = err["msg"]
     if kind == "value_error":
         return text.removeprefix("Value error, ")

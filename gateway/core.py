@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -32,6 +34,21 @@ class Core:
         self._txn_now: tuple[datetime, str, date] | None = None
         self.bulk = BulkInserts(self.store)
         self._ledger_guarded = False
+        self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
+        # Stations whose machine is connected: their machine.state comes from the machine.
+        self.live_machines: set[str] = set()
+
+    def subscribe(self, topic: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``callback(data)`` after the commit of every transaction that emits an event
+        of type ``topic`` (or calls :meth:`notify` with it). After the commit, so that I/O
+        started from it (a job to a machine, a label to a printer) never acts on a change
+        that could still roll back, and never runs inside a transaction."""
+        self._listeners.setdefault(topic, []).append(callback)
+
+    def notify(self, topic: str, data: dict[str, Any]) -> None:
+        """Tell the subscribers of ``topic`` once the current transaction commits."""
+        for callback in self._listeners.get(topic, ()):
+            self.store.on_commit(functools.partial(callback, data))
 
     def now(self) -> datetime:
         """The instant of the change being made: one per transaction, since a transaction
@@ -86,4 +103,6 @@ class Core:
 
     def emit(self, type_: str, data: dict[str, Any], order_id: str | None = None) -> int:
         """Append an event to the outbox in the current transaction."""
+        if type_ in self._listeners:
+            self.notify(type_, data)
         return self.outbox.append(type_, data, self.now_iso(), order_id)

@@ -1,4 +1,12 @@
-"""``linegate demo``: the reference line with a simulated hub and operators, in one process."""
+"""``linegate demo``: the reference line with a simulated hub, simulated devices and
+simulated operators, in one process.
+
+The devices are the protocol-true simulators of ``linegate simulate`` (an OPC UA server
+per machine, a Modbus server per scale, scanners on ptys and sockets, ZPL printers on
+TCP), on a copy of the line config moved to free ports; the gateway drives them with its
+real drivers, and the operators scan on the scanners and put parcels on the scales.
+``--no-devices`` runs the line on the station API alone.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +31,10 @@ from gateway.clock import ScaledClock
 from gateway.config import LineConfig
 from gateway.config_load import EX_CONFIG, ConfigError, load_line_config
 from gateway.outbox import Outbox
+from gateway.simulate import device_specs
 from gateway.store import Store, StoreError
 from simulators.hub import HubTransport, MemoryTransport, MqttTransport, SimulatedHub
+from simulators.line import SimulatedLine
 from simulators.operators import (
     Person,
     SimulatedOperator,
@@ -39,6 +49,7 @@ from simulators.orders import (
     load_reference_catalog,
     load_reference_stock,
 )
+from simulators.relocate import relocate_line
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +79,7 @@ class Demo:
     error_rate: float
     seed: int
     transport: str
+    floor: SimulatedLine | None = None
     operators: list[SimulatedOperator] = field(default_factory=list)
     staff: dict[str, Person] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -127,7 +139,19 @@ def _check_args(args: argparse.Namespace) -> str | None:
 
 
 def _line_config(args: argparse.Namespace) -> LineConfig:
-    config = load_line_config(args.config or REFERENCE_LINE)
+    source = args.config or REFERENCE_LINE
+    config = load_line_config(source)
+    if args.no_devices:
+        stations = {
+            sid: st.model_copy(update={"devices": {}}) for sid, st in config.stations.items()
+        }
+        config = config.model_copy(update={"stations": stations})
+    elif any(st.devices for st in config.stations.values()):
+        # The simulated devices go to free ports and a folder of this run's own.
+        args.data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="linegate-demo-"))
+        sim_root = Path(tempfile.mkdtemp(prefix="lg-sim-"))
+        relocate_line(source, args.data_dir / "line", sim_root)
+        config = load_line_config(args.data_dir / "line")
     topic_prefix(args.site, args.line)  # ValueError names the bad segment
     # Frozen models: a copy with the demo's site and line (validated just above).
     line = config.line.model_copy(update={"site": args.site, "line": args.line})
@@ -158,6 +182,13 @@ def _build(args: argparse.Namespace, config: LineConfig) -> Demo:
         transport = MemoryTransport(memory)
     first_seq = _first_unsent_seq(config, data_dir)
     gateway = Gateway(config, data_dir=data_dir, clock=clock, link=link, http_port=args.http_port)
+    floor = None
+    if any(st.devices for st in config.stations.values()):
+        floor = SimulatedLine(
+            device_specs(config),
+            machine_cycle_s=_machine_cycles(config, catalog, speed),
+            seed=args.seed,
+        )
     hub = SimulatedHub(
         transport,
         catalog=catalog,
@@ -182,7 +213,22 @@ def _build(args: argparse.Namespace, config: LineConfig) -> Demo:
         error_rate=args.error_rate,
         seed=args.seed,
         transport=transport.name,
+        floor=floor,
     )
+
+
+def _machine_cycles(config: LineConfig, catalog: JsonDict, speed: float) -> dict[str, float]:
+    """Each station's machine runs a job in the standard time of its operations."""
+    times = standard_times(catalog)
+    by_capability: dict[str, float] = {}
+    for routing in catalog["routings"]:
+        for op in routing["operations"]:
+            run = times[op["op"]].run_s
+            by_capability[op["capability"]] = max(by_capability.get(op["capability"], 0), run)
+    return {
+        sid: max((by_capability.get(c, 30.0) for c in st.capabilities), default=30.0) / speed
+        for sid, st in config.stations.items()
+    }
 
 
 def _first_unsent_seq(config: LineConfig, data_dir: Path) -> int:
@@ -210,6 +256,8 @@ async def _run(demo: Demo, orders: int) -> int:
     main = asyncio.current_task()
     _on_signals(loop, stop, main)
     started = time.monotonic()
+    if demo.floor is not None:
+        await demo.floor.start()
     gw_task = asyncio.create_task(demo.gateway.run(), name="gateway")
     hub_task: asyncio.Task[None] | None = None
     op_tasks: list[asyncio.Task[None]] = []
@@ -234,6 +282,8 @@ async def _run(demo: Demo, orders: int) -> int:
         for task in (hub_task, gw_task):
             if task is not None:
                 await _cancel(task)
+        if demo.floor is not None:
+            await demo.floor.stop()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
@@ -284,6 +334,7 @@ def _staff(demo: Demo) -> None:
                 speed=demo.speed,
                 error_rate=demo.error_rate,
                 seed=demo.seed,
+                hands=demo.floor,
             )
         )
 
@@ -296,6 +347,15 @@ def _banner(demo: Demo) -> None:
     )
     print(f"  station API  {demo.api_url}/api/stations   (docs: {demo.api_url}/api/docs)")
     print(f"  data         {demo.data_dir}")
+    if demo.floor is not None:
+        kinds: dict[str, int] = {}
+        for kind in demo.floor.kinds.values():
+            kinds[kind] = kinds.get(kind, 0) + 1
+        print(
+            "  devices      simulated: "
+            + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+            + f"  (linegate devices --url {demo.api_url})"
+        )
     if demo.orders:
         print(
             f"  orders       {len(demo.orders)} to release in {WAVES} waves "
@@ -475,7 +535,8 @@ def _summary(demo: Demo) -> None:
         f"  operators          {sum(o.tasks_done for o in ops)} tasks, "
         f"{sum(o.actions for o in ops)} actions, {mistakes} mistakes, "
         f"{sum(o.refusals for o in ops)} refused "
-        f"({sum(o.expected_refusals for o in ops)} of them mistakes)",
+        f"({sum(o.expected_refusals for o in ops)} of them mistakes), "
+        f"{sum(o.device_timeouts for o in ops)} device actions redone",
         f"  data               {demo.data_dir}",
     ]
     if demo.gateway.http_port is not None:

@@ -1,7 +1,10 @@
-"""Traveller and shipping labels: rendered as ZPL, recorded, reported as ``label.printed``.
+"""Traveller and shipping labels: rendered as ZPL, recorded, sent to the station's printer.
 
-The printer driver comes later; until then the ZPL is kept in the ``labels`` table, which
-is also what a reprint would send.
+The ZPL is kept in the ``labels`` table (a reprint sends the same label again). At a
+station with a printer device each print is a row of ``print_jobs`` that the print queue
+(:mod:`gateway.printing`) delivers; ``label.printed`` is reported once the printer took
+it. A station without a printer device reports the label as printed at once: its label
+is printed by hand from the station screen (or not at all, on a bench).
 """
 
 from __future__ import annotations
@@ -56,7 +59,6 @@ def print_traveller(core: Core, serial: str, station: str) -> str | None:
         priority=row["priority"],
     )
     label_id = f"TRV-{serial}"
-    printer = _printer(core, station)
     conn.execute(
         "INSERT INTO labels (label_id, kind, order_id, serial, printer, station, zpl, ts) "
         "VALUES (?, 'traveller', ?, ?, ?, ?, ?, ?)",
@@ -64,23 +66,13 @@ def print_traveller(core: Core, serial: str, station: str) -> str | None:
             label_id,
             row["order_id"],
             serial,
-            printer,
+            _printer(core, station),
             station,
             render_traveller(label),
             core.now_iso(),
         ),
     )
-    core.emit(
-        "label.printed",
-        {
-            "kind": "traveller",
-            "serial": serial,
-            "printer": printer,
-            "label_id": label_id,
-            "station": station,
-        },
-        row["order_id"],
-    )
+    send(core, label_id, station)
     return label_id
 
 
@@ -108,21 +100,65 @@ def print_shipping(core: Core, order_id: str, station: str, units: int, weight_g
         units=units,
         weight_g=weight_g,
     )
-    printer = _printer(core, station)
     conn.execute(
         "INSERT INTO labels (label_id, kind, order_id, serial, printer, station, zpl, ts) "
         "VALUES (?, 'shipping', ?, NULL, ?, ?, ?, ?)",
-        (label_id, order_id, printer, station, render_shipping(label), core.now_iso()),
+        (
+            label_id,
+            order_id,
+            _printer(core, station),
+            station,
+            render_shipping(label),
+            core.now_iso(),
+        ),
     )
+    send(core, label_id, station)
+    return label_id
+
+
+def send(core: Core, label_id: str, station: str, reason: str | None = None) -> str:
+    """Print ``label_id`` at ``station`` (a reprint when ``reason`` is given); returns the
+    print job id. In the caller's transaction."""
+    job_id = f"PJ-{core.store.next_counter('print_job'):08d}"
+    cfg = core.config.stations[station]
+    if cfg.printer is None:
+        report_printed(core, label_id, station, job_id, reason)
+        return job_id
+    core.store.conn.execute(
+        "INSERT INTO print_jobs (job_id, label_id, printer, station, reason, status, "
+        "created_at) VALUES (?, ?, ?, ?, ?, 'queued', ?)",
+        (job_id, label_id, cfg.printer_id, station, reason, core.now_iso()),
+    )
+    core.notify("print_job", {"printer": cfg.printer_id, "job_id": job_id})
+    return job_id
+
+
+def report_printed(
+    core: Core, label_id: str, station: str, job_id: str, reason: str | None
+) -> None:
+    """``label.printed`` for a label the printer has taken. In the caller's transaction."""
+    label = core.store.one(
+        "SELECT kind, order_id, serial FROM labels WHERE label_id = ?", (label_id,)
+    )
+    assert label is not None, label_id
+    ref = {"serial": label["serial"]} if label["kind"] == "traveller" else {}
     core.emit(
         "label.printed",
         {
-            "kind": "shipping",
-            "order_id": order_id,
-            "printer": printer,
+            "kind": label["kind"],
+            **ref,
+            "order_id": label["order_id"],
+            "printer": _printer(core, station),
             "label_id": label_id,
             "station": station,
+            "job_id": job_id,
+            "reprint_reason": reason,
         },
-        order_id,
+        label["order_id"],
     )
-    return label_id
+
+
+def reprint(core: Core, label_id: str, station: str, reason: str) -> str:
+    """Print a label again at ``station``; the reason is recorded with the job."""
+    with core.store.transaction():
+        return send(core, label_id, station, reason)

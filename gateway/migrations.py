@@ -113,4 +113,18 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             machine_state TEXT);
         """,
     ),
+    (
+        2,
+        """
+        -- Every time a label is sent to a printer device: the first print and each reprint
+        -- (with its reason). A job stays 'queued' while the printer is away or out of paper;
+        -- label.printed is reported when the printer has taken it.
+        CREATE TABLE print_jobs (
+            job_id TEXT PRIMARY KEY, label_id TEXT NOT NULL, printer TEXT NOT NULL,
+            station TEXT NOT NULL, reason TEXT, status TEXT NOT NULL, attempts INTEGER
+            NOT NULL DEFAULT 0, error TEXT, created_at TEXT NOT NULL, printed_at TEXT);
+        CREATE INDEX print_jobs_queue ON print_jobs (printer, status, created_at);
+        CREATE INDEX print_jobs_label ON print_jobs (label_id);
+        """,
+    ),
 )

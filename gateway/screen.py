@@ -156,6 +156,8 @@ def task_view(core: Core, task: Row) -> dict[str, Any]:
         ],
         "weight_check": bool(op.get("qc", {}).get("weight")),
         "weight_g": work.weight_g,
+        "machine_job": work.machine_job,
+        "machine_done": work.machine_done,
     }
     if task["serial"] is not None:
         wo = core.store.one(
@@ -183,3 +185,19 @@ def task_view(core: Core, task: Row) -> dict[str, Any]:
             }
         )
     return shown
+
+
+def awaiting_weight(svc: StationService, station_id: str) -> bool:
+    """True when the station's task waits for a weight (the scale supplies it)."""
+    task = svc.current(station_id)
+    if task is None or task["status"] != "running":
+        return False
+    core = svc.core
+    work = Work.of(task)
+    if task["serial"] is None:
+        return (
+            work.label_id is None
+            and not missing_units(core, task, work)
+            and not missing_materials(core, task, work)
+        )
+    return bool(operation(core, task).get("qc", {}).get("weight")) and not work.weight_ok

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from datetime import date
 from typing import Any
 
 from gateway import defects, pack, screen
 from gateway.barcodes import ScanKind, classify
 from gateway.config import StationConfig
 from gateway.core import Core
+from gateway.gs1 import Gs1Data
 from gateway.labels import print_traveller
 from gateway.replies import Refused, Reply
 from gateway.screen import after_finish, describe, missing_materials, next_step
@@ -164,23 +166,22 @@ class StationService:
 
     # -- scan ----------------------------------------------------------------------
 
-    def scan(self, station_id: str, raw: str) -> Reply:
-        """One entry for everything a scanner delivers."""
-        scan = classify(raw)
+    def scan(self, station_id: str, raw: str, symbology: str | None = None) -> Reply:
+        """One entry for everything a scanner delivers. ``symbology`` is the AIM
+        identifier a scanner driver reports ("]C1", "]d2" …); the station API has none."""
+        scan = classify(raw, symbology)
         if scan.kind is ScanKind.BADGE:
             return self.login(station_id, scan.code)
         if scan.kind is ScanKind.INVALID:
-            raise Refused(
-                "BAD_CODE", "That scan was not readable.", "Scan again, slowly and straight on."
-            )
+            raise Refused("BAD_CODE", scan.reason, scan.advice)
         self.operator(station_id)
+        if scan.gs1 is not None:
+            return self._scan_gs1(station_id, scan.gs1)
         code = scan.code
         core = self.core
         unit = core.store.one("SELECT * FROM units WHERE serial = ?", (code,))
         if unit is not None:
-            if PACK in self.station(station_id).capabilities:
-                return pack.scan_unit(self, station_id, unit)
-            return self._scan_unit(station_id, unit)
+            return self._scan_found_unit(station_id, unit)
         label = core.store.one("SELECT * FROM labels WHERE label_id = ?", (code,))
         if label is not None and label["kind"] == "shipping":
             return pack.confirm_label(self, station_id, label)
@@ -194,6 +195,69 @@ class StationService:
             f"'{code}' is not a badge, traveller, lot or label known to this line.",
             "Check that you scanned the right label.",
         )
+
+    def _scan_found_unit(self, station_id: str, unit: Row) -> Reply:
+        if PACK in self.station(station_id).capabilities:
+            return pack.scan_unit(self, station_id, unit)
+        return self._scan_unit(station_id, unit)
+
+    def _scan_gs1(self, station_id: str, label: Gs1Data) -> Reply:
+        """A GS1 label: a lot label (lot in AI 10, our material id in AI 240), or a unit's
+        traveller printed as GS1 (serial in AI 21)."""
+        if label.lot is not None or label.additional_id is not None:
+            return self._scan_lot_label(station_id, label)
+        if label.serial is not None:
+            unit = self.core.store.one("SELECT * FROM units WHERE serial = ?", (label.serial,))
+            if unit is None:
+                raise Refused(
+                    "UNKNOWN_CODE",
+                    f"Serial {label.serial} on this GS1 label is not a unit of this line.",
+                    "Scan the traveller label on the item.",
+                )
+            return self._scan_found_unit(station_id, unit)
+        if label.sscc is not None:
+            # This line's shipping labels carry its own label ids, not SSCCs.
+            raise Refused(
+                "UNKNOWN_CODE",
+                f"SSCC {label.sscc} is not a shipping label of this line "
+                "(its parcels carry no SSCC).",
+                "Scan the shipping label this station printed.",
+            )
+        raise Refused(
+            "UNKNOWN_CODE",
+            f"GS1 label {label.hri()} has no lot (10), material id (240) or serial (21) "
+            "that this line tracks.",
+            "Check that you scanned the right label.",
+        )
+
+    def _scan_lot_label(self, station_id: str, label: Gs1Data) -> Reply:
+        """The material is AI 240: the catalog maps no GTINs, so a label without it cannot
+        be placed. The lot and its expiry must agree with the stock record."""
+        core = self.core
+        material, lot = label.additional_id, label.lot
+        if material is None:
+            raise Refused(
+                "MATERIAL_ID_MISSING",
+                f"Lot label {label.hri()} does not name the material: this line needs its "
+                "material id in AI (240), as the catalog does not map GTINs to materials.",
+                "Ask the line lead for a lot label with the material id in AI (240).",
+            )
+        if material not in core.catalog.materials:
+            raise Refused(
+                "UNKNOWN_CODE",
+                f"Material {material} on this GS1 label is not in this line's catalog.",
+                "Check that you scanned the right label.",
+            )
+        if lot is not None and core.ledger.lot(material, lot) is None:
+            found = core.ledger.find_lot(lot)
+            if found is not None:
+                raise Refused(
+                    "LABEL_MISMATCH",
+                    f"The label says lot {lot} is {material}; the stock record has it as "
+                    f"{found[0]}.",
+                    "Put it aside and tell the line lead: the label does not match the stock.",
+                )
+        return self._scan_material(station_id, material, lot, label.expiry(core.today()))
 
     def _scan_unit(self, station_id: str, unit: Row) -> Reply:
         core = self.core
@@ -262,7 +326,11 @@ class StationService:
             data={"task_id": task["task_id"]},
         )
 
-    def _scan_material(self, station_id: str, material: str, lot: str | None) -> Reply:
+    def _scan_material(
+        self, station_id: str, material: str, lot: str | None, label_expiry: date | None = None
+    ) -> Reply:
+        """``label_expiry``: the expiry a GS1 lot label states (AI 17), checked against
+        the stock record."""
         core = self.core
         task = self.require_current(station_id)
         if task["status"] not in ("dispatched", "running", "paused"):
@@ -304,6 +372,14 @@ class StationService:
             )
             if bal is None:
                 raise Refused("UNKNOWN_LOT", f"Lot {lot} is not in this line's stock.", use)
+            if label_expiry is not None and label_expiry != bal.expires:
+                recorded = f"on {bal.expires}" if bal.expires else "never"
+                raise Refused(
+                    "LABEL_MISMATCH",
+                    f"The label says lot {lot} expires on {label_expiry}; the stock record "
+                    f"says it expires {recorded}.",
+                    "Put it aside and tell the line lead: the label does not match the stock.",
+                )
             if not bal.usable(today, margin):
                 raise Refused(
                     "EXPIRED_LOT",
@@ -483,6 +559,31 @@ class StationService:
         )
         self.core.emit("task.paused", {**task_ref(task), "reason": reason}, task["order_id"])
         machine_state(self.core, task["station"], "HELD", reason)
+
+    def pause_task(self, task: Row, reason: str) -> None:
+        """Hold a running task for a reason that is not the operator's (a machine fault)."""
+        with self.core.store.transaction():
+            self._pause(task, reason)
+
+    def resume_task(self, task: Row, note: str) -> None:
+        """Lift a hold the gateway put on a task (the machine fault is cleared)."""
+        work = Work.of(task)
+        reason, work.pause_reason = work.pause_reason, None
+        with self.core.store.transaction():
+            self.core.store.conn.execute(
+                "UPDATE tasks SET status = 'running', work = ? WHERE task_id = ?",
+                (work.dump(), task["task_id"]),
+            )
+            self.core.emit(
+                "task.resumed",
+                {
+                    **task_ref(task),
+                    "operator": task["operator"],
+                    "paused_for": reason,
+                    "note": note,
+                },
+                task["order_id"],
+            )
 
     def resume(self, station_id: str) -> Reply:
         operator = self.operator(station_id)

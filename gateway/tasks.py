@@ -28,6 +28,8 @@ class Work:
     label_id: str | None = None
     confirmed: bool = False
     pause_reason: str | None = None
+    machine_job: str | None = None  # the job downloaded to the station's machine
+    machine_done: bool = False  # the machine reported the job finished
 
     @classmethod
     def of(cls, task: Row) -> Work:
@@ -222,12 +224,14 @@ def record_attempt(
 def machine_state(core: Core, station: str | None, state: str, reason: str | None = None) -> None:
     """Move a station's state (PackML names) and report ``machine.state`` on a change.
 
-    Until the machine drivers report real states, a station's state follows its tasks: a
-    task running is EXECUTE, paused is HELD, none is IDLE — so OEE is defined for manual
-    stations too.
+    A station whose machine is online reports the machine's own states instead. Otherwise
+    (a manual station, or its machine is offline) the state follows its tasks: a task
+    running is EXECUTE, paused is HELD, none is IDLE, so OEE is defined for manual work too.
     """
     if station is None:
         return
+    if station in core.live_machines:
+        return  # its machine is online and reports its own state (gateway.machines)
     row = core.store.one("SELECT machine_state FROM sessions WHERE station = ?", (station,))
     previous = (row["machine_state"] if row is not None else None) or "IDLE"
     if previous == state:

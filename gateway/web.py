@@ -18,6 +18,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.alarms import active_alarms
+from gateway.floor import Floor
+from gateway.labels import reprint
 from gateway.replies import Refused, Reply
 from gateway.station import StationService
 from gateway.trace import trace_lot, trace_serial
@@ -48,6 +50,12 @@ class WeightBody(_Body):
     grams: float = Field(ge=0, le=1_000_000, allow_inf_nan=False)
 
 
+class ReprintBody(_Body):
+    reason: str = Field(min_length=1, max_length=200)
+    # Left out: the label printed last at this station.
+    label_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
 class FailBody(_Body):
     reason: str = Field(min_length=1, max_length=200)
     disposition: str
@@ -57,7 +65,9 @@ def _reply(reply: Reply) -> dict[str, Any]:
     return {"ok": reply.ok, "message": reply.message, "next": reply.next, **reply.data}
 
 
-def create_app(service: StationService, health: dict[str, Any]) -> FastAPI:
+def create_app(
+    service: StationService, health: dict[str, Any], floor: Floor | None = None
+) -> FastAPI:
     """The FastAPI application; ``health`` is a live dict the gateway keeps current."""
     durations: deque[float] = deque(maxlen=2000)  # ms of the last operator actions
     app = FastAPI(
@@ -115,13 +125,53 @@ def create_app(service: StationService, health: dict[str, Any]) -> FastAPI:
             "action_ms": answer_ms,
         }
 
+    def station_view(station_id: str) -> dict[str, Any]:
+        shown = service.view(station_id)
+        if floor is not None:
+            shown.update(floor.station_view(station_id))
+        return shown
+
     @app.get("/api/stations")
     async def stations() -> list[dict[str, Any]]:
-        return [service.view(s) for s in service.core.config.stations]
+        return [station_view(s) for s in service.core.config.stations]
 
     @app.get("/api/stations/{station_id}")
     async def view(station_id: str) -> dict[str, Any]:
-        return service.view(station(station_id))
+        return station_view(station(station_id))
+
+    @app.get("/api/devices")
+    async def devices() -> list[dict[str, Any]]:
+        return floor.devices.snapshot() if floor is not None else []
+
+    @app.post("/api/stations/{station_id}/reprint")
+    async def reprint_label(station_id: str, body: ReprintBody) -> dict[str, Any]:
+        sid = station(station_id)
+        service.operator(sid)
+        store = service.core.store
+        if body.label_id is None:
+            row = store.one(
+                "SELECT label_id FROM labels WHERE station = ? ORDER BY ts DESC, rowid DESC "
+                "LIMIT 1",
+                (sid,),
+            )
+        else:
+            row = store.one("SELECT label_id FROM labels WHERE label_id = ?", (body.label_id,))
+        if row is None:
+            raise Refused(
+                "UNKNOWN_LABEL",
+                "There is no such label to reprint."
+                if body.label_id
+                else "No label was printed at this station yet.",
+                "Scan or type the label id printed on the damaged label.",
+            )
+        job_id = reprint(service.core, row["label_id"], sid, body.reason)
+        return _reply(
+            Reply(
+                f"Label {row['label_id']} sent again ({body.reason}).",
+                "Apply the new label.",
+                data={"label_id": row["label_id"], "job_id": job_id},
+            )
+        )
 
     @app.post("/api/stations/{station_id}/login")
     async def login(station_id: str, body: BadgeBody) -> dict[str, Any]:

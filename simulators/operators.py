@@ -9,7 +9,7 @@ import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -31,6 +31,29 @@ _DEFECTS = {
     "assemble": ("seal broken", "component missing", "gift box dented"),
 }
 _GENERIC_DEFECTS = ("damaged in handling", "does not match the e-SOP")
+
+
+class Hands(Protocol):
+    """What an operator does to the station's devices, when it has them: a scan on the
+    scanner, a parcel on the scale. Without them the operator uses the station API."""
+
+    def has_scanner(self, station: str) -> bool: ...
+
+    def has_scale(self, station: str) -> bool: ...
+
+    def has_machine(self, station: str) -> bool: ...
+
+    async def scan(self, station: str, code: str) -> None: ...
+
+    async def place(self, station: str, grams: float) -> None: ...
+
+    async def lift(self, station: str) -> None: ...
+
+
+# How long a device's effect may take to show on the station screen (real seconds).
+_DEVICE_ANSWER_S = 10.0
+# How long a person takes to lift a parcel off the scale and put it back.
+_LIFT_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +168,7 @@ class OperatorCounters:
     reworked: int = 0
     scrapped: int = 0
     errors: int = 0  # transport failures and unexpected answers, survived
+    device_timeouts: int = 0  # a scan or weighing that showed no effect (dropped), redone
 
     @property
     def unexpected_refusals(self) -> int:
@@ -189,6 +213,8 @@ class SimulatedOperator:
         seed: int = 0,
         idle_poll_s: float = 0.2,
         client: httpx.AsyncClient | None = None,
+        hands: Hands | None = None,
+        machine_wait_s: float = 60.0,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
@@ -202,6 +228,8 @@ class SimulatedOperator:
         self._rng = random.Random(f"{seed}/{station}")
         self._idle_poll_s = idle_poll_s
         self._client = client
+        self._hands = hands
+        self._machine_wait_s = machine_wait_s
         self._times = standard_times(catalog)
         self._materials = sorted(m["material"] for m in catalog["materials"])
         self._weights = {
@@ -338,11 +366,12 @@ class SimulatedOperator:
                 if ans.code == "CONFIRM_UNIT":
                     return not (await self._scan(task["serial"])).refused
                 return False
-            await self._spend_work_time(task)
+            if not await self._machine_runs(task):
+                await self._spend_work_time(task)
             return True
         if status != "running":
             return False
-        if _attempt(task) not in self._worked:
+        if _attempt(task) not in self._worked and not await self._machine_runs(task):
             await self._spend_work_time(task)
         items = task["checklist"]
         if any(item["passed"] is False for item in items):
@@ -397,6 +426,8 @@ class SimulatedOperator:
         if _attempt(task) not in self._worked:
             await self._spend_work_time(task)
         label = task.get("label_id")
+        if label is None and self._hands is not None and self._hands.has_scale(self.station):
+            label = await self._weigh_on_scale(task)
         if label is None:
             expected = float(task["expected_weight_g"])
             tol = float(task["tolerance_g"])
@@ -424,8 +455,56 @@ class SimulatedOperator:
             return False
         if (await self._scan(label)).refused:
             return False
+        if self._hands is not None and self._hands.has_scale(self.station):
+            await self._hands.lift(self.station)  # the parcel goes to the carrier cage
         self.counters.tasks_done += 1
         return True
+
+    async def _weigh_on_scale(self, task: JsonDict) -> str | None:
+        """Put the parcel on the scale and read the outcome off the screen."""
+        assert self._hands is not None
+        expected = float(task["expected_weight_g"])
+        tol = float(task["tolerance_g"])
+        grams = expected + self._rng.uniform(-0.5, 0.5) * tol
+        wrong = self._mistake("wrong_weight")
+        if wrong:
+            grams = expected + tol + self._rng.uniform(20.0, 150.0)
+        before = await self._device_seq()
+        log.debug("%s: parcel of %.1f g on the scale", self.station, grams)
+        await self._hands.place(self.station, grams)
+        ans = await self._device_answer(before)
+        if ans.refused or not ans.ok:
+            # Lift it, find the missing or extra item, put it back on the next step.
+            await self._hands.lift(self.station)
+            await asyncio.sleep(_LIFT_S)
+            return None
+        if wrong:
+            self._accepted_mistake("wrong_weight", ans)
+        task_now = (await self._view()).get("task") or {}
+        label = task_now.get("label_id")
+        return label if isinstance(label, str) else None
+
+    async def _machine_runs(self, task: JsonDict) -> bool:
+        """At a station with a machine: wait for the machine to finish the job (it may
+        complete the task itself). False when there is no machine, or it never takes the
+        job (offline: the operator runs it by hand)."""
+        if self._hands is None or not self._hands.has_machine(self.station):
+            return False
+        self._worked.add(_attempt(task))
+        deadline = asyncio.get_running_loop().time() + self._machine_wait_s
+        seen_job = False
+        while asyncio.get_running_loop().time() < deadline and not self.stopping:
+            view = await self._view()
+            now = view.get("task")
+            if now is None or now.get("task_id") != task["task_id"]:
+                return True  # the machine completed the task
+            if now.get("machine_done"):
+                return True
+            seen_job = seen_job or bool(now.get("machine_job"))
+            if not seen_job and (view.get("devices") or {}).get("machine") != "ready":
+                return False  # offline: work by hand
+            await asyncio.sleep(0.05)
+        return seen_job
 
     # -- shared steps ----------------------------------------------------------------------
 
@@ -494,7 +573,45 @@ class SimulatedOperator:
         return doc
 
     async def _scan(self, code: str) -> Answer:
-        return await self._post("scan", {"code": code})
+        if self._hands is None or not self._hands.has_scanner(self.station):
+            return await self._post("scan", {"code": code})
+        before = await self._device_seq()
+        log.debug("%s: scanning %s on the scanner", self.station, code)
+        await self._hands.scan(self.station, code)
+        self.counters.actions += 1
+        return await self._device_answer(before)
+
+    async def _device_seq(self) -> int:
+        msg = (await self._view()).get("device_message") or {}
+        return int(msg.get("seq") or 0)
+
+    async def _device_answer(self, after_seq: int) -> Answer:
+        """What the station screen says about the device's latest doing."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _DEVICE_ANSWER_S
+        while loop.time() < deadline:
+            msg = (await self._view()).get("device_message") or {}
+            if int(msg.get("seq") or 0) > after_seq:
+                refused = msg.get("refused")
+                if refused:
+                    self.counters.refusals += 1
+                    if refused == "NOT_LOGGED_IN":
+                        self.person.at = None
+                return Answer(
+                    status=409 if refused else 200,
+                    ok=bool(msg.get("ok")),
+                    code=refused,
+                    message=str(msg.get("message", "")),
+                    next=str(msg.get("next", "")),
+                    data=msg,
+                )
+            await asyncio.sleep(0.02)
+        # Nothing came of it (a dropped scan, a scale that never settles): try again.
+        self.counters.device_timeouts += 1
+        log.info(
+            "%s: the device did nothing in %g s; doing it again", self.station, _DEVICE_ANSWER_S
+        )
+        return Answer(504, False, "NO_ANSWER", "the device did nothing", "", {})
 
     async def _post(self, action: str, body: JsonDict | None = None) -> Answer:
         assert self._http is not None

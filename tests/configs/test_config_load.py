@@ -42,9 +42,16 @@ operators = ["OP-1"]
 
 [devices.machine]
 kind = "opcua_machine"
+url = "opc.tcp://10.0.3.21:4840/"
+namespace_uri = "urn:example:printer"
+security_policy = "None"
+allow_insecure = true
+nodes = { state = "M/State", good_count = "M/Good", bad_count = "M/Bad", job_id = "M/Job" }
+job = { mode = "method", method = "M/Start" }
 
 [devices.printer]
 kind = "label_printer"
+url = "tcp://10.0.3.31"
 """
 
 PACK_TOML = """\
@@ -54,6 +61,8 @@ capabilities = ["pack"]
 
 [devices.scale]
 kind = "modbus_scale"
+transport = "tcp"
+host = "10.0.3.41"
 """
 
 BASE_FILES = {"line.toml": LINE_TOML, "print-1.toml": PRINT_TOML, "pack-1.toml": PACK_TOML}
@@ -258,8 +267,8 @@ BAD_CASES = {
         [("pack-1.toml", "station.shift", "unknown key")],
     ),
     "unknown key in a device": Bad(
-        {"pack-1.toml": PACK_TOML + 'port = "/dev/ttyUSB0"\n'},
-        [("pack-1.toml", "devices.scale.port", "unknown key")],
+        {"pack-1.toml": PACK_TOML + 'colour = "red"\n'},
+        [("pack-1.toml", "devices.scale.colour", "unknown key")],
     ),
     "unknown table in a station file": Bad(
         {"pack-1.toml": PACK_TOML + "\n[extras]\nx = 1\n"},
@@ -351,7 +360,7 @@ BAD_CASES = {
     ),
     "unknown device kind": Bad(
         {"pack-1.toml": replace(PACK_TOML, '"modbus_scale"', '"scale"')},
-        [("pack-1.toml", "devices.scale.kind", "got 'scale'")],
+        [("pack-1.toml", "devices.scale.kind", "unknown kind 'scale'")],
     ),
     "bad device name": Bad(
         {"pack-1.toml": replace(PACK_TOML, "[devices.scale]", '[devices."my scale"]')},

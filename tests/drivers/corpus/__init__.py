@@ -1,0 +1,1 @@
+"""Recorded device streams the driver tests replay."""

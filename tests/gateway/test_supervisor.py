@@ -1,0 +1,155 @@
+"""The device supervisor: reconnect with backoff, FAILED after the budget, recovery.
+
+The driver here is a scripted one, the one seam where a stand-in makes sense: what is
+under test is the supervisor's policy, and every real driver is run under it by the
+integration tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Any, ClassVar
+
+import pytest
+
+from drivers.base import DeviceUnavailable, Driver, DriverState
+from gateway.supervisor import DeviceHealth, DeviceSupervisor, SupervisorPolicy
+
+FAST = SupervisorPolicy(
+    initial_s=0.01, max_s=0.04, budget=3, window_s=10.0, healthy_s=10.0, connect_timeout_s=0.5
+)
+
+
+class ScriptedDriver:
+    """Fails ``connect`` while ``up`` is False; ``run`` serves until ``drop`` is set."""
+
+    kind: ClassVar[str] = "scripted"
+
+    def __init__(self) -> None:
+        self.up = True
+        self.hang_connect = False
+        self.bug = False
+        self.drop = asyncio.Event()
+        self.connects = 0
+        self.closes = 0
+
+    @property
+    def name(self) -> str:
+        return "st-1/dev"
+
+    async def connect(self) -> None:
+        self.connects += 1
+        if self.hang_connect:
+            await asyncio.sleep(3600)
+        if not self.up:
+            raise DeviceUnavailable("connection refused")
+
+    async def run(self) -> None:
+        if self.bug:
+            raise KeyError("oops")
+        await self.drop.wait()
+        self.drop.clear()
+        raise DeviceUnavailable("link lost")
+
+    async def close(self) -> None:
+        self.closes += 1
+
+    def diagnostics(self) -> dict[str, Any]:
+        return {"connects": self.connects}
+
+
+async def _until(pred: Any, within: float = 5.0) -> None:
+    async with asyncio.timeout(within):
+        while not pred():  # noqa: ASYNC110 - polling the supervisor's state is the point
+            await asyncio.sleep(0.005)
+
+
+def test_the_scripted_driver_is_a_driver() -> None:
+    assert isinstance(ScriptedDriver(), Driver)
+
+
+async def test_a_lost_link_degrades_and_recovers_without_failing() -> None:
+    driver = ScriptedDriver()
+    changes: list[DeviceHealth] = []
+    sup = DeviceSupervisor(driver, policy=FAST, on_change=changes.append, rng=random.Random(1))
+    task = asyncio.create_task(sup.run())
+    await _until(lambda: sup.state is DriverState.READY)
+    driver.drop.set()
+    await _until(lambda: driver.connects == 2 and sup.state is DriverState.READY)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    states = [c.state for c in changes]
+    assert states == [
+        DriverState.CONNECTING,
+        DriverState.READY,
+        DriverState.DEGRADED,
+        DriverState.READY,
+        DriverState.STOPPED,
+    ]
+    assert changes[2].error == "DeviceUnavailable: link lost"
+    # closed after the lost link and again on the way out
+    assert driver.closes == 2
+
+
+async def test_the_budget_spent_marks_failed_once_and_ready_clears_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    driver = ScriptedDriver()
+    driver.up = False
+    changes: list[DeviceHealth] = []
+    sup = DeviceSupervisor(driver, policy=FAST, on_change=changes.append)
+    caplog.set_level(logging.INFO, logger="gateway.supervisor")
+    task = asyncio.create_task(sup.run())
+    await _until(lambda: driver.connects >= 10)
+    assert changes[-1].state is DriverState.FAILED
+    driver.up = True
+    await _until(lambda: sup.state is DriverState.READY)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    states = [c.state for c in changes]
+    # ten failed connects, yet one transition each way: no log line or alarm per retry
+    assert states == [
+        DriverState.CONNECTING,
+        DriverState.DEGRADED,
+        DriverState.FAILED,
+        DriverState.READY,
+        DriverState.STOPPED,
+    ]
+    assert sum("unavailable" in r.message for r in caplog.records) == 1
+    assert sum("failed after" in r.message for r in caplog.records) == 1
+    assert sum("back online" in r.message for r in caplog.records) == 1
+
+
+async def test_a_hanging_connect_is_timed_out() -> None:
+    driver = ScriptedDriver()
+    driver.hang_connect = True
+    policy = SupervisorPolicy(initial_s=0.01, max_s=0.02, connect_timeout_s=0.05)
+    sup = DeviceSupervisor(driver, policy=policy)
+    task = asyncio.create_task(sup.run())
+    await _until(lambda: driver.connects >= 2)
+    assert sup.state is DriverState.DEGRADED
+    assert sup.last_error == "TimeoutError"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_driver_bug_is_logged_and_retried_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    driver = ScriptedDriver()
+    driver.bug = True
+    sup = DeviceSupervisor(driver, policy=FAST)
+    task = asyncio.create_task(sup.run())
+    await _until(lambda: driver.connects >= 3)
+    assert not task.done()
+    assert sup.last_error == "driver bug: KeyError: 'oops'"
+    assert any(r.exc_info for r in caplog.records if "driver bug" in r.message)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sup.state is DriverState.STOPPED

@@ -1,0 +1,227 @@
+"""The reference line on simulated devices, as two processes over real sockets and ptys.
+
+``linegate simulate`` serves every device of the line (OPC UA machines, Modbus scales,
+serial and HID scanners, ZPL printers); ``linegate run`` drives them with its drivers;
+simulated operators scan on the scanners and put parcels on the scales through the
+simulator's control API. Mid-run a scale and a machine are killed and restarted: the
+alarms are raised and cleared, the stations recover, and every order completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.config_load import load_line_config
+from simulators.control import ControlClient
+from simulators.operators import Person, SimulatedOperator, assign_staff, station_loads
+from simulators.relocate import free_port, relocate_line
+from tests.conftest import Mosquitto
+from tests.integration.gateway_process import ROOT, GatewayProcess
+from tests.integration.hub_client import HubClient
+from tests.integration.simulate_process import SimulateProcess
+from tests.integration.test_mqtt_line import check_stream
+
+DATA = ROOT / "simulators" / "data"
+REFERENCE_LINE = ROOT / "station_configs" / "reference-line"
+CATALOG = (DATA / "reference-catalog.json").read_text()
+
+# Fast reconnects and a small budget, so "failed" and "back" happen within seconds.
+_TEST_POLICIES = {
+    "device_retry_initial_s": "0.1",
+    "device_retry_max_s": "0.5",
+    "device_restart_budget": "2",
+    "device_restart_window_s": "30",
+}
+
+
+def _fast_policies(line_toml: Path) -> None:
+    text = line_toml.read_text()
+    for key, value in _TEST_POLICIES.items():
+        text, n = re.subn(rf"(?m)^{key}\s*=.*$", f"{key} = {value}", text)
+        assert n == 1, f"{key} is not in {line_toml}"
+    line_toml.write_text(text)
+
+
+def _order(order_id: str, sku: str, qty: int = 1) -> dict[str, Any]:
+    return {
+        "order_id": order_id,
+        "ship_by": "2030-01-01T17:00:00+08:00",
+        "priority": 2,
+        "lines": [
+            {
+                "sku": sku,
+                "qty": qty,
+                "personalization": {"text": f"{order_id} 生日快乐", "name": "Ana"},
+            }
+        ],
+        "destination": {
+            "name": "王小明",
+            "address": "西湖区文三路 90 号",
+            "city": "杭州",
+            "region": "浙江",
+            "postcode": "310012",
+            "country": "CN",
+        },
+    }
+
+
+@pytest.fixture
+def floor(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> Iterator[tuple[SimulateProcess, GatewayProcess, HubClient]]:
+    # Unix socket paths are limited to 108 bytes: the simulated devices get a short root.
+    sim_root = Path(tempfile.mkdtemp(prefix="lg-"))
+    config = tmp_path / "line"
+    relocate_line(REFERENCE_LINE, config, sim_root)
+    _fast_policies(config / "line.toml")
+    sim = SimulateProcess(config, tmp_path / "simulate.log", machine_cycle_s=0.3)
+    sim.start()
+    hub = HubClient("127.0.0.1", mosquitto.port)
+    hub.publish("in/masterdata/catalog", CATALOG.encode(), retain=True)
+    hub.publish("in/masterdata/stock", (DATA / "reference-stock.json").read_bytes(), retain=True)
+    (tmp_path / "data").mkdir()
+    gw = GatewayProcess(tmp_path / "data", mosquitto.port, free_port(), config=config)
+    try:
+        gw.start()
+        hub.wait_for(lambda _: any(s["state"] == "online" for s in hub.status))
+        yield sim, gw, hub
+    finally:
+        gw.stop()
+        sim.stop()
+        hub.close()
+        shutil.rmtree(sim_root, ignore_errors=True)
+
+
+def _devices(gw: GatewayProcess) -> dict[str, dict[str, Any]]:
+    rows = httpx.get(gw.base + "/api/devices", timeout=5).json()
+    return {r["device"]: r for r in rows}
+
+
+async def _until(what: str, pred: Callable[[], bool], within: float) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not within {within:g} s: {what}")
+
+
+def _alarm(hub: HubClient, type_: str, alarm_id: str) -> bool:
+    return any(e["data"]["alarm_id"] == alarm_id for e in hub.events(type_))
+
+
+def test_the_line_runs_on_its_devices_and_rides_out_a_dead_scale_and_machine(
+    floor: tuple[SimulateProcess, GatewayProcess, HubClient],
+) -> None:
+    sim, gw, hub = floor
+    skus = ["TEE-WHT-M", "CAP-EMB-NAVY", "PEN-ENG", "KIT-XMAS-A", "TEE-BLK-M", "PEN-ENG"]
+    orders = [_order(f"SO-{i + 1}", sku) for i, sku in enumerate(skus)]
+    for o in orders:
+        hub.publish("in/orders", o)
+
+    async def run() -> None:
+        # Every device connected before the first operator arrives.
+        await _until(
+            "all devices ready",
+            lambda: all(d["state"] == "ready" for d in _devices(gw).values()),
+            30,
+        )
+        hands = ControlClient(sim.url)
+        await hands.load()
+        catalog = json.loads(CATALOG)
+        config = load_line_config(sim_config_dir(sim))
+        caps = {sid: list(st.capabilities) for sid, st in config.stations.items()}
+        staff = assign_staff(
+            {sid: st.operators for sid, st in config.stations.items()},
+            [o.badge for o in config.operators],
+            station_loads(catalog, caps),
+        )
+        people: dict[str, Person] = {}
+        operators = [
+            SimulatedOperator(
+                gw.base,
+                sid,
+                people.setdefault(badge, Person(badge, badge)),
+                catalog=catalog,
+                speed=600.0,
+                error_rate=0.1,
+                seed=3,
+                hands=hands,
+                machine_wait_s=5.0,
+            )
+            for sid, badge in staff.items()
+        ]
+        tasks = [asyncio.create_task(op.run()) for op in operators]
+        try:
+            await _until("a first order packed", lambda: bool(hub.events("order.completed")), 60)
+            # Pull the plugs: the pack scale and a DTG printer's machine.
+            sim.post("/devices/pack-1/scale/stop")
+            sim.post("/devices/dtg-1/machine/stop")
+            await _until(
+                "both alarms raised",
+                lambda: (
+                    _alarm(hub, "alarm.raised", "device:pack-1/scale")
+                    and _alarm(hub, "alarm.raised", "device:dtg-1/machine")
+                ),
+                30,
+            )
+            states = _devices(gw)
+            assert states["pack-1/scale"]["state"] == "failed"
+            assert states["dtg-1/machine"]["state"] == "failed"
+            assert states["pack-2/scale"]["state"] == "ready"  # the rest of the line goes on
+            await asyncio.sleep(1.0)
+            sim.post("/devices/pack-1/scale/start")
+            sim.post("/devices/dtg-1/machine/start")
+            await _until(
+                "both alarms cleared",
+                lambda: (
+                    _alarm(hub, "alarm.cleared", "device:pack-1/scale")
+                    and _alarm(hub, "alarm.cleared", "device:dtg-1/machine")
+                ),
+                30,
+            )
+            await _until(
+                "every order completed",
+                lambda: len(hub.events("order.completed")) == len(orders),
+                120,
+            )
+        finally:
+            for op in operators:
+                op.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await hands.aclose()
+        assert sum(op.counters.accepted_mistakes for op in operators) == 0
+
+    asyncio.run(run())
+
+    events = check_stream(hub)
+    assert {e["order_id"] for e in hub.events("order.completed")} == {o["order_id"] for o in orders}
+    assert all(d["state"] == "ready" for d in _devices(gw).values())
+    # The machines reported their own states, and the printers printed every label.
+    assert any(e["data"].get("synthesised") is False for e in hub.events("machine.state"))
+    printed = {e["data"]["label_id"] for e in hub.events("label.printed")}
+    on_paper = {
+        label["job_id"]: label
+        for station in ("pack-1", "pack-2")
+        for label in sim.get(f"/devices/{station}/printer/labels")
+    }
+    shipping = [e for e in hub.events("label.printed") if e["data"]["kind"] == "shipping"]
+    assert len(shipping) >= len(orders)
+    assert {e["data"]["job_id"] for e in shipping} <= set(on_paper)
+    assert printed
+    assert len(events) > 0
+
+
+def sim_config_dir(sim: SimulateProcess) -> Path:
+    return Path(sim.args[4])
