@@ -48,6 +48,7 @@ typecheck: venv
 
 unit: venv mosquitto
 	$(BIN)/linegate check-config station_configs/reference-line
+	$(BIN)/linegate check-config station_configs/examples
 	$(BIN)/pytest
 
 test: lint typecheck unit

@@ -12,6 +12,8 @@ from typing import Any, TextIO, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
+from drivers.modbus_scale.bus import BusRegistry
+from drivers.modbus_scale.config import ModbusScaleConfig
 from gateway.config import (
     BADGE_PATTERN,
     DEVICE_KINDS,
@@ -121,6 +123,7 @@ def load_line_config(config_dir: Path) -> LineConfig:
             )
         )
     _check_unique_station_ids(station_files, problems)
+    _check_shared_buses(station_files, problems)
     if line_doc is not None:
         _check_station_badges(line_doc, station_files, problems)
 
@@ -324,6 +327,36 @@ def _check_unique_station_ids(files: list[_StationFile], problems: list[ConfigPr
             )
         else:
             first[station_id] = sf.name
+
+
+def _check_shared_buses(files: list[_StationFile], problems: list[ConfigProblem]) -> None:
+    """Scales on one RS-485 line (or behind one Modbus TCP gateway) share its settings."""
+    buses = BusRegistry()
+    ids: dict[tuple[str, int], str] = {}
+    for sf in files:
+        if sf.station is None:
+            continue
+        for name, device in sf.station.devices.items():
+            if not isinstance(device, ModbusScaleConfig):
+                continue
+            where = f"{sf.name}: devices.{name}"
+            try:
+                bus = buses.bus_for(device)
+            except ValueError as exc:
+                problems.append(ConfigProblem(sf.name, f"devices.{name}", str(exc)))
+                continue
+            key = (bus.settings.endpoint, device.device_id)
+            if key in ids:
+                problems.append(
+                    ConfigProblem(
+                        sf.name,
+                        f"devices.{name}.device_id",
+                        f"device_id {device.device_id} on {key[0]} is also {ids[key]}: "
+                        "each device on one line needs its own id",
+                    )
+                )
+            else:
+                ids[key] = where
 
 
 def _check_station_badges(

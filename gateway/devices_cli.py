@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from typing import Any
 
@@ -29,6 +30,8 @@ _PROBE_RUN_S = 1.0
 
 
 def devices_command(args: argparse.Namespace) -> int:
+    # The listing is the output; the drivers' connect lines would only repeat it.
+    logging.getLogger().setLevel(logging.WARNING)
     try:
         config = load_line_config(args.config)
     except ConfigError as exc:
@@ -117,8 +120,38 @@ def format_devices(rows: list[dict[str, Any]], source: str) -> str:
         lines.append(f"{r['device']:<{width}}  {r['kind']:<15} {r['state']}{since}{restarts}")
         if r.get("last_error"):
             lines.append(f"{'':<{width}}  last error: {r['last_error']}")
-        for key, value in (r.get("diagnostics") or {}).items():
-            lines.append(f"{'':<{width}}  {key}: {value}")
+        lines.extend(
+            f"{'':<{width}}  {chunk}" for chunk in _wrap(_pairs(r.get("diagnostics") or {}))
+        )
     if not rows:
         lines.append("(this line has no devices)")
     return "\n".join(lines)
+
+
+def _pairs(diag: dict[str, Any]) -> list[str]:
+    """``key=value`` for what is worth reading: nothing for empty values, and only the
+    flags that are set of a nested status."""
+    out = []
+    for key, value in diag.items():
+        if value is None or value == [] or value == "":
+            continue
+        if isinstance(value, dict):
+            shown = [k if v is True else f"{k}={v}" for k, v in value.items() if v]
+            out.append(f"{key}=({', '.join(shown)})" if shown else f"{key}=()")
+        else:
+            out.append(f"{key}={value}")
+    return out
+
+
+def _wrap(pairs: list[str], width: int = 96) -> list[str]:
+    lines: list[str] = []
+    current = ""
+    for pair in pairs:
+        if current and len(current) + 2 + len(pair) > width:
+            lines.append(current)
+            current = pair
+        else:
+            current = f"{current}, {pair}" if current else pair
+    if current:
+        lines.append(current)
+    return lines

@@ -35,6 +35,8 @@ class BadgeBody(_Body):
 
 class ScanBody(_Body):
     code: str = Field(min_length=1, max_length=256)
+    # The AIM symbology identifier, when the terminal's scanner reports one ("]C1" …).
+    symbology: str | None = Field(default=None, pattern=r"^\][A-Za-z][0-9A-Za-z]$")
 
 
 class ReasonBody(_Body):
@@ -183,7 +185,7 @@ def create_app(
 
     @app.post("/api/stations/{station_id}/scan")
     async def scan(station_id: str, body: ScanBody) -> dict[str, Any]:
-        return _reply(service.scan(station(station_id), body.code))
+        return _reply(service.scan(station(station_id), body.code, body.symbology))
 
     @app.post("/api/stations/{station_id}/next")
     async def next_task(station_id: str) -> dict[str, Any]:

@@ -65,6 +65,19 @@ transport = "tcp"
 host = "10.0.3.41"
 """
 
+RTU_SCALE = """\
+[station]
+id = "{id}"
+capabilities = ["pack"]
+
+[devices.scale]
+kind = "modbus_scale"
+transport = "rtu"
+port = "/dev/ttyUSB0"
+baudrate = {baud}
+device_id = 1
+"""
+
 BASE_FILES = {"line.toml": LINE_TOML, "print-1.toml": PRINT_TOML, "pack-1.toml": PACK_TOML}
 
 
@@ -365,6 +378,22 @@ BAD_CASES = {
     "bad device name": Bad(
         {"pack-1.toml": replace(PACK_TOML, "[devices.scale]", '[devices."my scale"]')},
         [("pack-1.toml", "devices.my scale", "bad name")],
+    ),
+    "two scales with one device id on one RS-485 line": Bad(
+        {
+            "pack-1.toml": RTU_SCALE.format(id="pack-1", baud=9600),
+            "pack-2.toml": RTU_SCALE.format(id="pack-2", baud=9600),
+        },
+        [("pack-2.toml", "devices.scale.device_id", "device_id 1 on /dev/ttyUSB0 is also")],
+    ),
+    "scales on one RS-485 line at different speeds": Bad(
+        {
+            "pack-1.toml": RTU_SCALE.format(id="pack-1", baud=9600),
+            "pack-2.toml": RTU_SCALE.format(id="pack-2", baud=19200).replace(
+                "device_id = 1", "device_id = 2"
+            ),
+        },
+        [("pack-2.toml", "devices.scale", "disagree on the line settings")],
     ),
     "missing [station]": Bad(
         {"pack-1.toml": PACK_TOML.split("\n\n")[1]},

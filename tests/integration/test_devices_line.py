@@ -13,6 +13,8 @@ import asyncio
 import json
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -180,6 +182,10 @@ def test_the_line_runs_on_its_devices_and_rides_out_a_dead_scale_and_machine(
             assert states["pack-1/scale"]["state"] == "failed"
             assert states["dtg-1/machine"]["state"] == "failed"
             assert states["pack-2/scale"]["state"] == "ready"  # the rest of the line goes on
+            listing = _devices_command("--config", str(sim_config_dir(sim)), "--url", gw.base)
+            assert listing.returncode == 1  # not every device is ready
+            assert re.search(r"pack-1/scale\s+modbus_scale\s+failed", listing.stdout)
+            assert re.search(r"pack-2/scale\s+modbus_scale\s+ready", listing.stdout)
             await asyncio.sleep(1.0)
             sim.post("/devices/pack-1/scale/start")
             sim.post("/devices/dtg-1/machine/start")
@@ -225,3 +231,38 @@ def test_the_line_runs_on_its_devices_and_rides_out_a_dead_scale_and_machine(
 
 def sim_config_dir(sim: SimulateProcess) -> Path:
     return Path(sim.args[4])
+
+
+def _devices_command(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "devices", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_devices_probes_a_line_without_its_gateway(tmp_path: Path) -> None:
+    """While commissioning: no gateway runs, `linegate devices` connects to each device."""
+    sim_root = Path(tempfile.mkdtemp(prefix="lg-"))
+    config = tmp_path / "line"
+    relocate_line(REFERENCE_LINE, config, sim_root)
+    sim = SimulateProcess(config, tmp_path / "simulate.log")
+    sim.start()
+    try:
+        listing = _devices_command("--config", str(config), "--probe", "--json")
+        assert listing.returncode == 0, listing.stderr
+        rows = json.loads(listing.stdout)
+        assert len(rows) == 18
+        assert {r["state"] for r in rows} == {"ready"}
+        scale = next(r for r in rows if r["device"] == "pack-1/scale")
+        assert scale["diagnostics"]["transport"] == "rtu"
+        sim.post("/devices/pack-1/printer/stop")
+        listing = _devices_command("--config", str(config), "--probe")
+        assert listing.returncode == 1
+        assert re.search(r"pack-1/printer\s+label_printer\s+unreachable", listing.stdout)
+    finally:
+        sim.stop()
+        shutil.rmtree(sim_root, ignore_errors=True)
