@@ -12,7 +12,6 @@ from typing import Any, TextIO, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
-from drivers.modbus_scale.bus import BusRegistry
 from drivers.modbus_scale.config import ModbusScaleConfig
 from gateway.config import (
     BADGE_PATTERN,
@@ -330,8 +329,9 @@ def _check_unique_station_ids(files: list[_StationFile], problems: list[ConfigPr
 
 
 def _check_shared_buses(files: list[_StationFile], problems: list[ConfigProblem]) -> None:
-    """Scales on one RS-485 line (or behind one Modbus TCP gateway) share its settings."""
-    buses = BusRegistry()
+    """Scales on one RS-485 line (or behind one Modbus TCP gateway) share its settings,
+    and each needs its own device id there."""
+    lines: dict[tuple[str, str], tuple[tuple[object, ...], str]] = {}
     ids: dict[tuple[str, int], str] = {}
     for sf in files:
         if sf.station is None:
@@ -340,18 +340,28 @@ def _check_shared_buses(files: list[_StationFile], problems: list[ConfigProblem]
             if not isinstance(device, ModbusScaleConfig):
                 continue
             where = f"{sf.name}: devices.{name}"
-            try:
-                bus = buses.bus_for(device)
-            except ValueError as exc:
-                problems.append(ConfigProblem(sf.name, f"devices.{name}", str(exc)))
+            line = (device.transport, device.endpoint)
+            settings = (device.baudrate, device.parity, device.stopbits, device.bytesize)
+            if line in lines and lines[line][0] != settings:
+                first, other = lines[line]
+                problems.append(
+                    ConfigProblem(
+                        sf.name,
+                        f"devices.{name}",
+                        f"scales on {device.endpoint} disagree on the line settings "
+                        f"(baudrate, parity, stopbits, bytesize): {settings} here, "
+                        f"{first} in {other}",
+                    )
+                )
                 continue
-            key = (bus.settings.endpoint, device.device_id)
+            lines.setdefault(line, (settings, where))
+            key = (device.endpoint, device.device_id)
             if key in ids:
                 problems.append(
                     ConfigProblem(
                         sf.name,
                         f"devices.{name}.device_id",
-                        f"device_id {device.device_id} on {key[0]} is also {ids[key]}: "
+                        f"device_id {device.device_id} on {device.endpoint} is also {ids[key]}: "
                         "each device on one line needs its own id",
                     )
                 )

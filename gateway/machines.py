@@ -54,6 +54,8 @@ class Machines:
         self.stations = stations
         self.devices = devices
         self._jobs: set[asyncio.Task[None]] = set()
+        # A status waiting for the rest of its batch of tag changes, by station.
+        self._pending: dict[str, MachineStatus] = {}
         core.subscribe("task.started", self._task_started)
         core.subscribe("task.resumed", self._task_started)
 
@@ -146,11 +148,44 @@ class Machines:
         """Driver callback (on the loop, must not block or raise)."""
         try:
             if isinstance(event, MachineStatus):
-                self._status(station, event)
+                self._hold_status(station, event)
             elif isinstance(event, JobFinished):
+                self._flush_status(station)
                 self._finished(station, event)
         except Exception:
             logger.exception("station %s: machine event %r not handled", station, event)
+
+    def _hold_status(self, station: str, status: MachineStatus) -> None:
+        """Act on a status once the tag changes that came with it are in.
+
+        The driver reports each tag change as it arrives, so a fault's state may come a
+        notification before its stop reason: a status is held until the loop's next turn,
+        replaced meanwhile by later statuses of the same state (a new state flushes it).
+        """
+        pending = self._pending.get(station)
+        self._pending[station] = status
+        if pending is not None:
+            # Its flush is due already; a state of its own is acted on now, not dropped.
+            if pending.state != status.state:
+                self._status(station, pending)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._flush_status(station)
+            return
+        loop.call_soon(self._flush_status_safely, station)
+
+    def _flush_status(self, station: str) -> None:
+        status = self._pending.pop(station, None)
+        if status is not None:
+            self._status(station, status)
+
+    def _flush_status_safely(self, station: str) -> None:
+        try:
+            self._flush_status(station)
+        except Exception:
+            logger.exception("station %s: machine status not handled", station)
 
     def _status(self, station: str, status: MachineStatus) -> None:
         core = self.core

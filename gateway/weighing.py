@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -57,10 +58,8 @@ class Weighing:
             await asyncio.sleep(_LOOK_S)
             if not self.devices.ready(scale):
                 continue
-            if last is not None:
-                latest = scale.latest
-                if latest is not None and latest.at > last[0] and latest.grams < min_load:
-                    last = None  # seen empty since: ready for the next parcel
+            if last is not None and _emptied(scale, last[0], math.inf):
+                last = None  # seen empty since: ready for the next parcel
             if not awaiting_weight(self.stations, station):
                 continue
             try:
@@ -68,7 +67,12 @@ class Weighing:
                     reading = await scale.wait_stable(min_grams=min_load, after=time.monotonic())
             except (TimeoutError, DriverError):
                 continue  # nothing stable on the scale yet
-            if last is not None and abs(reading.grams - last[1]) <= max(min_load, 0.02 * last[1]):
+            if (
+                last is not None
+                # Emptied while we waited: a new parcel, even one of the same weight.
+                and not _emptied(scale, last[0], reading.at)
+                and abs(reading.grams - last[1]) <= max(min_load, 0.02 * last[1])
+            ):
                 continue  # the parcel weighed last is still there
             if not awaiting_weight(self.stations, station):
                 continue  # the operator typed the weight meanwhile
@@ -80,3 +84,9 @@ class Weighing:
             except Refused as exc:
                 answer = exc
             self._say(station, "scale", answer)
+
+
+def _emptied(scale: ModbusScale, after: float, before: float) -> bool:
+    """Whether the scale read empty (below its minimum load) between two moments."""
+    min_load = scale.config.min_load_g
+    return any(after < r.at < before and r.grams < min_load for r in scale.recent)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import shutil
 import tempfile
@@ -32,7 +33,7 @@ from simulators.line import SimulatedLine
 from simulators.relocate import relocate_line
 from tests.gateway.conftest import REFERENCE_LINE, catalog_bytes, stock_doc
 
-__all__ = ["FAST_DEVICES", "FloorRig", "floor_rig", "until"]
+__all__ = ["FAST_DEVICES", "FloorRig", "floor_rig", "start_simulators", "until"]
 
 # Fast reconnects, and a device counts as failed at its second restart within 30 s.
 FAST_DEVICES = SupervisorPolicy(initial_s=0.05, max_s=0.2, budget=1, window_s=30)
@@ -94,6 +95,32 @@ async def until(what: str, pred: Callable[[], object], within: float = 10.0) -> 
         await asyncio.sleep(0.02)
 
 
+async def start_simulators(tmp_path: Path, sim_root: Path) -> tuple[LineConfig, SimulatedLine]:
+    """Relocate the reference line and start its simulators.
+
+    The free ports the copy names were free when picked, not necessarily when a simulator
+    binds them (anything on the box may take one meanwhile): then the simulators started
+    are stopped and the line is moved to other ports.
+    """
+    config_dir = tmp_path / "line"
+    for attempt in range(1, 4):
+        relocate_line(REFERENCE_LINE, config_dir, sim_root)
+        config = load_line_config(config_dir)
+        sim = SimulatedLine(device_specs(config), machine_cycle_s=MACHINE_CYCLE_S)
+        # Not SimulatedLine.start: every start must be over before the line is stopped.
+        results = await asyncio.gather(
+            *(d.start() for d in sim.devices.values()), return_exceptions=True
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if not errors:
+            return config, sim
+        await sim.stop()
+        taken = all(isinstance(e, OSError) and e.errno == errno.EADDRINUSE for e in errors)
+        if not taken or attempt == 3:
+            raise errors[0]
+    raise AssertionError("unreachable")
+
+
 @contextlib.asynccontextmanager
 async def floor_rig(tmp_path: Path) -> AsyncIterator[FloorRig]:
     """The reference line relocated under ``tmp_path``, its simulators and a gateway on
@@ -101,11 +128,7 @@ async def floor_rig(tmp_path: Path) -> AsyncIterator[FloorRig]:
     # Unix socket paths are limited to 108 bytes: the simulated devices get a short root.
     sim_root = Path(tempfile.mkdtemp(prefix="lg-"))
     try:
-        config_dir = tmp_path / "line"
-        relocate_line(REFERENCE_LINE, config_dir, sim_root)
-        config = load_line_config(config_dir)
-        sim = SimulatedLine(device_specs(config), machine_cycle_s=MACHINE_CYCLE_S)
-        await sim.start()
+        config, sim = await start_simulators(tmp_path, sim_root)
         try:
             (tmp_path / "data").mkdir()
             gw = Gateway(
