@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import shutil
 import signal
 import sys
 import tempfile
@@ -80,6 +81,7 @@ class Demo:
     seed: int
     transport: str
     floor: SimulatedLine | None = None
+    sim_root: Path | None = None  # the simulated devices' ptys and sockets, removed at the end
     operators: list[SimulatedOperator] = field(default_factory=list)
     staff: dict[str, Person] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -108,7 +110,7 @@ async def _main(args: argparse.Namespace, on_start: Callable[[Demo], None] | Non
         print(f"linegate demo: {problem}", file=sys.stderr)
         return 2
     try:
-        config = _line_config(args)
+        config, sim_root = _line_config(args)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EX_CONFIG
@@ -116,7 +118,7 @@ async def _main(args: argparse.Namespace, on_start: Callable[[Demo], None] | Non
         print(f"linegate demo: {exc}", file=sys.stderr)
         return 2
     try:
-        demo = _build(args, config)
+        demo = _build(args, config, sim_root)
     except SystemExit as exc:  # parse_broker refuses a bad --broker this way
         print(exc.code, file=sys.stderr)
         return 2
@@ -138,8 +140,10 @@ def _check_args(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _line_config(args: argparse.Namespace) -> LineConfig:
+def _line_config(args: argparse.Namespace) -> tuple[LineConfig, Path | None]:
+    """The line to run, and the folder of its simulated devices' paths (if any)."""
     source = args.config or REFERENCE_LINE
+    sim_root = None
     config = load_line_config(source)
     if args.no_devices:
         stations = {
@@ -155,10 +159,10 @@ def _line_config(args: argparse.Namespace) -> LineConfig:
     topic_prefix(args.site, args.line)  # ValueError names the bad segment
     # Frozen models: a copy with the demo's site and line (validated just above).
     line = config.line.model_copy(update={"site": args.site, "line": args.line})
-    return config.model_copy(update={"line": line})
+    return config.model_copy(update={"line": line}), sim_root
 
 
-def _build(args: argparse.Namespace, config: LineConfig) -> Demo:
+def _build(args: argparse.Namespace, config: LineConfig, sim_root: Path | None) -> Demo:
     from gateway.cli import parse_broker
 
     speed = float(args.speed)
@@ -214,6 +218,7 @@ def _build(args: argparse.Namespace, config: LineConfig) -> Demo:
         seed=args.seed,
         transport=transport.name,
         floor=floor,
+        sim_root=sim_root,
     )
 
 
@@ -284,6 +289,8 @@ async def _run(demo: Demo, orders: int) -> int:
                 await _cancel(task)
         if demo.floor is not None:
             await demo.floor.stop()
+        if demo.sim_root is not None:
+            shutil.rmtree(demo.sim_root, ignore_errors=True)
         with contextlib.suppress(NotImplementedError, RuntimeError):
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)

@@ -14,20 +14,33 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from drivers.barcode_hid import HidScanner, HidScannerConfig
 from drivers.barcode_serial import SerialScanner, SerialScannerConfig
 from drivers.base import Driver, DriverState, ScannedCode
-from drivers.label_printer import LabelPrinter
-from drivers.modbus_scale import BusRegistry, ModbusScale, ModbusScaleConfig
-from drivers.opcua_machine import MachineEvent, OpcUaMachine, OpcUaMachineConfig
+from drivers.label_printer import LabelPrinter, LabelPrinterConfig
+from drivers.modbus_scale import ModbusScaleConfig
+from drivers.opcua_machine import MachineEvent, OpcUaMachineConfig
 from gateway.alarms import clear_alarm, raise_alarm
 from gateway.config import DeviceConfig, LineConfig
 from gateway.core import Core
 from gateway.supervisor import DeviceHealth, DeviceSupervisor, SupervisorPolicy
 
-__all__ = ["DeviceHooks", "Devices", "StationDevices", "build_driver", "device_alarm_id"]
+if TYPE_CHECKING:
+    # asyncua (~40 MiB) and pymodbus are loaded only when a line has such a device.
+    from drivers.modbus_scale.bus import BusRegistry
+    from drivers.modbus_scale.driver import ModbusScale
+    from drivers.opcua_machine.driver import OpcUaMachine
+
+__all__ = [
+    "Buses",
+    "DeviceHooks",
+    "Devices",
+    "StationDevices",
+    "build_driver",
+    "device_alarm_id",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +68,25 @@ class StationDevices:
     printer: LabelPrinter | None = None
 
 
+class Buses:
+    """The Modbus lines of a line's scales, made on first use (pymodbus is loaded then)."""
+
+    def __init__(self) -> None:
+        self._registry: BusRegistry | None = None
+
+    @property
+    def registry(self) -> BusRegistry:
+        if self._registry is None:
+            from drivers.modbus_scale.bus import BusRegistry
+
+            self._registry = BusRegistry()
+        return self._registry
+
+
 def build_driver(
     name: str,
     cfg: DeviceConfig,
-    buses: BusRegistry,
+    buses: Buses,
     *,
     on_scan: Callable[[ScannedCode], None],
     on_machine: Callable[[MachineEvent], None],
@@ -69,8 +97,12 @@ def build_driver(
     if isinstance(cfg, HidScannerConfig):
         return HidScanner(name, cfg, on_scan)
     if isinstance(cfg, ModbusScaleConfig):
-        return ModbusScale(name, cfg, buses.bus_for(cfg))
+        from drivers.modbus_scale.driver import ModbusScale
+
+        return ModbusScale(name, cfg, buses.registry.bus_for(cfg))
     if isinstance(cfg, OpcUaMachineConfig):
+        from drivers.opcua_machine.driver import OpcUaMachine
+
         return OpcUaMachine(name, cfg, on_machine)
     return LabelPrinter(name, cfg)
 
@@ -87,7 +119,7 @@ class Devices:
     ) -> None:
         self.core = core
         self.config: LineConfig = core.config
-        self._buses = BusRegistry()
+        self._buses = Buses()
         self.stations: dict[str, StationDevices] = {}
         self.supervisors: dict[str, DeviceSupervisor] = {}
         self._station_of: dict[str, str] = {}
@@ -112,14 +144,14 @@ class Devices:
             hooks.on_machine(station, event)
 
         driver = build_driver(name, cfg, self._buses, on_scan=scan, on_machine=machine_event)
-        if isinstance(driver, SerialScanner | HidScanner):
-            devs.scanners.append(driver)
-        elif isinstance(driver, ModbusScale):
-            devs.scale = driver
-        elif isinstance(driver, OpcUaMachine):
-            devs.machine = driver
-        elif isinstance(driver, LabelPrinter):
-            devs.printer = driver
+        if isinstance(cfg, SerialScannerConfig | HidScannerConfig):
+            devs.scanners.append(cast("SerialScanner | HidScanner", driver))
+        elif isinstance(cfg, ModbusScaleConfig):
+            devs.scale = cast("ModbusScale", driver)
+        elif isinstance(cfg, OpcUaMachineConfig):
+            devs.machine = cast("OpcUaMachine", driver)
+        elif isinstance(cfg, LabelPrinterConfig):
+            devs.printer = cast("LabelPrinter", driver)
         return driver
 
     async def run(self) -> None:

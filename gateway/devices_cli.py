@@ -17,10 +17,9 @@ from typing import Any
 import httpx
 
 from drivers.base import Driver, DriverError
-from drivers.modbus_scale import BusRegistry
 from gateway.config import LineConfig
 from gateway.config_load import EX_CONFIG, ConfigError, load_line_config
-from gateway.devices import build_driver
+from gateway.devices import Buses, build_driver
 
 __all__ = ["devices_command"]
 
@@ -64,7 +63,7 @@ def devices_command(args: argparse.Namespace) -> int:
 
 async def probe(config: LineConfig) -> list[dict[str, Any]]:
     """Connect to every device once, in parallel; report what each said."""
-    buses = BusRegistry()
+    buses = Buses()
     drivers: list[tuple[str, Driver]] = []
     for station in config.stations.values():
         for name, cfg in station.devices.items():

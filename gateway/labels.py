@@ -59,20 +59,7 @@ def print_traveller(core: Core, serial: str, station: str) -> str | None:
         priority=row["priority"],
     )
     label_id = f"TRV-{serial}"
-    conn.execute(
-        "INSERT INTO labels (label_id, kind, order_id, serial, printer, station, zpl, ts) "
-        "VALUES (?, 'traveller', ?, ?, ?, ?, ?, ?)",
-        (
-            label_id,
-            row["order_id"],
-            serial,
-            _printer(core, station),
-            station,
-            render_traveller(label),
-            core.now_iso(),
-        ),
-    )
-    send(core, label_id, station)
+    _record(core, label_id, "traveller", row["order_id"], serial, station, render_traveller(label))
     return label_id
 
 
@@ -100,20 +87,26 @@ def print_shipping(core: Core, order_id: str, station: str, units: int, weight_g
         units=units,
         weight_g=weight_g,
     )
-    conn.execute(
+    _record(core, label_id, "shipping", order_id, None, station, render_shipping(label))
+    return label_id
+
+
+def _record(
+    core: Core,
+    label_id: str,
+    kind: str,
+    order_id: str,
+    serial: str | None,
+    station: str,
+    zpl: str,
+) -> None:
+    """Keep the label (a reprint sends the same ZPL) and send it to the station's printer."""
+    core.store.conn.execute(
         "INSERT INTO labels (label_id, kind, order_id, serial, printer, station, zpl, ts) "
-        "VALUES (?, 'shipping', ?, NULL, ?, ?, ?, ?)",
-        (
-            label_id,
-            order_id,
-            _printer(core, station),
-            station,
-            render_shipping(label),
-            core.now_iso(),
-        ),
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (label_id, kind, order_id, serial, _printer(core, station), station, zpl, core.now_iso()),
     )
     send(core, label_id, station)
-    return label_id
 
 
 def send(core: Core, label_id: str, station: str, reason: str | None = None) -> str:

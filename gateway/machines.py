@@ -12,16 +12,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drivers.base import DeviceRejected, DriverError
-from drivers.opcua_machine import JobFinished, MachineEvent, MachineStatus, OpcUaMachine
+from drivers.opcua_machine import JobFinished, MachineEvent, MachineStatus
 from gateway.alarms import clear_alarm, raise_alarm
 from gateway.core import Core
 from gateway.devices import Devices
 from gateway.replies import Refused
 from gateway.station import StationService
 from gateway.tasks import Work, operation, save_work, task_row
+
+if TYPE_CHECKING:
+    from drivers.opcua_machine.driver import OpcUaMachine
 
 __all__ = ["FAULT_STATES", "Machines", "job_id_of"]
 

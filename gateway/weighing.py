@@ -15,13 +15,16 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from drivers.base import DriverError
-from drivers.modbus_scale import ModbusScale
 from gateway.devices import Devices
 from gateway.replies import Refused, Reply
 from gateway.screen import awaiting_weight
 from gateway.station import StationService
+
+if TYPE_CHECKING:
+    from drivers.modbus_scale.driver import ModbusScale
 
 __all__ = ["Weighing"]
 

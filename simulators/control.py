@@ -95,10 +95,10 @@ def create_control_app(line: SimulatedLine) -> FastAPI:
     @app.post("/stations/{station}/scan")
     async def scan(station: str, body: ScanBody) -> dict[str, Any]:
         try:
-            await line.scan(station, body.code, body.symbology)
+            delivered = await line.scan(station, body.code, body.symbology)
         except UnknownDevice as exc:
             raise HTTPException(404, str(exc)) from None
-        return {"ok": True}
+        return {"ok": True, "delivered": delivered}
 
     @app.post("/stations/{station}/scale")
     async def place(station: str, body: PlaceBody) -> dict[str, Any]:
@@ -146,8 +146,10 @@ class ControlClient:
     def has_machine(self, station: str) -> bool:
         return "opcua_machine" in self._roles.get(station, set())
 
-    async def scan(self, station: str, code: str) -> None:
-        (await self._http.post(f"/stations/{station}/scan", json={"code": code})).raise_for_status()
+    async def scan(self, station: str, code: str) -> bool:
+        r = await self._http.post(f"/stations/{station}/scan", json={"code": code})
+        r.raise_for_status()
+        return bool(r.json().get("delivered", True))
 
     async def place(self, station: str, grams: float) -> None:
         r = await self._http.post(f"/stations/{station}/scale", json={"grams": grams})

@@ -104,7 +104,14 @@ class SimulatedLine:
             self.kinds[name] = cfg.kind
 
     async def start(self) -> None:
-        await asyncio.gather(*(d.start() for d in self.devices.values()))
+        """Start every device; if one cannot (its port is taken), stop the others again."""
+        results = await asyncio.gather(
+            *(d.start() for d in self.devices.values()), return_exceptions=True
+        )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            await self.stop()
+            raise failed[0]
         logger.info("simulating %d devices", len(self.devices))
 
     async def stop(self) -> None:
@@ -167,12 +174,13 @@ class SimulatedLine:
     def has_scale(self, station: str) -> bool:
         return station in self.scales
 
-    async def scan(self, station: str, code: str, symbology: str | None = None) -> None:
-        """The operator pulls the trigger of the station's scanner."""
+    async def scan(self, station: str, code: str, symbology: str | None = None) -> bool:
+        """The operator pulls the trigger of the station's scanner; False when the scan
+        is lost (a drop fault, or the scanner is unplugged)."""
         scanner = self.scanners.get(station)
         if scanner is None:
             raise UnknownDevice(f"station {station} has no simulated scanner")
-        await scanner.scan(code, symbology)
+        return await scanner.scan(code, symbology)
 
     def has_machine(self, station: str) -> bool:
         return station in self.machines

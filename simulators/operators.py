@@ -43,7 +43,7 @@ class Hands(Protocol):
 
     def has_machine(self, station: str) -> bool: ...
 
-    async def scan(self, station: str, code: str) -> None: ...
+    async def scan(self, station: str, code: str) -> bool: ...
 
     async def place(self, station: str, grams: float) -> None: ...
 
@@ -577,8 +577,11 @@ class SimulatedOperator:
             return await self._post("scan", {"code": code})
         before = await self._device_seq()
         log.debug("%s: scanning %s on the scanner", self.station, code)
-        await self._hands.scan(self.station, code)
         self.counters.actions += 1
+        if not await self._hands.scan(self.station, code):
+            # The beep did not come (a dropped read, an unplugged scanner): scan again.
+            self.counters.device_timeouts += 1
+            return Answer(504, False, "NO_READ", "the scanner did not read", "", {})
         return await self._device_answer(before)
 
     async def _device_seq(self) -> int:
