@@ -60,6 +60,7 @@ bench: venv mosquitto
 	$(BIN)/python benchmarks/bench_line.py intake --orders 100000 --backlog
 	$(BIN)/python benchmarks/bench_line.py intake --orders 100000 --per-message 100
 	$(BIN)/python benchmarks/bench_line.py intake --orders 100000 --in-process
+	$(BIN)/python benchmarks/bench_devices.py --scans 300
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -30,7 +30,8 @@ __all__ = ["FAULT_STATES", "Machines", "job_id_of"]
 
 logger = logging.getLogger(__name__)
 
-# PackML states in which a machine has stopped working on its job.
+# PackML states in which a machine has stopped working on its job (a task running there
+# is held; HELD, HOLDING, ABORTED and ABORTING are faults even with no task).
 FAULT_STATES = frozenset({"HELD", "HOLDING", "ABORTED", "ABORTING", "STOPPED", "STOPPING"})
 # States a PackML machine leaves only on a Reset command.
 _NEEDS_RESET = frozenset({"COMPLETE", "STOPPED"})
@@ -218,7 +219,12 @@ class Machines:
                         "synthesised": False,
                     },
                 )
+            running = current is not None and current["status"] == "running"
             if status.state in FAULT_STATES:
+                # A machine sitting STOPPED between jobs is normal (many power up so); a
+                # fault, or a stop in the middle of a job, is not.
+                if not (status.faulted or running):
+                    return
                 why = status.fault or status.state.lower()
                 raise_alarm(
                     core,
@@ -228,7 +234,8 @@ class Machines:
                     "major",
                     f"{machine_id} is {status.state}: {why}",
                 )
-                if current is not None and current["status"] == "running":
+                if running:
+                    assert current is not None
                     self.stations.pause_task(current, _FAULT_PAUSE + why)
             else:
                 cleared = clear_alarm(

@@ -68,6 +68,8 @@ async def _serve(line: SimulatedLine, host: str, port: int) -> None:
         loop.add_signal_handler(sig, task.cancel)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # As for the station API: without it each answer waits ~40 ms (Nagle vs delayed ACK).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(64)
     sock.setblocking(False)
