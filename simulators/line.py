@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from drivers.barcode_hid import HidScannerConfig
@@ -26,7 +29,7 @@ from simulators.barcode_serial import SimulatedSerialScanner
 from simulators.faults import Faults, SimulatedDevice
 from simulators.label_printer import SimulatedPrinter
 from simulators.modbus_scale import SimulatedBuses, SimulatedScale
-from simulators.opcua_machine import SimulatedMachine
+from simulators.opcua_machine import SimulatedMachine, write_test_certificate
 
 __all__ = ["DeviceSpec", "SimulatedLine", "UnknownDevice"]
 
@@ -56,7 +59,12 @@ class SimulatedLine:
         machine_cycle_s: float | Mapping[str, float] = 1.0,
         seed: int = 1,
     ) -> None:
-        """``machine_cycle_s``: how long a machine's job runs, for all or by station."""
+        """``machine_cycle_s``: how long a machine's job runs, for all or by station.
+
+        A machine whose config asks for security gets a self-signed server certificate
+        made for this run (the gateway accepts it unless the config pins another).
+        """
+        self._pki: Path | None = None
         self.devices: dict[str, SimulatedDevice] = {}
         self.kinds: dict[str, str] = {}
         self.machines: dict[str, SimulatedMachine] = {}
@@ -77,7 +85,17 @@ class SimulatedLine:
                     if isinstance(machine_cycle_s, float | int)
                     else machine_cycle_s.get(spec.station, 1.0)
                 )
-                machine = SimulatedMachine(name, cfg, cycle_s=float(cycle), faults=faults)
+                certificate = private_key = None
+                if cfg.security_policy != "None":
+                    certificate, private_key = self._server_certificate(spec)
+                machine = SimulatedMachine(
+                    name,
+                    cfg,
+                    cycle_s=float(cycle),
+                    faults=faults,
+                    certificate=certificate,
+                    private_key=private_key,
+                )
                 self.machines.setdefault(spec.station, machine)
                 device = machine
             elif isinstance(cfg, ModbusScaleConfig):
@@ -103,6 +121,21 @@ class SimulatedLine:
             self.devices[name] = device
             self.kinds[name] = cfg.kind
 
+    def _server_certificate(self, spec: DeviceSpec) -> tuple[Path, Path]:
+        if self._pki is None:
+            self._pki = Path(tempfile.mkdtemp(prefix="lg-pki-"))
+        if spec.config.server_certificate is not None:
+            logger.warning(
+                "%s/%s: the config pins the machine's certificate; the simulated machine "
+                "has its own, which the gateway will refuse",
+                spec.station,
+                spec.device,
+            )
+        cert = self._pki / f"{spec.station}-{spec.device}.der"
+        key = self._pki / f"{spec.station}-{spec.device}.pem"
+        write_test_certificate(cert, key, f"urn:linegate:sim:{spec.station}:{spec.device}")
+        return cert, key
+
     async def start(self) -> None:
         """Start every device; if one cannot (its port is taken), stop the others again."""
         results = await asyncio.gather(
@@ -126,6 +159,9 @@ class SimulatedLine:
         for name, result in zip(self.devices, results, strict=True):
             if isinstance(result, BaseException):
                 logger.warning("simulator %s did not stop cleanly: %r", name, result)
+        if self._pki is not None:
+            shutil.rmtree(self._pki, ignore_errors=True)
+            self._pki = None
 
     async def condition(self, name: str, condition: str, on: bool, reason: str = "") -> None:
         """Set a device's own fault: a machine fault, an unstable scale, paper out …"""
