@@ -131,7 +131,11 @@ def load_line_config(config_dir: Path) -> LineConfig:
         order = {LINE_FILE: 0} | {sf.name: i for i, sf in enumerate(station_files, start=1)}
         problems.sort(key=lambda p: order.get(p.file, len(order)))
         raise ConfigError(problems)
-    stations = {s.station.id: s.station for s in station_files if s.station is not None}
+    stations = {
+        s.station.id: _resolve_files(s.station, config_dir.resolve())
+        for s in station_files
+        if s.station is not None
+    }
     try:
         return LineConfig(
             **dict(line_file),
@@ -326,6 +330,24 @@ def _check_unique_station_ids(files: list[_StationFile], problems: list[ConfigPr
             )
         else:
             first[station_id] = sf.name
+
+
+# Files a device reads (certificates, keys, secrets): relative to the config folder, as
+# the store path is, so a folder copied to /etc/linegate keeps working.
+_FILE_KEYS = ("certificate", "private_key", "server_certificate", "password_file")
+
+
+def _resolve_files(station: StationConfig, config_dir: Path) -> StationConfig:
+    devices = {}
+    for name, device in station.devices.items():
+        update = {
+            key: str(config_dir / value)
+            for key in _FILE_KEYS
+            if isinstance(value := getattr(device, key, None), str)
+            and not Path(value).is_absolute()
+        }
+        devices[name] = device.model_copy(update=update) if update else device
+    return station.model_copy(update={"devices": devices})
 
 
 def _check_shared_buses(files: list[_StationFile], problems: list[ConfigProblem]) -> None:

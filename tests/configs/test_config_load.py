@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from drivers.opcua_machine import OpcUaMachineConfig
 from gateway.config import HubSection, LineConfig, LineSection, StationConfig
 from gateway.config_load import ConfigError, ConfigProblem, check_config, load_line_config
 
@@ -471,3 +472,16 @@ def test_check_config_reports_every_problem(tmp_path: Path) -> None:
     assert out.getvalue() == ""
     assert err.getvalue().splitlines() == expected
     assert len(expected) == 7
+
+
+def test_device_files_are_relative_to_the_config_folder(tmp_path: Path) -> None:
+    secure = PRINT_TOML.replace('security_policy = "None"\nallow_insecure = true\n', "").replace(
+        'namespace_uri = "urn:example:printer"\n',
+        'namespace_uri = "urn:example:printer"\ncertificate = "pki/gw.der"\n'
+        'private_key = "/etc/linegate/pki/gw.pem"\n',
+    )
+    config = load_line_config(write_line(tmp_path / "cfg", {"print-1.toml": secure}))
+    machine = config.stations["print-1"].devices["machine"]
+    assert isinstance(machine, OpcUaMachineConfig)
+    assert machine.certificate == str(tmp_path / "cfg" / "pki" / "gw.der")
+    assert machine.private_key == "/etc/linegate/pki/gw.pem"
