@@ -98,6 +98,11 @@ def run_demo(args: argparse.Namespace, *, on_start: Callable[[Demo], None] | Non
     # A line per HTTP request would bury the progress lines.
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    if not args.verbose:
+        # Eighteen devices connecting, and the simulators' own chatter, would bury the
+        # banner; a device that drops still says so (a warning).
+        for name in ("drivers", "simulators", "gateway.supervisor", "gateway.floor"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return asyncio.run(_main(args, on_start))
     except (KeyboardInterrupt, asyncio.CancelledError):  # a second Ctrl-C
