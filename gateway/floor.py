@@ -43,6 +43,7 @@ class Floor:
         self._seq = itertools.count(1)
 
     async def run(self) -> None:
+        self.machines.adopt_jobs()
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.devices.run(), name="devices")

@@ -63,6 +63,19 @@ class Machines:
         core.subscribe("task.started", self._task_started)
         core.subscribe("task.resumed", self._task_started)
 
+    def adopt_jobs(self) -> None:
+        """Before the machines connect: the jobs they were given before a restart of the
+        gateway, so that their completion still completes the task."""
+        for station in self.devices.stations:
+            machine = self.machine(station)
+            current = self.stations.current(station) if machine is not None else None
+            if machine is None or current is None:
+                continue
+            work = Work.of(current)
+            if work.machine_job == job_id_of(current) and not work.machine_done:
+                machine.adopt_job(work.machine_job)
+                logger.info("station %s: waiting for job %s again", station, work.machine_job)
+
     def machine(self, station: str) -> OpcUaMachine | None:
         devs = self.devices.stations.get(station)
         return devs.machine if devs is not None else None

@@ -257,6 +257,11 @@ class OpcUaMachine:
         self._jobs_started += 1
         _log.info("%s: job %s downloaded", self._name, job_id)
 
+    def adopt_job(self, job_id: str) -> None:
+        """A job downloaded to this machine before the gateway restarted: report its
+        finish (``JobFinished``) as for a job started here. Call before ``connect``."""
+        self._tracker.adopt(job_id)
+
     async def reset(self) -> None:
         """Send the configured reset command (clear a fault, back to IDLE)."""
         link = self._require_link()

@@ -62,6 +62,7 @@ class MachineTracker:
         self._job_id: str | None = None
         self._completed_job_id: str | None = None
         self._active: _ActiveJob | None = None
+        self._adopted: str | None = None  # waiting for the first values to count from
         self.status: MachineStatus | None = None
         # Diagnostics.
         self.unknown_states = 0
@@ -77,6 +78,13 @@ class MachineTracker:
     def job_started(self, job_id: str) -> None:
         """Track a job from its download on; its parts are counted from the counters now."""
         self._active = _ActiveJob(job_id, self._good, self._bad)
+
+    def adopt(self, job_id: str) -> None:
+        """Track a job downloaded before this tracker existed (the gateway restarted while
+        the machine ran it). Its parts are counted from the first values read, so a job
+        seen back in IDLE cannot be told from an aborted one and is not reported: only
+        COMPLETE, or ``completed_job_id`` naming it, finishes it."""
+        self._adopted = job_id
 
     def job_abandoned(self, job_id: str) -> None:
         """Stop tracking a job whose download failed."""
@@ -100,6 +108,9 @@ class MachineTracker:
         if previous is None or not status.same_reading(previous):
             self.status = status
             events.append(status)
+        if self._adopted is not None and self._active is None:
+            self._active = _ActiveJob(self._adopted, self._good, self._bad)
+        self._adopted = None
         if (finished := self._finished_job()) is not None:
             events.append(finished)
         return events

@@ -878,3 +878,29 @@ async def test_close_is_idempotent_and_commands_need_a_link(bench: Bench) -> Non
     assert rig.driver.status is not None
     await rig.driver.connect()  # and a closed driver connects again
     assert rig.driver.diagnostics()["connects"] == 2
+
+
+def test_tracker_adopts_a_job_the_gateway_downloaded_before_it_restarted() -> None:
+    tracker = MachineTracker(TR88)
+    tracker.adopt("J-7")
+    # The first values after the restart: the machine still runs the job.
+    assert not any(
+        isinstance(e, JobFinished)
+        for e in tracker.update({"state": 6, "good_count": 9, "bad_count": 0, "job_id": "J-7"})
+    )
+    assert tracker.active_job == "J-7"
+    events = tracker.update({"state": 17, "good_count": 10})
+    assert events[-1] == JobFinished("J-7", good=1, bad=0)
+
+
+def test_an_adopted_job_found_complete_is_finished_and_found_idle_is_not() -> None:
+    complete = MachineTracker(TR88)
+    complete.adopt("J-8")
+    events = complete.update({"state": 17, "good_count": 3, "bad_count": 0, "job_id": "J-8"})
+    assert events[-1] == JobFinished("J-8", good=0, bad=0)
+    # Back in IDLE with the job's id: finished, or aborted and reset? Not said.
+    idle = MachineTracker(TR88)
+    idle.adopt("J-9")
+    events = idle.update({"state": 4, "good_count": 3, "bad_count": 0, "job_id": "J-9"})
+    assert not any(isinstance(e, JobFinished) for e in events)
+    assert idle.active_job == "J-9"

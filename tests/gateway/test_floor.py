@@ -10,7 +10,10 @@ second. Operators act through the station service and on the simulators, as on t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,10 +23,17 @@ import httpx
 import pytest_asyncio
 
 from drivers.opcua_machine.packml import PackMLState
+from gateway.app import Gateway
 from gateway.labels import reprint
 from gateway.tasks import Work
-from tests.gateway.conftest import do_unit_task, order
-from tests.gateway.floor_fixture import FloorRig, floor_rig, until
+from tests.gateway.conftest import catalog_bytes, do_unit_task, order, stock_doc
+from tests.gateway.floor_fixture import (
+    FAST_DEVICES,
+    FloorRig,
+    floor_rig,
+    start_simulators,
+    until,
+)
 
 # KIT-XMAS-A weighs 310 ± 12 g; its routing is kit_assemble (no machine), then pack.
 KIT = "KIT-XMAS-A"
@@ -467,3 +477,53 @@ async def test_a_scale_away_fails_and_the_weight_is_entered_by_hand(floor: Floor
     await until("scale back", lambda: floor.device_state(name) == "ready")
     await until("device alarm cleared", lambda: floor.alarms("alarm.cleared", alarm_id))
     assert len(floor.alarms("alarm.raised", alarm_id)) == 1
+
+
+async def _gateway(rig_config: Any, data: Path) -> tuple[Gateway, asyncio.Task[None]]:
+    gw = Gateway(rig_config, data_dir=data, link=None, http_port=0, device_policy=FAST_DEVICES)
+    running = asyncio.create_task(gw.run())
+    await until("the gateway started", gw.started.is_set)
+    return gw, running
+
+
+async def _stop(running: asyncio.Task[None]) -> None:
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+
+
+async def test_a_job_running_while_the_gateway_restarts_still_completes_its_task(
+    tmp_path: Path,
+) -> None:
+    sim_root = Path(tempfile.mkdtemp(prefix="lg-"))
+    config, sim = await start_simulators(tmp_path, sim_root)
+    data = tmp_path / "data"
+    data.mkdir()
+    try:
+        machine = sim.machines["laser-1"]
+        machine.cycle_s = 3.0  # long enough to restart the gateway in the middle
+        gw, running = await _gateway(config, data)
+        rig = FloorRig(gw, sim, config)
+        rig.send("in/masterdata/catalog", catalog_bytes())
+        rig.send("in/masterdata/stock", stock_doc())
+        await until(
+            "laser-1's machine ready", lambda: rig.device_state("laser-1/machine") == "ready"
+        )
+        task = start_engraving(rig, "SO-R")
+        await until("job downloaded", lambda: work(rig, task["task_id"]).machine_job is not None)
+        await _stop(running)
+        assert machine.state == PackMLState.EXECUTE  # the machine works on, the gateway is away
+
+        gw, running = await _gateway(config, data)
+        rig = FloorRig(gw, sim, config)
+        try:
+            await until(
+                "the task completed by the machine after the restart",
+                lambda: rig.task(task["task_id"])["status"] == "done",
+                15,
+            )
+        finally:
+            await _stop(running)
+    finally:
+        await sim.stop()
+        shutil.rmtree(sim_root, ignore_errors=True)
