@@ -10,6 +10,7 @@ their own. It is a text substitution, so the copy keeps its comments and stays r
 
 from __future__ import annotations
 
+import random
 import re
 import shutil
 import socket
@@ -25,7 +26,22 @@ _PORT_KEY = re.compile(r"^(\s*port\s*=\s*)(\d+)(.*)$")
 _TABLE = re.compile(r"^\s*\[+\s*([^\]]+?)\s*\]+")
 
 
-def free_port() -> int:
+# Below Linux's ephemeral range (32768-60999 by default): a port picked there is not
+# taken meanwhile by some outgoing connection before the simulator binds it.
+_LOW_PORTS = range(20000, 32000)
+
+
+def free_port(rng: random.Random | None = None) -> int:
+    """A loopback TCP port that is free now, preferably outside the ephemeral range."""
+    pick = rng or random.Random()
+    for _ in range(50):
+        port = pick.choice(_LOW_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

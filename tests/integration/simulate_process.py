@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from simulators.relocate import relocate_line
+
 ROOT = Path(__file__).resolve().parents[2]
 _READY = re.compile(r"control API on (http://\S+)")
 
@@ -49,11 +51,13 @@ class SimulateProcess:
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
             if not line:
-                raise AssertionError(f"simulate exited: {self.log.read_text()[-3000:]}")
+                self.stop()
+                raise SimulateFailed(self.log.read_text()[-3000:])
             if found := _READY.search(line):
                 self.url = found.group(1)
                 return
-        raise AssertionError("simulate did not start")
+        self.stop()
+        raise SimulateFailed("simulate did not start")
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         r = httpx.post(self.url + path, json=body, timeout=10)
@@ -66,11 +70,38 @@ class SimulateProcess:
         return r.json()
 
     def stop(self) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
+        if self.proc is None:
+            return 0
         try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
             return self.proc.wait(15)
         finally:
             if self.proc.stdout is not None:
                 self.proc.stdout.close()
+
+
+class SimulateFailed(AssertionError):
+    """`linegate simulate` exited before it was ready (its log says why)."""
+
+    @property
+    def port_taken(self) -> bool:
+        return "address already in use" in str(self)
+
+
+def start_simulated_line(
+    source: Path, config: Path, sim_root: Path, log: Path, **kwargs: float
+) -> SimulateProcess:
+    """Relocate ``source`` to ``config`` and start its simulators there. A port picked free
+    can still be taken by the time the simulator binds it: then move the line again."""
+    for attempt in range(3):
+        relocate_line(source, config, sim_root)
+        sim = SimulateProcess(config, log, **kwargs)
+        try:
+            sim.start()
+        except SimulateFailed as exc:
+            if not exc.port_taken or attempt == 2:
+                raise
+            continue
+        return sim
+    raise AssertionError("unreachable")

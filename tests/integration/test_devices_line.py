@@ -27,11 +27,11 @@ import pytest
 from gateway.config_load import load_line_config
 from simulators.control import ControlClient
 from simulators.operators import Person, SimulatedOperator, assign_staff, station_loads
-from simulators.relocate import free_port, relocate_line
+from simulators.relocate import free_port
 from tests.conftest import Mosquitto
 from tests.integration.gateway_process import ROOT, GatewayProcess
 from tests.integration.hub_client import HubClient
-from tests.integration.simulate_process import SimulateProcess
+from tests.integration.simulate_process import SimulateProcess, start_simulated_line
 from tests.integration.test_mqtt_line import check_stream
 
 DATA = ROOT / "simulators" / "data"
@@ -85,10 +85,11 @@ def floor(
     # Unix socket paths are limited to 108 bytes: the simulated devices get a short root.
     sim_root = Path(tempfile.mkdtemp(prefix="lg-"))
     config = tmp_path / "line"
-    relocate_line(REFERENCE_LINE, config, sim_root)
+    sim = start_simulated_line(
+        REFERENCE_LINE, config, sim_root, tmp_path / "simulate.log", machine_cycle_s=0.3
+    )
+    # The simulators read only the device tables: the gateway's policies can change now.
     _fast_policies(config / "line.toml")
-    sim = SimulateProcess(config, tmp_path / "simulate.log", machine_cycle_s=0.3)
-    sim.start()
     hub = HubClient("127.0.0.1", mosquitto.port)
     hub.publish("in/masterdata/catalog", CATALOG.encode(), retain=True)
     hub.publish("in/masterdata/stock", (DATA / "reference-stock.json").read_bytes(), retain=True)
@@ -248,9 +249,7 @@ def test_devices_probes_a_line_without_its_gateway(tmp_path: Path) -> None:
     """While commissioning: no gateway runs, `linegate devices` connects to each device."""
     sim_root = Path(tempfile.mkdtemp(prefix="lg-"))
     config = tmp_path / "line"
-    relocate_line(REFERENCE_LINE, config, sim_root)
-    sim = SimulateProcess(config, tmp_path / "simulate.log")
-    sim.start()
+    sim = start_simulated_line(REFERENCE_LINE, config, sim_root, tmp_path / "simulate.log")
     try:
         listing = _devices_command("--config", str(config), "--probe", "--json")
         assert listing.returncode == 0, listing.stderr
