@@ -53,7 +53,7 @@ unit: venv mosquitto
 
 test: lint typecheck unit
 
-# The figures of BENCHMARKS.md (a few minutes; not part of `make test`).
+# The figures of BENCHMARKS.md (about half an hour; not part of `make test`).
 bench: venv mosquitto
 	$(BIN)/python benchmarks/bench_line.py scans --stations 30 --rate 200 --seconds 30
 	$(BIN)/python benchmarks/bench_line.py intake --orders 100000
@@ -61,6 +61,12 @@ bench: venv mosquitto
 	$(BIN)/python benchmarks/bench_line.py intake --orders 100000 --per-message 100
 	$(BIN)/python benchmarks/bench_line.py intake --orders 100000 --in-process
 	$(BIN)/python benchmarks/bench_devices.py --scans 300
+	$(BIN)/python benchmarks/bench_solver.py jsp --instances ft06,ft10 --runs 5 --time-limit 10
+	$(BIN)/python benchmarks/bench_solver.py jsp --instances la01-la20 --time-limit 10
+	$(BIN)/python benchmarks/bench_solver.py jsp --instances ta01-ta10 --time-limit 30
+	$(BIN)/python benchmarks/bench_solver.py wt --time-limit 5
+	$(BIN)/python benchmarks/bench_plan.py --scenario surge
+	$(BIN)/python benchmarks/bench_plan.py --scenario normal
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

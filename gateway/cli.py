@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -71,6 +72,19 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=1)
     simulate.add_argument("-v", "--verbose", action="store_true")
 
+    plan = sub.add_parser(
+        "plan", help="solve a file with the planner: a job-shop benchmark, or orders on a line"
+    )
+    source = plan.add_mutually_exclusive_group(required=True)
+    source.add_argument("--jsp", type=Path, help="a job-shop instance (OR-Library format)")
+    source.add_argument("--orders", type=Path, help="a JSON array of hub order documents")
+    plan.add_argument("--catalog", type=Path, help="with --orders: the catalog JSON")
+    plan.add_argument("--stations", type=Path, help="with --orders: a line config folder")
+    plan.add_argument("--now", help="with --orders: the planning instant (ISO 8601, with offset)")
+    plan.add_argument("--time-limit", type=float, default=10.0, help="seconds for the solver")
+    plan.add_argument("--workers", type=int, default=2, help="solver threads")
+    plan.add_argument("--json", action="store_true", help="print JSON (the only output so far)")
+
     demo = sub.add_parser("demo", help="run the reference line with a simulated hub and operators")
     demo.add_argument("--broker", help="mqtt://HOST:PORT; without it no broker is needed")
     demo.add_argument("--site", default="hz01")
@@ -97,8 +111,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _without_pandas()
     args = _parser().parse_args(argv)
+    if args.command != "plan":  # the solver needs numpy; every other command is lighter without
+        _without_pandas()
     logging.basicConfig(
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -124,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         from gateway.simulate import simulate_command  # pulls in the simulators
 
         return simulate_command(args)
+    if args.command == "plan":
+        return _plan(args)
     if args.command == "demo":
         from gateway.demo import run_demo  # the demo pulls in the simulators
 
@@ -191,6 +208,37 @@ def parse_broker(url: str) -> tuple[str, int]:
     if parts.scheme != "mqtt" or not parts.hostname:
         raise SystemExit(f"linegate: --broker must look like mqtt://HOST:PORT, not {url!r}")
     return parts.hostname, parts.port or 1883
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from gateway.planner.cli_files import plan_jsp, plan_orders
+
+    if args.time_limit <= 0 or args.workers < 1:
+        print("linegate plan: --time-limit must be positive, --workers at least 1", file=sys.stderr)
+        return 2
+    try:
+        if args.jsp is not None:
+            result = plan_jsp(args.jsp, args.time_limit, args.workers)
+        else:
+            missing = [k for k in ("catalog", "stations", "now") if getattr(args, k) is None]
+            if missing:
+                print(
+                    "linegate plan: --orders needs " + ", ".join(f"--{k}" for k in missing),
+                    file=sys.stderr,
+                )
+                return 2
+            now = datetime.fromisoformat(args.now)
+            if now.tzinfo is None:
+                print("linegate plan: --now needs a UTC offset, e.g. +08:00", file=sys.stderr)
+                return 2
+            result = plan_orders(
+                args.orders, args.catalog, args.stations, now, args.time_limit, args.workers
+            )
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"linegate plan: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
 
 
 def _trace(args: argparse.Namespace) -> int:

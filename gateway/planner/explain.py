@@ -1,0 +1,121 @@
+"""Why an order is predicted late: the material it waits for, the shift that ends, the
+station where it queues (the bottleneck).
+
+Every task of a late order has a ready time (its predecessors done) and a start; the time
+between is split into waiting for material (until ``earliest``), waiting for a station to
+open again (closed time on its calendar) and queueing behind other tasks (the rest).
+A reason is given for each kind that delayed the order, the largest first; an order that
+nothing delayed is late because its own work does not fit before its ship-by, and says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from gateway.planner.problem import LateOrder, Plan, Problem, Task
+
+
+@dataclass(frozen=True, slots=True)
+class Delay:
+    """One cause of delay of an order, in seconds."""
+
+    kind: str  # "material", "shift" or "bottleneck"
+    seconds: int
+    what: str  # the material, or the station
+    at: int  # when the material arrives, the shift ends, or the order's task started there
+
+    def text(self) -> str:
+        if self.kind == "material":
+            return f"material: {self.what} arrives at +{self.at} s (waited {self.seconds} s)"
+        if self.kind == "shift":
+            return f"shift: {self.what} closes at +{self.at} s (waited {self.seconds} s)"
+        return f"bottleneck: {self.what} (queued {self.seconds} s)"
+
+
+def delays(problem: Problem, plan: Plan, order_id: str) -> list[Delay]:
+    """The causes of delay of one order, largest first."""
+    tasks = [t for t in problem.tasks if t.order_id == order_id]
+    stations = problem.station_map()
+    a = plan.assignments
+    material: dict[str, Delay] = {}
+    shift: dict[str, Delay] = {}
+    queue: dict[str, int] = {}
+    for task in tasks:
+        if task.id not in a or (task.frozen is not None and task.frozen.start is not None):
+            continue
+        got = a[task.id]
+        preds_done = max([0, *(a[p].end for p in task.predecessors if p in a)])
+        ready = max(preds_done, task.earliest)
+        if task.material and task.earliest > preds_done:
+            waited = task.earliest - preds_done
+            old = material.get(task.material)
+            if old is None or waited > old.seconds:
+                material[task.material] = Delay("material", waited, task.material, task.earliest)
+        station = stations[got.station]
+        closed, closes_at = _closed_between(
+            station.working_windows(got.end + 1), ready, got.start, got.end - got.start
+        )
+        if closed > 0:
+            old_s = shift.get(got.station)
+            seconds = closed + (old_s.seconds if old_s else 0)
+            at = min(closes_at, old_s.at) if old_s else closes_at
+            shift[got.station] = Delay("shift", seconds, got.station, at)
+        queued = got.start - ready - closed
+        if queued > 0:
+            queue[got.station] = queue.get(got.station, 0) + queued
+    out = [*material.values(), *shift.values()]
+    out += [Delay("bottleneck", s, st, 0) for st, s in queue.items()]
+    return sorted(out, key=lambda d: -d.seconds)
+
+
+def explain_plan(problem: Problem, plan: Plan, max_reasons: int = 3) -> Plan:
+    """``plan`` with the reasons of every late order filled in."""
+    late: list[LateOrder] = []
+    order_of = {t.id: t.order_id for t in problem.tasks}
+    for order in plan.late:
+        found = delays(problem, plan, order.order_id)
+        # The bottleneck is the one station where the order queued longest; a material or
+        # a shift is named whenever it delayed the order at all.
+        bottleneck = [d for d in found if d.kind == "bottleneck"][:1]
+        others = [d for d in found if d.kind != "bottleneck"]
+        chosen = sorted([*others, *bottleneck], key=lambda d: -d.seconds)[:max_reasons]
+        reasons = [d.text() for d in chosen]
+        if not reasons:
+            # Nothing held it up: its own work does not fit before its ship-by.
+            first = min(
+                (a.start for t, a in plan.assignments.items() if order_of[t] == order.order_id),
+                default=0,
+            )
+            reasons.append(
+                f"work: its own work takes {order.completion - first} s from +{first} s, "
+                f"{order.lateness} s more than the time before its ship-by"
+            )
+        late.append(replace(order, reasons=tuple(reasons)))
+    return replace(plan, late=tuple(late))
+
+
+def _closed_between(
+    windows: tuple[tuple[int, int], ...], ready: int, start: int, length: int
+) -> tuple[int, int]:
+    """(seconds lost to closings in [ready, start), when the first closing began). An open
+    stretch before a closing too short for the task counts as lost to the closing."""
+    if start <= ready:
+        return 0, 0
+    open_s = 0
+    first_close: int | None = None
+    for w_start, w_end in windows:
+        lo, hi = max(w_start, ready), min(w_end, start)
+        if hi > lo and not (hi < start and hi - lo < length):
+            open_s += hi - lo
+        if ready <= w_end < start and first_close is None:
+            first_close = w_end
+        if ready < w_start <= start and first_close is None:
+            first_close = ready  # the station was closed when the task became ready
+    closed = (start - ready) - open_s
+    return closed, first_close if first_close is not None else ready
+
+
+def ready_time(task: Task, plan: Plan) -> int:
+    """When ``task`` could start: its predecessors done and its material there."""
+    ends = [plan.assignments[p].end for p in task.predecessors if p in plan.assignments]
+    return max([task.earliest, 0, *ends])
