@@ -57,11 +57,17 @@ def relocate_line(
     """Copy ``src`` to ``dst`` with ports and paths moved; returns the port mapping."""
     mapping: dict[int, int] = {}
 
-    def move(match: re.Match[str]) -> str:
-        old = int(match.group(1))
+    def new_port(old: int) -> int:
+        # A port is only checked free, not held, until its simulator binds it: never hand
+        # the same one to two devices.
         if old not in mapping:
-            mapping[old] = port()
-        return f"127.0.0.1:{mapping[old]}"
+            while (candidate := port()) in mapping.values():
+                pass
+            mapping[old] = candidate
+        return mapping[old]
+
+    def move(match: re.Match[str]) -> str:
+        return f"127.0.0.1:{new_port(int(match.group(1)))}"
 
     dst.mkdir(parents=True, exist_ok=True)
     sim_root.mkdir(parents=True, exist_ok=True)
@@ -77,10 +83,7 @@ def relocate_line(
                 table = found.group(1)
             line = _LOOPBACK.sub(move, line)
             if table.startswith("devices.") and (key := _PORT_KEY.match(line)):
-                old = int(key.group(2))
-                if old not in mapping:
-                    mapping[old] = port()
-                line = f"{key.group(1)}{mapping[old]}{key.group(3)}\n"
+                line = f"{key.group(1)}{new_port(int(key.group(2)))}{key.group(3)}\n"
             lines.append(line.replace(SIM_ROOT, f"{sim_root}/"))
         (dst / path.name).write_text("".join(lines), encoding="utf-8")
     return mapping

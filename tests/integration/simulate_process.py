@@ -86,7 +86,9 @@ class SimulateFailed(AssertionError):
 
     @property
     def port_taken(self) -> bool:
-        return "address already in use" in str(self)
+        # asyncio says so; pymodbus's server only says it could not listen.
+        text = str(self)
+        return "address already in use" in text or "Could not start listen" in text
 
 
 def start_simulated_line(

@@ -13,7 +13,7 @@ from drivers.opcua_machine import MachineEvent, OpcUaMachineConfig
 from drivers.opcua_machine.driver import OpcUaMachine
 from simulators.line import DeviceSpec, SimulatedLine
 from simulators.opcua_machine import write_test_certificate
-from simulators.relocate import free_port
+from simulators.relocate import free_port, relocate_line
 
 MACHINE: dict[str, Any] = {
     "kind": "opcua_machine",
@@ -81,3 +81,12 @@ async def test_a_device_that_cannot_start_stops_the_others() -> None:
     # The printer that did start was stopped again: its port is free.
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", free))
+
+
+def test_a_relocated_line_never_gives_two_devices_one_port(tmp_path: Path) -> None:
+    """Ports are checked free, not held: a picker that keeps offering the same free port
+    must still end with every device on a port of its own."""
+    offers = iter([30001, 30001, 30001, *range(30002, 30100)])
+    root = Path(__file__).resolve().parents[2] / "station_configs" / "reference-line"
+    mapping = relocate_line(root, tmp_path / "line", tmp_path / "sim", port=lambda: next(offers))
+    assert len(set(mapping.values())) == len(mapping)
