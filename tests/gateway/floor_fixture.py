@@ -115,10 +115,17 @@ async def start_simulators(tmp_path: Path, sim_root: Path) -> tuple[LineConfig, 
         if not errors:
             return config, sim
         await sim.stop()
-        taken = all(isinstance(e, OSError) and e.errno == errno.EADDRINUSE for e in errors)
+        taken = all(_port_taken(e) for e in errors)
         if not taken or attempt == 3:
             raise errors[0]
     raise AssertionError("unreachable")
+
+
+def _port_taken(error: BaseException) -> bool:
+    # asyncio raises EADDRINUSE; pymodbus's server only says it could not listen.
+    if isinstance(error, OSError):
+        return error.errno == errno.EADDRINUSE
+    return isinstance(error, RuntimeError) and "Could not start listen" in str(error)
 
 
 @contextlib.asynccontextmanager
