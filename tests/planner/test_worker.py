@@ -1,0 +1,64 @@
+"""The solver in its own process: a plan comes back; a killed, starved or overdue worker
+costs the plan (SolverFailed), never the caller."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.planner import scenarios
+from gateway.planner.feasibility import check_plan
+from gateway.planner.problem import Problem
+from gateway.planner.worker import PlanWorker, SolverFailed, WorkerLimits
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def generated(orders: int) -> Problem:
+    catalog = scenarios.read_catalog(ROOT / "simulators/data/reference-catalog.json")
+    line = scenarios.read_line(ROOT / "station_configs/reference-line")
+    return scenarios.scenario("surge", catalog, line, seed=5, orders=orders)
+
+
+async def test_a_plan_comes_back_from_the_worker_and_is_feasible() -> None:
+    problem = generated(10)
+    plan = await PlanWorker().solve(problem, WorkerLimits(time_limit_s=1.0))
+    assert check_plan(problem, plan) == []
+    assert set(plan.assignments) == {t.id for t in problem.tasks}
+
+
+async def test_a_killed_worker_costs_the_plan_not_the_caller() -> None:
+    worker = PlanWorker()
+    solving = asyncio.create_task(worker.solve(generated(400), WorkerLimits(time_limit_s=30.0)))
+    async with asyncio.timeout(10):
+        while not worker.running:  # noqa: ASYNC110 - the child's start is what we wait for
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.5)
+    await worker.stop()
+    with pytest.raises(SolverFailed, match="exited with -9"):
+        await solving
+    assert not worker.running
+
+
+async def test_a_worker_over_its_memory_limit_fails_cleanly() -> None:
+    with pytest.raises(SolverFailed, match="exited with"):
+        await PlanWorker().solve(generated(10), WorkerLimits(time_limit_s=1.0, memory_mib=64))
+
+
+async def test_a_worker_past_its_deadline_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gateway.planner.worker._GRACE_S", 0.0)
+    # The interpreter and ortools alone take longer than a 50 ms deadline.
+    with pytest.raises(SolverFailed, match="took longer"):
+        await PlanWorker().solve(generated(10), WorkerLimits(time_limit_s=0.05))
+
+
+def test_the_worker_module_does_not_bring_the_solver_into_the_caller() -> None:
+    code = "import sys, gateway.planner.worker; print('ortools' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
