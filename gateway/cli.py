@@ -234,6 +234,9 @@ def _plan(args: argparse.Namespace) -> int:
             result = plan_orders(
                 args.orders, args.catalog, args.stations, now, args.time_limit, args.workers
             )
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EX_CONFIG
     except (OSError, ValueError, KeyError) as exc:
         print(f"linegate plan: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -21,6 +21,7 @@ from drivers.barcode_serial.config import SerialScannerConfig
 from drivers.label_printer.config import LabelPrinterConfig
 from drivers.modbus_scale.config import ModbusScaleConfig
 from drivers.opcua_machine.config import OpcUaMachineConfig
+from gateway.calendar import Shift
 
 __all__ = [
     "DeviceConfig",
@@ -281,6 +282,8 @@ class LineConfig(BaseModel):
     http: HttpSection = HttpSection()
     policies: Policies = Policies()
     operators: list[Operator] = []
+    # The working time of the line's stations (gateway/calendar.py); none: always open.
+    shifts: list[Shift] = []
     stations: dict[str, StationConfig]
     config_dir: Path
 
@@ -299,6 +302,10 @@ class LineConfig(BaseModel):
             unknown = sorted(set(station.operators or ()) - set(badges))
             if unknown:
                 raise ValueError(f"station {station.id!r} lists unknown badges: {unknown}")
+        for shift in self.shifts:
+            unknown = sorted(set(shift.stations or ()) - set(self.stations))
+            if unknown:
+                raise ValueError(f"shift {shift.name!r} names unknown stations: {unknown}")
         return self
 
     @property

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
 from drivers.modbus_scale.config import ModbusScaleConfig
+from gateway.calendar import Shift
 from gateway.config import (
     BADGE_PATTERN,
     DEVICE_KINDS,
@@ -84,6 +85,7 @@ class _LineFile(BaseModel):
     http: HttpSection = HttpSection()
     policies: Policies = Policies()
     operators: list[Operator] = []
+    shifts: list[Shift] = []
 
 
 @dataclass
@@ -123,6 +125,8 @@ def load_line_config(config_dir: Path) -> LineConfig:
         )
     _check_unique_station_ids(station_files, problems)
     _check_shared_buses(station_files, problems)
+    if line_file is not None:
+        _check_shift_stations(line_file, station_files, problems)
     if line_doc is not None:
         _check_station_badges(line_doc, station_files, problems)
 
@@ -348,6 +352,22 @@ def _resolve_files(station: StationConfig, config_dir: Path) -> StationConfig:
         }
         devices[name] = device.model_copy(update=update) if update else device
     return station.model_copy(update={"devices": devices})
+
+
+def _check_shift_stations(
+    line: _LineFile, files: list[_StationFile], problems: list[ConfigProblem]
+) -> None:
+    known = {sf.station.id for sf in files if sf.station is not None}
+    for index, shift in enumerate(line.shifts):
+        for k, station in enumerate(shift.stations or ()):
+            if station not in known:
+                problems.append(
+                    ConfigProblem(
+                        LINE_FILE,
+                        f"shifts.{index}.stations.{k}",
+                        f"unknown station {station!r}: no station file has this id",
+                    )
+                )
 
 
 def _check_shared_buses(files: list[_StationFile], problems: list[ConfigProblem]) -> None:

@@ -13,14 +13,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from gateway.calendar import working_windows
+from gateway.config_load import load_line_config
 from gateway.planner.instances import parse_jobshop
 from gateway.planner.problem import Station
-from gateway.planner.scenarios import (
-    problem_from_orders,
-    read_catalog,
-    read_line,
-    two_shift_calendar,
-)
+from gateway.planner.scenarios import problem_from_orders, read_catalog
 
 # How many days of shifts the plan may use.
 _CALENDAR_DAYS = 14
@@ -59,8 +56,8 @@ def plan_orders(
     without any line's database: every task's order, serial, operation, station, start and
     end, and the orders predicted late with their reasons.
 
-    The stations' shifts are the planner's default two-shift calendar (08:00-16:00 and
-    16:00-24:00 local to ``now``, a 30-minute break in each) until line.toml has one.
+    ``stations_dir`` is a line config folder: its stations and the ``[[shifts]]`` of its
+    line.toml (no shifts: always open). Raises ConfigError for a bad folder.
     """
     from gateway.planner.model import solve  # lazy: the solver costs ~80 MiB
 
@@ -70,11 +67,11 @@ def plan_orders(
     if not isinstance(docs, list):
         raise ValueError(f"{orders_path}: expected a JSON array of orders")
     catalog = read_catalog(catalog_path)
-    shifts, breaks = two_shift_calendar(now, _CALENDAR_DAYS)
-    stations = [
-        Station(sid, frozenset(caps), shifts, breaks, name=sid)
-        for sid, caps in read_line(stations_dir)
-    ]
+    line = load_line_config(stations_dir)
+    stations = []
+    for sid, station in line.stations.items():
+        shifts, breaks = working_windows(line.shifts, sid, line.line.tzinfo, now, _CALENDAR_DAYS)
+        stations.append(Station(sid, frozenset(station.capabilities), shifts, breaks, name=sid))
     problem = problem_from_orders(docs, catalog, stations, now)
     result = solve(problem, time_limit_s=time_limit_s, workers=workers)
     plan = result.plan
