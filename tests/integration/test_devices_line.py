@@ -79,31 +79,41 @@ def _order(order_id: str, sku: str, qty: int = 1) -> dict[str, Any]:
 
 
 @pytest.fixture
+def sim_root() -> Iterator[Path]:
+    """Unix socket paths are limited to 108 bytes: the simulated devices get a short root."""
+    root = Path(tempfile.mkdtemp(prefix="lg-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
 def floor(
-    tmp_path: Path, mosquitto: Mosquitto
+    tmp_path: Path, mosquitto: Mosquitto, sim_root: Path
 ) -> Iterator[tuple[SimulateProcess, GatewayProcess, HubClient]]:
-    # Unix socket paths are limited to 108 bytes: the simulated devices get a short root.
-    sim_root = Path(tempfile.mkdtemp(prefix="lg-"))
     config = tmp_path / "line"
     sim = start_simulated_line(
         REFERENCE_LINE, config, sim_root, tmp_path / "simulate.log", machine_cycle_s=0.3
     )
-    # The simulators read only the device tables: the gateway's policies can change now.
-    _fast_policies(config / "line.toml")
-    hub = HubClient("127.0.0.1", mosquitto.port)
-    hub.publish("in/masterdata/catalog", CATALOG.encode(), retain=True)
-    hub.publish("in/masterdata/stock", (DATA / "reference-stock.json").read_bytes(), retain=True)
-    (tmp_path / "data").mkdir()
-    gw = GatewayProcess(tmp_path / "data", mosquitto.port, free_port(), config=config)
     try:
-        gw.start()
-        hub.wait_for(lambda _: any(s["state"] == "online" for s in hub.status))
-        yield sim, gw, hub
+        # The simulators read only the device tables: the gateway's policies can change now.
+        _fast_policies(config / "line.toml")
+        hub = HubClient("127.0.0.1", mosquitto.port)
+        try:
+            hub.publish("in/masterdata/catalog", CATALOG.encode(), retain=True)
+            stock = (DATA / "reference-stock.json").read_bytes()
+            hub.publish("in/masterdata/stock", stock, retain=True)
+            (tmp_path / "data").mkdir()
+            gw = GatewayProcess(tmp_path / "data", mosquitto.port, free_port(), config=config)
+            try:
+                gw.start()
+                hub.wait_for(lambda _: any(s["state"] == "online" for s in hub.status))
+                yield sim, gw, hub
+            finally:
+                gw.stop()
+        finally:
+            hub.close()
     finally:
-        gw.stop()
         sim.stop()
-        hub.close()
-        shutil.rmtree(sim_root, ignore_errors=True)
 
 
 def _devices(gw: GatewayProcess) -> dict[str, dict[str, Any]]:
@@ -245,9 +255,8 @@ def _devices_command(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_devices_probes_a_line_without_its_gateway(tmp_path: Path) -> None:
+def test_devices_probes_a_line_without_its_gateway(tmp_path: Path, sim_root: Path) -> None:
     """While commissioning: no gateway runs, `linegate devices` connects to each device."""
-    sim_root = Path(tempfile.mkdtemp(prefix="lg-"))
     config = tmp_path / "line"
     sim = start_simulated_line(REFERENCE_LINE, config, sim_root, tmp_path / "simulate.log")
     try:
@@ -264,4 +273,3 @@ def test_devices_probes_a_line_without_its_gateway(tmp_path: Path) -> None:
         assert re.search(r"pack-1/printer\s+label_printer\s+unreachable", listing.stdout)
     finally:
         sim.stop()
-        shutil.rmtree(sim_root, ignore_errors=True)
