@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from gateway.planner import scenarios
 from gateway.planner.feasibility import check_plan
 from gateway.planner.problem import Plan, Problem
 from gateway.planner.worker import PlanWorker, WorkerLimits
 from gateway.replanning import Replanner
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.planner.builders import small_generated
 
 
 async def _until(pred: Callable[[], object], within: float = 10.0) -> None:
@@ -89,9 +86,7 @@ async def test_the_clock_triggers_a_replan() -> None:
 
 
 async def test_a_killed_solver_keeps_the_last_plan_and_the_next_request_tries_again() -> None:
-    catalog = scenarios.read_catalog(ROOT / "simulators/data/reference-catalog.json")
-    line = scenarios.read_line(ROOT / "station_configs/reference-line")
-    problem: Problem = scenarios.scenario("surge", catalog, line, seed=2, orders=8)
+    problem: Problem = small_generated(orders=8, seed=2)
     worker = PlanWorker()
     limits = WorkerLimits(time_limit_s=1.0)
 

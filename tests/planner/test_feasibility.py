@@ -8,46 +8,10 @@ from gateway.planner.feasibility import check_plan
 from gateway.planner.problem import (
     Assignment,
     Frozen,
-    Order,
     Problem,
-    Station,
-    Task,
-    Window,
     make_plan,
 )
-
-
-def station(
-    sid: str, *caps: str, shifts: tuple[Window, ...] = (), breaks: tuple[Window, ...] = ()
-) -> Station:
-    return Station(sid, frozenset(caps), shifts, breaks)
-
-
-def unit_order(
-    oid: str,
-    ship_by: int,
-    ops: list[tuple[str, int]],
-    weight: int = 1,
-    keys: dict[str, tuple[str, int]] | None = None,
-) -> tuple[Order, list[Task]]:
-    """One order of one unit going through ``ops`` (capability, seconds), then a 10 s pack
-    task; ``keys`` gives an operation its (setup key, setup seconds)."""
-    tasks: list[Task] = []
-    prev: tuple[str, ...] = ()
-    for cap, seconds in ops:
-        task = Task(f"{oid}/{cap}", oid, f"{oid}-01", cap, cap, seconds, predecessors=prev)
-        if keys and cap in keys:
-            task = replace(task, setup_key=keys[cap][0], setup_s=keys[cap][1])
-        tasks.append(task)
-        prev = (task.id,)
-    tasks.append(Task(f"{oid}/pack", oid, None, "pack", "pack", 10, predecessors=prev))
-    return Order(oid, ship_by, weight), tasks
-
-
-def problem(stations: list[Station], *orders: tuple[Order, list[Task]]) -> Problem:
-    return Problem(
-        tuple(stations), tuple(t for _, ts in orders for t in ts), tuple(o for o, _ in orders)
-    )
+from tests.planner.builders import problem, station, unit_order
 
 
 def _two_orders() -> Problem:

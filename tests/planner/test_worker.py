@@ -10,18 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from gateway.planner import scenarios
 from gateway.planner.feasibility import check_plan
 from gateway.planner.problem import Problem
 from gateway.planner.worker import PlanWorker, SolverFailed, WorkerLimits
+from tests.planner.builders import small_generated
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def generated(orders: int) -> Problem:
-    catalog = scenarios.read_catalog(ROOT / "simulators/data/reference-catalog.json")
-    line = scenarios.read_line(ROOT / "station_configs/reference-line")
-    return scenarios.scenario("surge", catalog, line, seed=5, orders=orders)
+    return small_generated(orders=orders, seed=5)
 
 
 async def test_a_plan_comes_back_from_the_worker_and_is_feasible() -> None:
