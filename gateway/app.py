@@ -25,6 +25,7 @@ from gateway.floor import Floor
 from gateway.inbound import Inbound
 from gateway.kpi import emit_snapshot, period_of
 from gateway.outbox import Outbox
+from gateway.planning import LinePlanner
 from gateway.station import StationService
 from gateway.store import Store
 from gateway.supervisor import SupervisorPolicy
@@ -86,6 +87,12 @@ class Gateway:
         # Built now (no I/O), started in run(): the drivers connect in the background, so
         # a device that is away never delays the line's start.
         self.floor = Floor(self.core, self.stations, policy=device_policy or _device_policy(config))
+        # The plan orders the stations' queues; without it (or until its first plan) the
+        # dispatch rule does. The solver itself runs in a child process per replan.
+        self.planner: LinePlanner | None = None
+        if config.planner.enabled:
+            self.planner = LinePlanner(self.core, config.planner)
+            self.stations.sequencer = self.planner
         self.link = link
         self._http_port = config.http.port if http_port is None else http_port
         self.health: dict[str, Any] = {"gateway_id": config.gateway_id, "version": __version__}
@@ -112,7 +119,7 @@ class Gateway:
             raise
         server = _Server(
             uvicorn.Config(
-                create_app(self.stations, self.health, self.floor),
+                create_app(self.stations, self.health, self.floor, self.planner),
                 log_level="warning",
                 lifespan="off",
                 access_log=False,
@@ -134,6 +141,8 @@ class Gateway:
                     tg.create_task(self.link.run(self.inbound, self.outbox))
                 tg.create_task(self._kpi_snapshots())
                 tg.create_task(self.floor.run(), name="floor")
+                if self.planner is not None:
+                    tg.create_task(self.planner.run(), name="planner")
                 while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
                     await asyncio.sleep(0.01)
                 self.started.set()

@@ -196,6 +196,36 @@ class Policies(BaseModel):
         return self
 
 
+class PlannerSection(BaseModel):
+    """[planner]: the CP-SAT plan of the line (gateway/planning.py).
+
+    Times in real seconds (the solver's wall time), except ``down_assumed_s`` and
+    ``overrun_grace_s``, which are line time."""
+
+    model_config = _MODEL_CONFIG
+
+    # Off: every station's queue follows the dispatch rule alone.
+    enabled: bool = True
+    # A replan at least this often, and on events (orders arrived, a station down or
+    # back, a shortage cleared, a task far off its standard time).
+    interval_s: float = Field(default=300.0, ge=1, le=86_400)
+    # Events within this long of each other make one replan.
+    settle_s: float = Field(default=0.5, ge=0, le=60)
+    # The solver's limits: wall time, memory of its process, search threads.
+    time_limit_s: float = Field(default=10.0, gt=0, le=600)
+    memory_mib: int = Field(default=1024, ge=256, le=65_536)
+    workers: int = Field(default=2, ge=1, le=16)
+    # A running task past factor × its standard time (plus the grace) asks for a replan.
+    overrun_factor: float = Field(default=2.0, gt=1, le=100)
+    overrun_grace_s: float = Field(default=60.0, ge=0)
+    # A station whose machine is faulted or offline is planned back after this long.
+    down_assumed_s: int = Field(default=900, ge=0, le=86_400)
+    # How many days of shifts the plan may use.
+    calendar_days: int = Field(default=7, ge=1, le=60)
+    # A plan older than this (no replan succeeded since) is dropped for the dispatch rule.
+    stale_s: float = Field(default=1800.0, gt=0)
+
+
 class Operator(BaseModel):
     """One [[operators]] entry: a person who logs in at a station by scanning a badge."""
 
@@ -281,6 +311,7 @@ class LineConfig(BaseModel):
     store: StoreSection = StoreSection()
     http: HttpSection = HttpSection()
     policies: Policies = Policies()
+    planner: PlannerSection = PlannerSection()
     operators: list[Operator] = []
     # The working time of the line's stations (gateway/calendar.py); none: always open.
     shifts: list[Shift] = []

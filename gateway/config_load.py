@@ -22,6 +22,7 @@ from gateway.config import (
     LineConfig,
     LineSection,
     Operator,
+    PlannerSection,
     Policies,
     StationConfig,
     StoreSection,
@@ -84,6 +85,7 @@ class _LineFile(BaseModel):
     store: StoreSection = StoreSection()
     http: HttpSection = HttpSection()
     policies: Policies = Policies()
+    planner: PlannerSection = PlannerSection()
     operators: list[Operator] = []
     shifts: list[Shift] = []
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from gateway import defects, pack, scanning, screen
 from gateway.config import StationConfig
@@ -34,11 +35,19 @@ logger = logging.getLogger(__name__)
 Row = sqlite3.Row
 
 
+class Sequencer(Protocol):
+    """What orders a station's queue when the line is planned (gateway/planning.py)."""
+
+    def queue(self, station_id: str, capabilities: Sequence[str], limit: int) -> list[Row]: ...
+
+
 class StationService:
     """Operator actions for every station of the line."""
 
     def __init__(self, core: Core) -> None:
         self.core = core
+        # Set by the composition root when the planner runs; None: the dispatch rule.
+        self.sequencer: Sequencer | None = None
 
     # -- lookups --------------------------------------------------------------------
 
@@ -85,8 +94,11 @@ class StationService:
         )
 
     def queue(self, station_id: str, limit: int = 10) -> list[Row]:
-        """Ready tasks this station can do, by the dispatch rule: ship-by, then priority."""
+        """Ready tasks this station can do: in the plan's order when the line is planned,
+        else by the dispatch rule (ship-by, then priority)."""
         caps = self.station(station_id).capabilities
+        if self.sequencer is not None:
+            return self.sequencer.queue(station_id, caps, limit)
         marks = ",".join("?" * len(caps))
         return self.core.store.all(
             f"SELECT * FROM tasks WHERE status = 'ready' AND capability IN ({marks}) "

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.alarms import active_alarms
 from gateway.floor import Floor
 from gateway.labels import reprint
+from gateway.planning import LinePlanner
 from gateway.replies import Refused, Reply
 from gateway.station import StationService
 from gateway.trace import trace_lot, trace_serial
@@ -68,7 +69,10 @@ def _reply(reply: Reply) -> dict[str, Any]:
 
 
 def create_app(
-    service: StationService, health: dict[str, Any], floor: Floor | None = None
+    service: StationService,
+    health: dict[str, Any],
+    floor: Floor | None = None,
+    planner: LinePlanner | None = None,
 ) -> FastAPI:
     """The FastAPI application; ``health`` is a live dict the gateway keeps current."""
     durations: deque[float] = deque(maxlen=2000)  # ms of the last operator actions
@@ -222,6 +226,29 @@ def create_app(
     @app.get("/api/alarms")
     async def alarms() -> list[dict[str, str]]:
         return active_alarms(service.core)
+
+    @app.get("/api/plan")
+    async def plan(per_station: int = 20) -> dict[str, Any]:
+        """The kanban's plan: each station's next tasks, orders predicted late and why,
+        orders waiting for material; and how the plan is kept (replans, failures)."""
+        if planner is None:
+            return {"enabled": False, "source": "rule (the planner is off)", "plan": None}
+        return planner.snapshot(max(1, min(per_station, 500)))
+
+    @app.get("/api/plan/orders/{order_id}")
+    async def plan_order(order_id: str) -> dict[str, Any]:
+        found = planner.forecast(order_id) if planner is not None else None
+        if found is None:
+            raise HTTPException(404, f"the current plan does not know order {order_id}")
+        return found
+
+    @app.post("/api/plan/replan")
+    async def replan() -> dict[str, Any]:
+        """Ask for a replan now (a line lead after changing something on the floor)."""
+        if planner is None:
+            raise HTTPException(409, "the planner is off on this line ([planner] enabled)")
+        planner.request("asked")
+        return {"ok": True, "message": "Replan requested.", "next": "GET /api/plan shows it."}
 
     @app.get("/api/trace/unit/{serial}")
     async def trace_unit(serial: str) -> dict[str, Any]:

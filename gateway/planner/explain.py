@@ -10,9 +10,18 @@ nothing delayed is late because its own work does not fit before its ship-by, an
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from gateway.planner.problem import LateOrder, Plan, Problem, Task
+
+# How a time in the plan (seconds from its start) is written in a reason: "+3600 s" here;
+# the gateway writes the line's local clock time.
+TimeText = Callable[[int], str]
+
+
+def relative(t: int) -> str:
+    return f"+{t} s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,17 +33,21 @@ class Delay:
     what: str  # the material, or the station
     at: int  # when the material arrives, the shift ends, or the order's task started there
 
-    def text(self) -> str:
+    def text(self, at: TimeText = relative) -> str:
         if self.kind == "material":
-            return f"material: {self.what} arrives at +{self.at} s (waited {self.seconds} s)"
+            return f"material: {self.what} arrives at {at(self.at)} (waited {self.seconds} s)"
         if self.kind == "shift":
-            return f"shift: {self.what} closes at +{self.at} s (waited {self.seconds} s)"
+            return f"shift: {self.what} closes at {at(self.at)} (waited {self.seconds} s)"
         return f"bottleneck: {self.what} (queued {self.seconds} s)"
 
 
-def delays(problem: Problem, plan: Plan, order_id: str) -> list[Delay]:
-    """The causes of delay of one order, largest first."""
-    tasks = [t for t in problem.tasks if t.order_id == order_id]
+def delays(
+    problem: Problem, plan: Plan, order_id: str, tasks: Sequence[Task] | None = None
+) -> list[Delay]:
+    """The causes of delay of one order, largest first (``tasks``: the order's tasks, when
+    the caller has them grouped already)."""
+    if tasks is None:
+        tasks = [t for t in problem.tasks if t.order_id == order_id]
     stations = problem.station_map()
     a = plan.assignments
     material: dict[str, Delay] = {}
@@ -68,26 +81,33 @@ def delays(problem: Problem, plan: Plan, order_id: str) -> list[Delay]:
     return sorted(out, key=lambda d: -d.seconds)
 
 
-def explain_plan(problem: Problem, plan: Plan, max_reasons: int = 3) -> Plan:
+def explain_plan(
+    problem: Problem, plan: Plan, max_reasons: int = 3, at: TimeText = relative
+) -> Plan:
     """``plan`` with the reasons of every late order filled in."""
     late: list[LateOrder] = []
-    order_of = {t.id: t.order_id for t in problem.tasks}
+    late_ids = {o.order_id for o in plan.late}
+    by_order: dict[str, list[Task]] = {}
+    for task in problem.tasks:
+        if task.order_id in late_ids:
+            by_order.setdefault(task.order_id, []).append(task)
     for order in plan.late:
-        found = delays(problem, plan, order.order_id)
+        own = by_order.get(order.order_id, [])
+        found = delays(problem, plan, order.order_id, own)
         # The bottleneck is the one station where the order queued longest; a material or
         # a shift is named whenever it delayed the order at all.
         bottleneck = [d for d in found if d.kind == "bottleneck"][:1]
         others = [d for d in found if d.kind != "bottleneck"]
         chosen = sorted([*others, *bottleneck], key=lambda d: -d.seconds)[:max_reasons]
-        reasons = [d.text() for d in chosen]
+        reasons = [d.text(at) for d in chosen]
         if not reasons:
             # Nothing held it up: its own work does not fit before its ship-by.
             first = min(
-                (a.start for t, a in plan.assignments.items() if order_of[t] == order.order_id),
+                (plan.assignments[t.id].start for t in own if t.id in plan.assignments),
                 default=0,
             )
             reasons.append(
-                f"work: its own work takes {order.completion - first} s from +{first} s, "
+                f"work: its own work takes {order.completion - first} s from {at(first)}, "
                 f"{order.lateness} s more than the time before its ship-by"
             )
         late.append(replace(order, reasons=tuple(reasons)))

@@ -58,6 +58,11 @@ class PlanWorker:
     def running(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
 
+    @property
+    def pid(self) -> int | None:
+        """The running solve's process id (None when idle)."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
     async def solve(self, problem: Problem, limits: WorkerLimits, hint: Plan | None = None) -> Plan:
         if self.running:
             raise SolverFailed("a solve is already running")

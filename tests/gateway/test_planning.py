@@ -1,0 +1,396 @@
+"""The planner in the gateway: the line's open work as a problem, the stations handed the
+plan, replans on events (coalesced), and the dispatch rule when the solver dies.
+
+Real parts throughout: the store on a real SQLite file, the solver in its worker process,
+the gateway serving its API on a loopback port. The clock is a manual one so shifts and
+overruns do not depend on when the test runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.alarms import clear_alarm, raise_alarm
+from gateway.app import Gateway
+from gateway.config import LineConfig
+from gateway.config_load import load_line_config
+from gateway.plan_input import line_problem, task_key
+from gateway.planner.feasibility import check_plan
+from gateway.planner.model import solve
+from gateway.planner.problem import Assignment, Plan
+from gateway.planning import LinePlan, LinePlanner
+from tests.gateway.conftest import REFERENCE_LINE, Line, catalog_bytes, stock_doc
+
+# A Thursday morning on the reference line (shifts 08:00-24:00, Asia/Shanghai).
+MORNING = datetime.fromisoformat("2026-11-26T10:00:00+08:00")
+
+
+class ManualClock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+    def advance(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
+
+
+def _config(**planner: Any) -> LineConfig:
+    config = load_line_config(REFERENCE_LINE)
+    # No devices: the stations are worked through the API (the devices have their tests).
+    stations = {sid: st.model_copy(update={"devices": {}}) for sid, st in config.stations.items()}
+    settings = config.planner.model_copy(
+        update={"time_limit_s": 1.0, "settle_s": 0.2, "interval_s": 3600.0, **planner}
+    )
+    return config.model_copy(update={"stations": stations, "planner": settings})
+
+
+def _order(
+    order_id: str, *lines: tuple[str, int, dict[str, str]], hours: float = 8, priority: int = 5
+) -> dict[str, Any]:
+    return {
+        "order_id": order_id,
+        "ship_by": (MORNING + timedelta(hours=hours)).isoformat(),
+        "priority": priority,
+        "lines": [{"sku": s, "qty": q, "personalization": p} for s, q, p in lines],
+    }
+
+
+DARK = {"ink_profile": "dark-underbase"}
+STANDARD = {"ink_profile": "standard"}
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(MORNING)
+
+
+@pytest.fixture
+def planned(tmp_path: Path, clock: ManualClock) -> Iterator[Line]:
+    gw = Gateway(_config(), data_dir=tmp_path, clock=clock)
+    gw.open()
+    ln = Line(gw)
+    ln.send("in/masterdata/catalog", catalog_bytes())
+    ln.send("in/masterdata/stock", stock_doc())
+    yield ln
+    gw.store.close()
+
+
+def _planner(line: Line) -> LinePlanner:
+    assert line.gateway.planner is not None
+    return line.gateway.planner
+
+
+def _task_id(line: Line, order_id: str, op: str) -> int:
+    row = line.gateway.store.one(
+        "SELECT task_id FROM tasks WHERE order_id = ? AND op = ? ORDER BY task_id",
+        (order_id, op),
+    )
+    assert row is not None
+    return int(row["task_id"])
+
+
+def _rule_order(line: Line, capability: str) -> list[int]:
+    return [
+        r["task_id"]
+        for r in line.gateway.store.all(
+            "SELECT task_id FROM tasks WHERE status = 'ready' AND capability = ? "
+            "ORDER BY ship_by, priority DESC, task_id",
+            (capability,),
+        )
+    ]
+
+
+# -- the problem ------------------------------------------------------------------------
+
+
+def test_the_problem_is_the_lines_open_work(planned: Line, clock: ManualClock) -> None:
+    line, svc = planned, planned.svc
+    line.send("in/orders", _order("SO-1", ("TEE-WHT-M", 2, STANDARD)))
+    line.send("in/orders", _order("SO-2", ("CAP-EMB-RED", 2, {"thread_color": "gold"})))
+    line.send("in/orders", _order("SO-3", ("TUMBLER-ENG", 1, {"fixture": "FX-TUMBLER"})))
+    # Six red caps in stock, two taken: four more wait for material.
+    line.send("in/orders", _order("SO-4", ("CAP-EMB-RED", 5, {"thread_color": "red"})))
+    svc.login("dtg-1", "OP-1001")
+    svc.next_task("dtg-1")
+    running = svc.current("dtg-1")
+    assert running is not None and running["order_id"] == "SO-1"
+    svc.scan("dtg-1", running["serial"])
+    for m in svc.view("dtg-1")["task"]["materials"]:
+        svc.scan("dtg-1", m["suggested_lot"] or m["material"])
+    assert svc.start("dtg-1").ok
+    svc.login("emb-1", "OP-1003")
+    svc.next_task("emb-1")
+    dispatched = svc.current("emb-1")
+    assert dispatched is not None
+    clock.advance(20)
+
+    lp = line_problem(line.gateway.core, clock.now(), down={"laser-1"})
+    problem = lp.problem
+    tasks = problem.task_map()
+    open_ids = {
+        task_key(r["task_id"])
+        for r in line.gateway.store.all(
+            "SELECT task_id FROM tasks WHERE order_id != 'SO-4' AND status != 'done'"
+        )
+    }
+    assert set(tasks) == open_ids
+    assert lp.waiting == {"SO-4": ("BLANK-CAP-RED",)}
+    assert {o.id for o in problem.orders} == {"SO-1", "SO-2", "SO-3"}
+    # The running print: frozen where it runs, started 20 s ago, its standard 45 s.
+    run = tasks[task_key(running["task_id"])]
+    assert run.frozen is not None and run.frozen.station == "dtg-1"
+    assert (run.frozen.start, run.duration) == (-20, 45)
+    # The dispatched embroidery: frozen as emb-1's next task, with its thread's setup.
+    nxt = tasks[task_key(dispatched["task_id"])]
+    assert nxt.frozen is not None and (nxt.frozen.station, nxt.frozen.start) == ("emb-1", None)
+    assert (nxt.setup_key, nxt.setup_s, nxt.duration) == ("gold", 120, 150)
+    # The tumbler's routing in order, the pack after it; SO-1's pack after both units.
+    engrave, inspect, box, pack3 = (
+        tasks[task_key(_task_id(line, "SO-3", op))] for op in ("engrave", "inspect", "box", "pack")
+    )
+    assert inspect.predecessors == (engrave.id,)
+    assert box.predecessors == (inspect.id,)
+    assert pack3.predecessors == (box.id,)
+    pack1 = tasks[task_key(_task_id(line, "SO-1", "pack"))]
+    assert len(pack1.predecessors) == 2
+    assert pack1.duration == 20 + 10  # the pack time, plus 10 s for the second unit
+    # dtg-1 is set up for what it runs; laser-1 is down, closed for 15 minutes.
+    stations = problem.station_map()
+    assert stations["dtg-1"].setup == "standard"
+    assert (0, 900) in stations["laser-1"].breaks
+    assert lp.down == {"laser-1"}
+
+    plan = solve(problem, time_limit_s=2.0, workers=2).plan
+    assert check_plan(problem, plan) == []
+    assert plan.assignments[engrave.id].start >= 900
+    assert plan.assignments[run.id] == Assignment("dtg-1", -20, 25, 0)
+
+
+def test_the_previous_plans_head_becomes_the_stations_frozen_next_task(planned: Line) -> None:
+    line = planned
+    for n in range(3):
+        line.send("in/orders", _order(f"SO-{n}", ("TEE-WHT-M", 1, STANDARD), hours=8 + n))
+    ids = _rule_order(line, "dtg_print")
+    # The previous plan had the last of them first on dtg-2.
+    lp = line_problem(line.gateway.core, MORNING, previous={"dtg-2": (ids[2], ids[0])})
+    frozen = {t.id: t.frozen for t in lp.problem.tasks if t.frozen is not None}
+    assert list(frozen) == [task_key(ids[2])]
+    plan = solve(lp.problem, time_limit_s=1.0).plan
+    assert check_plan(lp.problem, plan) == []
+    assert plan.sequences()["dtg-2"][0] == task_key(ids[2])
+
+
+# -- dispatch from the plan ---------------------------------------------------------------
+
+
+def _hand_plan(sequences: dict[str, tuple[int, ...]], made_mono: float | None = None) -> LinePlan:
+    assignments = {
+        task_key(t): Assignment(station, 60 * i, 60 * i + 45)
+        for station, ids in sequences.items()
+        for i, t in enumerate(ids)
+    }
+    return LinePlan(
+        made_at=MORNING,
+        plan=Plan(assignments, {}),
+        sequences=sequences,
+        station_of={t: s for s, ids in sequences.items() for t in ids},
+        waiting={},
+        down=frozenset(),
+        reasons=("test",),
+        solve_s=0.0,
+        made_mono=time.monotonic() if made_mono is None else made_mono,
+    )
+
+
+def test_a_station_is_handed_its_planned_tasks_first(planned: Line) -> None:
+    line, svc = planned, planned.svc
+    for n in range(4):
+        line.send("in/orders", _order(f"SO-{n}", ("TEE-WHT-M", 1, STANDARD), hours=8 + n))
+    t0, t1, t2, t3 = _rule_order(line, "dtg_print")
+    planner = _planner(line)
+    # No plan yet: the rule (ship-by first).
+    assert [r["task_id"] for r in svc.queue("dtg-1")] == [t0, t1, t2, t3]
+    assert planner.source() == "rule (no plan yet)"
+    # The plan: t3 then t1 on dtg-1, t0 on dtg-2; t2 came after the plan was made.
+    planner.replanner.current = _hand_plan({"dtg-1": (t3, t1), "dtg-2": (t0,)})
+    assert planner.source() == "plan"
+    # Planned here, then unplanned by the rule, then what is planned for another station.
+    assert [r["task_id"] for r in svc.queue("dtg-1")] == [t3, t1, t2, t0]
+    assert [r["task_id"] for r in svc.queue("dtg-2")] == [t0, t2, t1, t3]
+    svc.login("dtg-1", "OP-1001")
+    reply = svc.next_task("dtg-1")
+    assert reply.data["task_id"] == t3
+    # t3 is no longer ready: the next station asking gets the next of its own plan.
+    assert [r["task_id"] for r in svc.queue("dtg-1")] == [t1, t2, t0]
+    # A plan nobody could renew for longer than stale_s is dropped for the rule.
+    planner.replanner.current = _hand_plan({"dtg-1": (t2, t1)}, made_mono=time.monotonic() - 1e6)
+    assert planner.source() == "rule (the plan is stale)"
+    assert [r["task_id"] for r in svc.queue("dtg-1")] == [t0, t1, t2]
+
+
+# -- replanning in the running gateway ------------------------------------------------------
+
+
+async def _until(pred: Callable[[], object], within: float = 30.0) -> None:
+    async with asyncio.timeout(within):
+        while not pred():  # noqa: ASYNC110 - polling is the point
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def running(
+    tmp_path: Path, clock: ManualClock
+) -> AsyncIterator[tuple[Line, httpx.AsyncClient]]:
+    gw = Gateway(_config(), data_dir=tmp_path, clock=clock, http_port=0)
+    task = asyncio.create_task(gw.run())
+    await _until(gw.started.is_set)
+    ln = Line(gw)
+    ln.send("in/masterdata/catalog", catalog_bytes())
+    ln.send("in/masterdata/stock", stock_doc())
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}") as client:
+        try:
+            yield ln, client
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+
+async def test_events_replan_the_running_line_once_per_burst(
+    running: tuple[Line, httpx.AsyncClient], clock: ManualClock
+) -> None:
+    line, api = running
+    planner = _planner(line)
+    stats = planner.replanner.stats
+    await _until(lambda: stats.replans == 1)  # the start: nothing to plan yet
+    for n in range(12):  # a burst of orders: one replan
+        line.send("in/orders", _order(f"SO-{n}", ("TEE-BLK-M", 1, DARK), hours=2 + n / 4))
+    line.send("in/orders", _order("SO-RED", ("CAP-EMB-RED", 8, {"thread_color": "red"})))
+    await _until(lambda: stats.replans == 2)
+    await asyncio.sleep(0.5)
+    assert stats.replans == 2 and stats.failures == 0
+    assert stats.requests["orders arrived"] == 13
+    assert stats.last_reasons == ("orders arrived",)
+
+    body = (await api.get("/api/plan")).json()
+    assert body["source"] == "plan"
+    plan = body["plan"]
+    planned_ids = {t["order_id"] for rows in plan["stations"].values() for t in rows}
+    assert planned_ids == {f"SO-{n}" for n in range(12)}
+    assert plan["waiting"] == [
+        {
+            "order_id": "SO-RED",
+            "materials": ["BLANK-CAP-RED"],
+            "reasons": ["material: BLANK-CAP-RED short, not planned until in stock"],
+        }
+    ]
+    forecast = (await api.get("/api/plan/orders/SO-0")).json()
+    assert forecast["planned"] and forecast["predicted_completion"] is not None
+    assert (await api.get("/api/plan/orders/NOPE")).status_code == 404
+
+    # A machine faults: the station is planned closed, and the line replanned once.
+    core = line.gateway.core
+    with core.store.transaction():
+        raise_alarm(core, "fault:dtg-1", "machine_fault", "dtg-1/machine", "major", "head jam")
+    await _until(lambda: stats.replans == 3)
+    assert stats.last_reasons == ("station dtg-1 down",)
+    current = planner.replanner.current
+    assert current is not None and current.down == {"dtg-1"}
+    assert all(a.start >= 900 for a in current.plan.assignments.values() if a.station == "dtg-1")
+    with core.store.transaction():
+        clear_alarm(core, "fault:dtg-1", "cleared")
+    await _until(lambda: stats.replans == 4)
+    assert stats.last_reasons == ("station dtg-1 back",)
+
+    # Red caps arrive: the shortage clears, the order is planned.
+    stock = stock_doc()
+    for item in stock["items"]:
+        if item["material"] == "BLANK-CAP-RED":
+            item["qty"] = 50
+    line.send("in/masterdata/stock", stock)
+    await _until(lambda: stats.replans == 5)
+    assert stats.last_reasons == ("shortage cleared",)
+    assert (await api.get("/api/plan/orders/SO-RED")).json()["planned"] is True
+
+    # A print running far past its standard time (45 s × 2 + 60 s grace).
+    svc = line.svc
+    svc.login("dtg-2", "OP-1001")
+    svc.next_task("dtg-2")
+    task = svc.view("dtg-2")["task"]
+    svc.scan("dtg-2", task["serial"])
+    for m in task["materials"]:
+        svc.scan("dtg-2", m["suggested_lot"] or m["material"])
+    assert svc.start("dtg-2").ok
+    clock.advance(100)
+    assert planner.check_overruns() == 0
+    clock.advance(60)
+    assert planner.check_overruns() == 1
+    assert planner.check_overruns() == 0  # asked once per task
+    await _until(lambda: stats.replans == 6)
+    assert stats.last_reasons == ("task far off its standard time",)
+
+    # The line lead asks.
+    assert (await api.post("/api/plan/replan")).json()["ok"] is True
+    await _until(lambda: stats.replans == 7)
+    assert stats.last_reasons == ("asked",)
+
+
+async def test_the_rule_takes_over_when_the_solver_is_killed(
+    running: tuple[Line, httpx.AsyncClient],
+) -> None:
+    line, api = running
+    planner = _planner(line)
+    stats = planner.replanner.stats
+    await _until(lambda: stats.replans == 1)
+
+    async def kill_the_next_solve() -> None:
+        await _until(lambda: planner.worker.pid is not None)
+        pid = planner.worker.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+
+    for n in range(6):
+        line.send("in/orders", _order(f"SO-{n}", ("TEE-WHT-M", 1, STANDARD), hours=8 - n))
+    await kill_the_next_solve()
+    await _until(lambda: stats.failures == 1)
+    assert "exited with -9" in (stats.last_error or "")
+    body = (await api.get("/api/plan")).json()
+    # The only plan so far is the empty one of the start.
+    assert body["source"] == "rule (no plan yet)"
+    assert body["plan"]["stations"] == {sid: [] for sid in line.gateway.config.stations}
+    # The stations are answered at once, by the rule.
+    svc = line.svc
+    rule = _rule_order(line, "dtg_print")
+    assert [r["task_id"] for r in svc.queue("dtg-1")] == rule
+    svc.login("dtg-1", "OP-1001")
+    assert svc.next_task("dtg-1").data["task_id"] == rule[0]
+
+    # The next replan works; killing the one after keeps that plan.
+    planner.request("asked")
+    await _until(lambda: stats.replans == 2)
+    assert planner.source() == "plan"
+    kept = planner.replanner.current
+    planner.request("asked")
+    await kill_the_next_solve()
+    await _until(lambda: stats.failures == 2)
+    assert planner.replanner.current is kept and planner.source() == "plan"
+    svc.login("dtg-2", "OP-1002")
+    assert kept is not None
+    planned_here = [t for t in kept.sequences.get("dtg-2", ()) if t != rule[0]]
+    reply = svc.next_task("dtg-2")
+    if planned_here:
+        assert reply.data["task_id"] == planned_here[0]
+    else:
+        assert reply.data["task_id"] in rule
