@@ -1,7 +1,7 @@
 """The solver in a process of its own, with a time limit and a memory limit.
 
 The gateway asks :class:`PlanWorker` for a plan; a fresh interpreter (``python -m
-gateway.planner.worker``) reads the problem on stdin, caps its own address space,
+gateway.planner.worker_child``) reads the problem on stdin, caps its own address space,
 imports the solver (~80 MiB that never enter the gateway's process), solves, and writes the
 plan on stdout. Whatever happens to it (killed, out of memory, a crash in the solver's C++,
 past its deadline), the gateway gets :class:`SolverFailed` and keeps its line on the
@@ -16,13 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pickle
-import resource
 import sys
 from dataclasses import dataclass
 
 from gateway.planner.problem import Plan, Problem
 
-__all__ = ["PlanWorker", "SolverFailed", "WorkerLimits"]
+__all__ = ["PlanWorker", "SolveRequest", "SolverFailed", "WorkerLimits"]
 
 # What the worker may take beyond the solver's own limit: its start (the interpreter and
 # the ortools import, ~0.5 s) and writing the plan back.
@@ -41,7 +40,9 @@ class WorkerLimits:
 
 
 @dataclass(frozen=True, slots=True)
-class _Request:
+class SolveRequest:
+    """What the worker process is sent: the problem, the hint, its limits."""
+
     problem: Problem
     hint: Plan | None
     limits: WorkerLimits
@@ -66,11 +67,11 @@ class PlanWorker:
     async def solve(self, problem: Problem, limits: WorkerLimits, hint: Plan | None = None) -> Plan:
         if self.running:
             raise SolverFailed("a solve is already running")
-        request = pickle.dumps(_Request(problem, hint, limits))
+        request = pickle.dumps(SolveRequest(problem, hint, limits))
         proc = await asyncio.create_subprocess_exec(
             self._python,
             "-m",
-            "gateway.planner.worker",
+            "gateway.planner.worker_child",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -107,34 +108,3 @@ class PlanWorker:
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-
-
-def _main() -> int:
-    # Run as __main__, this module's classes are not the ones the parent pickled: compare
-    # with the module under its own name.
-    from gateway.planner import worker
-
-    request = pickle.loads(sys.stdin.buffer.read())
-    if not isinstance(request, worker._Request):
-        sys.stderr.write("not a planning request\n")
-        return 2
-    limit = request.limits.memory_mib * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    try:
-        from gateway.planner.model import solve  # the ~80 MiB the gateway never pays
-
-        result = solve(
-            request.problem,
-            time_limit_s=request.limits.time_limit_s,
-            workers=request.limits.workers,
-            hint=request.hint,
-        )
-    except MemoryError:
-        sys.stderr.write(f"out of memory (limit {request.limits.memory_mib} MiB)\n")
-        return 3
-    sys.stdout.buffer.write(pickle.dumps(result.plan))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())
