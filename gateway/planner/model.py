@@ -150,11 +150,18 @@ def _fits_full_model(problem: Problem) -> bool:
 
 
 def _off_periods(problem: Problem, start: int, horizon: int) -> dict[str, list[tuple[int, int]]]:
-    """Per station, the closed periods between ``start`` and ``horizon``."""
+    """Per station, the closed periods between ``start`` and ``horizon``, from the end of
+    the tasks started there: an operator finishing a task into a break, or after the shift,
+    is history the plan must not contradict."""
+    busy: dict[str, int] = {}
+    for task in problem.tasks:
+        if task.frozen is not None and task.frozen.start is not None:
+            end = task.frozen.start + task.duration + task.setup_s
+            busy[task.frozen.station] = max(busy.get(task.frozen.station, start), end)
     out: dict[str, list[tuple[int, int]]] = {}
     for station in problem.stations:
         gaps: list[tuple[int, int]] = []
-        cursor = start
+        cursor = max(start, busy.get(station.id, start))
         for a, b in station.working_windows(horizon):
             if b <= cursor:
                 continue

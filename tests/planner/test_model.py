@@ -89,3 +89,19 @@ def test_frozen_tasks_shifts_and_materials_are_kept() -> None:
         if x.station == "p1" and t != "A/print":
             assert x.end <= 200 or (x.start >= 260 and (x.end <= 600 or x.start >= 900))
     assert metrics(prob, result.plan).cost() <= metrics(prob, dispatch(prob, "edd")).cost()
+
+
+def test_a_task_started_before_a_break_runs_on_into_it() -> None:
+    # Now is in a break (the operator finishes what was started); the rest of the work
+    # waits for the break's end, and the model stays feasible (no fallback to the rule).
+    st = replace(station("d1", "dtg"), shifts=((-3600, 7200),), breaks=((0, 600),))
+    tasks = (
+        Task("run", "A", "A-1", "print", "dtg", 45, frozen=Frozen("d1", -30)),
+        Task("next", "B", "B-1", "print", "dtg", 45),
+    )
+    prob = Problem((st,), tasks, (Order("A", 3600), Order("B", 3600)))
+    result = model.solve(prob, time_limit_s=1.0)
+    assert result.status == "OPTIMAL"
+    assert check_plan(prob, result.plan) == []
+    assert result.plan.assignments["run"].end == 15
+    assert result.plan.assignments["next"].start == 600
