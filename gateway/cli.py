@@ -73,17 +73,36 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("-v", "--verbose", action="store_true")
 
     plan = sub.add_parser(
-        "plan", help="solve a file with the planner: a job-shop benchmark, or orders on a line"
+        "plan",
+        help="the line's current plan (--config), or solve a file: a job-shop benchmark, "
+        "or orders on a line",
     )
     source = plan.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--config", type=Path, help="a line config folder: show the plan its gateway follows"
+    )
     source.add_argument("--jsp", type=Path, help="a job-shop instance (OR-Library format)")
     source.add_argument("--orders", type=Path, help="a JSON array of hub order documents")
     plan.add_argument("--catalog", type=Path, help="with --orders: the catalog JSON")
     plan.add_argument("--stations", type=Path, help="with --orders: a line config folder")
     plan.add_argument("--now", help="with --orders: the planning instant (ISO 8601, with offset)")
-    plan.add_argument("--time-limit", type=float, default=10.0, help="seconds for the solver")
+    plan.add_argument(
+        "--time-limit",
+        type=float,
+        help="seconds for the solver (default: 10, or the line's [planner] time_limit_s)",
+    )
     plan.add_argument("--workers", type=int, default=2, help="solver threads")
-    plan.add_argument("--json", action="store_true", help="print JSON (the only output so far)")
+    plan.add_argument("--json", action="store_true", help="print JSON")
+    plan.add_argument("--data-dir", type=Path, help="with --config: the gateway's data folder")
+    plan.add_argument("--url", help="with --config: the gateway's address (default: [http])")
+    plan.add_argument(
+        "--offline",
+        action="store_true",
+        help="with --config: plan from the database here, without asking the gateway",
+    )
+    plan.add_argument(
+        "--per-station", type=int, default=12, help="with --config: tasks shown per station"
+    )
 
     demo = sub.add_parser("demo", help="run the reference line with a simulated hub and operators")
     demo.add_argument("--broker", help="mqtt://HOST:PORT; without it no broker is needed")
@@ -213,9 +232,15 @@ def parse_broker(url: str) -> tuple[str, int]:
 def _plan(args: argparse.Namespace) -> int:
     from gateway.planner.cli_files import plan_jsp, plan_orders
 
-    if args.time_limit <= 0 or args.workers < 1:
+    if (args.time_limit is not None and args.time_limit <= 0) or args.workers < 1:
         print("linegate plan: --time-limit must be positive, --workers at least 1", file=sys.stderr)
         return 2
+    if args.config is not None:
+        from gateway.plan_cli import plan_command
+
+        return plan_command(args)
+    if args.time_limit is None:
+        args.time_limit = 10.0
     try:
         if args.jsp is not None:
             result = plan_jsp(args.jsp, args.time_limit, args.workers)

@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from cloud_sync.contract import topic_prefix
 from cloud_sync.memory import MemoryHub, MemoryLink
 from gateway import __version__
 from gateway.app import Gateway, HubLink, mqtt_link
+from gateway.calendar import working_windows
 from gateway.clock import ScaledClock
 from gateway.config import LineConfig
 from gateway.config_load import EX_CONFIG, ConfigError, load_line_config
@@ -60,6 +62,9 @@ BAD_RATE = 0.08
 WAVES = 3
 WAVE_INTERVAL_S = 600.0  # simulated seconds between order waves
 REPLENISH_LEAD_S = 300.0  # simulated seconds the WMS takes to bring material
+# The planner under the compressed clock (real seconds): see _line_config.
+DEMO_REPLAN_S = 10.0
+DEMO_SOLVE_S = 2.0
 PROGRESS_EVERY_S = 3.0  # real seconds between progress lines
 DRAIN_TIMEOUT_S = 15.0  # real seconds to wait for the last events after the last order
 EX_INTERRUPTED = 130
@@ -164,14 +169,37 @@ def _line_config(args: argparse.Namespace) -> tuple[LineConfig, Path | None]:
     topic_prefix(args.site, args.line)  # ValueError names the bad segment
     # Frozen models: a copy with the demo's site and line (validated just above).
     line = config.line.model_copy(update={"site": args.site, "line": args.line})
-    return config.model_copy(update={"line": line}), sim_root
+    # The demo's clock runs ×speed: a replan every DEMO_REPLAN_S of real time is every
+    # DEMO_REPLAN_S × speed of line time, and a solve must be short for its plan to be
+    # current when it comes back.
+    planner = config.planner.model_copy(
+        update={
+            "interval_s": min(config.planner.interval_s, DEMO_REPLAN_S),
+            "time_limit_s": min(config.planner.time_limit_s, DEMO_SOLVE_S),
+        }
+    )
+    return config.model_copy(update={"line": line, "planner": planner}), sim_root
+
+
+def demo_start(config: LineConfig, now: datetime) -> datetime:
+    """When the demo's line clock starts: now while the line's first station is in a shift,
+    otherwise at the start of the last shift that began (so the plan is made in working
+    time, whatever the hour the demo runs at)."""
+    first = next(iter(config.stations))
+    shifts, _ = working_windows(config.shifts, first, config.line.tzinfo, now, days=1)
+    if not shifts or any(a <= 0 < b for a, b in shifts):
+        return now
+    began = [a for a, _ in shifts if a <= 0]
+    if not began:
+        return now
+    return now + timedelta(seconds=max(began))
 
 
 def _build(args: argparse.Namespace, config: LineConfig, sim_root: Path | None) -> Demo:
     from gateway.cli import parse_broker
 
     speed = float(args.speed)
-    clock = ScaledClock(speed)
+    clock = ScaledClock(speed, demo_start(config, datetime.now(UTC)))
     data_dir: Path = args.data_dir or Path(tempfile.mkdtemp(prefix="linegate-demo-"))
     catalog = load_reference_catalog()
     stock = load_reference_stock()
@@ -526,6 +554,17 @@ def _finish(demo: Demo, started: float) -> int:
     return EX_INTERRUPTED if demo.interrupted and demo.orders else 0
 
 
+def _planner_text(demo: Demo) -> str:
+    planner = demo.gateway.planner
+    if planner is None:
+        return "off: queues by the dispatch rule"
+    stats = planner.replanner.stats
+    text = f"{stats.replans} plans made, {stats.failures} failed"
+    if stats.last_s is not None:
+        text += f", the last in {stats.last_s:.1f} s"
+    return text + f"; queues now by {planner.source()}"
+
+
 def _summary(demo: Demo) -> None:
     c = demo.hub.counters
     ops = [op.counters for op in demo.operators]
@@ -544,6 +583,7 @@ def _summary(demo: Demo) -> None:
         f"  events published   {c.unique} ({seqs}), duplicates {c.duplicates}, seq gaps {c.gaps}",
         f"  defects            rework {c.rework}, scrap {c.scrap}",
         f"  materials          {c.shortages} shortages, {c.replenishments} replenishments",
+        f"  planner            {_planner_text(demo)}",
         f"  operators          {sum(o.tasks_done for o in ops)} tasks, "
         f"{sum(o.actions for o in ops)} actions, {mistakes} mistakes, "
         f"{sum(o.refusals for o in ops)} refused "

@@ -40,7 +40,7 @@ from gateway.planner.problem import Assignment, Plan
 from gateway.planner.worker import PlanWorker, WorkerLimits
 from gateway.replanning import Replanner
 
-__all__ = ["LinePlan", "LinePlanner"]
+__all__ = ["LinePlan", "LinePlanner", "line_plan"]
 
 logger = logging.getLogger(__name__)
 
@@ -224,11 +224,11 @@ class LinePlanner:
             hint = _shifted(previous.plan, previous.made_at, now) if previous else None
             plan = await self.worker.solve(lp.problem, limits, hint)
             # Reasons again, with the line's clock times instead of offsets.
-            plan = explain_plan(lp.problem, plan, at=lambda t: self._clock_text(now, t))
+            plan = explain_plan(lp.problem, plan, at=lambda t: self.clock_text(now, t))
         self._heads = {}
-        return _line_plan(lp, plan, reasons, time.monotonic() - started)
+        return line_plan(lp, plan, reasons, time.monotonic() - started)
 
-    def _clock_text(self, now: datetime, offset: int) -> str:
+    def clock_text(self, now: datetime, offset: int) -> str:
         local = self.core.local(now + timedelta(seconds=offset))
         if local.date() == self.core.local(now).date():
             return local.strftime("%H:%M")
@@ -447,7 +447,7 @@ def _shifted(plan: Plan, made_at: datetime, now: datetime) -> Plan:
     return replace(plan, assignments=moved, completion={}, late=())
 
 
-def _line_plan(lp: LineProblem, plan: Plan, reasons: tuple[str, ...], solve_s: float) -> LinePlan:
+def line_plan(lp: LineProblem, plan: Plan, reasons: tuple[str, ...], solve_s: float) -> LinePlan:
     sequences = {station: tuple(int(t) for t in ids) for station, ids in plan.sequences().items()}
     station_of = {int(t): a.station for t, a in plan.assignments.items()}
     return LinePlan(

@@ -346,21 +346,27 @@ def _objective(
     """Add the lexicographic objective; True when the weights are exactly lexicographic."""
     late_terms: list[tuple[int, cp_model.IntVar]] = []
     tard_terms: list[tuple[int, cp_model.IntVar]] = []
-    span = sub.horizon - min([0, *sub.release.values()]) + 1
+    # Tight domains: the weights below are products of them, and a term's coefficient
+    # times its variable's range must stay far below 2^63 or the model is invalid.
+    bounds = [_bounds(v) for v in ends.values()]
+    lo = min([0, *sub.release.values(), *(b[0] for b in bounds)])
+    hi = max([0, *(b[1] for b in bounds)])
+    span = hi - lo + 1
+    tard_max = 0
     for n, (task_ids, due, weight) in enumerate(sub.due):
-        done = m.new_int_var(-(2**40), 2**40, f"c_{n}")
+        done = m.new_int_var(lo, hi, f"c_{n}")
         m.add_max_equality(done, [ends[t] for t in task_ids])
         late = m.new_bool_var(f"late_{n}")
         m.add(done <= due).only_enforce_if(~late)
-        tard = m.new_int_var(0, 2**40, f"t_{n}")
+        tard = m.new_int_var(0, max(0, hi - due), f"t_{n}")
         m.add(tard >= done - due)
         late_terms.append((weight, late))
         tard_terms.append((weight, tard))
+        tard_max += weight * max(0, hi - due)
     setup_total = sum(setup_of.values())
     w_mk = 1 if with_makespan else 0
     w_setup = span * w_mk + 1
     w_tard = w_setup * setup_total + span * w_mk + 1
-    tard_max = sum(w for w, _ in tard_terms) * span
     w_late = w_tard * tard_max + w_setup * setup_total + span * w_mk + 1
     exact = w_late * (sum(w for w, _ in late_terms) + 1) < _EXACT_LIMIT
     if not exact:
@@ -371,7 +377,7 @@ def _objective(
     expr += [w_tard * w * var for w, var in tard_terms]
     expr += [w_setup * setup_of[t] * needs[t] for t in needs if setup_of[t]]
     if w_mk:
-        makespan = m.new_int_var(-(2**40), 2**40, "makespan")
+        makespan = m.new_int_var(lo, hi, "makespan")
         m.add_max_equality(makespan, list(ends.values()))
         expr.append(w_mk * makespan)
     m.minimize(sum(expr))
@@ -402,6 +408,13 @@ def _hint(
             m.add_hint(needs[task_id], a.setup > 0)
     for lit, value in arcs:
         m.add_hint(lit, value)
+
+
+def _bounds(var: cp_model.IntVar) -> tuple[int, int]:
+    """A variable's smallest and largest value (the proto's repeated field does not take
+    negative indexes)."""
+    domain = list(var.proto.domain)
+    return int(domain[0]), int(domain[-1])
 
 
 def _fixed(var: cp_model.IntVar) -> bool:

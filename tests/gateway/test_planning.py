@@ -9,8 +9,12 @@ overruns do not depend on when the test runs.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timedelta
@@ -394,3 +398,78 @@ async def test_the_rule_takes_over_when_the_solver_is_killed(
         assert reply.data["task_id"] == planned_here[0]
     else:
         assert reply.data["task_id"] in rule
+
+
+# -- linegate plan --config ---------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_linegate_plan_plans_the_lines_database_when_no_gateway_runs(tmp_path: Path) -> None:
+    gw = Gateway(_config(), data_dir=tmp_path)  # the real clock: what the command uses
+    gw.open()
+    line = Line(gw)
+    line.send("in/masterdata/catalog", catalog_bytes())
+    line.send("in/masterdata/stock", stock_doc())
+    past = datetime.now(MORNING.tzinfo) - timedelta(hours=1)
+    late = _order("SO-LATE", ("TEE-WHT-M", 1, STANDARD))
+    late["ship_by"] = past.isoformat()
+    line.send("in/orders", late)
+    line.send("in/orders", _order("SO-OK", ("PEN-ENG", 1, {"fixture": "FX-PEN"}), hours=200))
+    line.send("in/orders", _order("SO-RED", ("CAP-EMB-RED", 9, {"thread_color": "red"})))
+    gw.store.close()
+    args = ["--config", str(REFERENCE_LINE), "--data-dir", str(tmp_path), "--offline"]
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "plan", *args, "--time-limit", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.startswith("This is a plan made here from ")
+    assert "Plan made at" in out
+    # The Gantt: a row per station, the pen's engraving on the laser.
+    assert re.search(r"^laser-1 +[#s.]{60}$", out, re.MULTILINE)
+    assert re.search(r"SO-OK .* engrave", out)
+    # The late order and why; the order waiting for red caps.
+    assert "Orders predicted late: 1" in out
+    block = out.split("Orders predicted late: 1", 1)[1]
+    assert block.splitlines()[1].lstrip().startswith("SO-LATE")
+    assert block.splitlines()[2].strip().split(":")[0] in ("work", "bottleneck", "shift")
+    assert "SO-RED  material: BLANK-CAP-RED short" in out
+    # The same as JSON, the shape of GET /api/plan.
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "plan", *args, "--time-limit", "1", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    body = json.loads(done.stdout)
+    assert [o["order_id"] for o in body["plan"]["late"]] == ["SO-LATE"]
+    assert body["plan"]["waiting"][0]["order_id"] == "SO-RED"
+
+
+async def test_linegate_plan_shows_the_plan_the_running_gateway_follows(
+    running: tuple[Line, httpx.AsyncClient],
+) -> None:
+    line, _ = running
+    stats = _planner(line).replanner.stats
+    await _until(lambda: stats.replans == 1)
+    line.send("in/orders", _order("SO-1", ("TEE-WHT-M", 2, STANDARD)))
+    await _until(lambda: stats.replans == 2)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "plan", "--config", str(REFERENCE_LINE),
+        "--url", f"http://127.0.0.1:{line.gateway.http_port}",
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    text = out.decode()
+    assert "Queues follow: plan (from the running gateway at http://127.0.0.1:" in text
+    assert text.count("SO-1  ") == 3  # two prints and the parcel
+    assert "Orders predicted late: 0" in text

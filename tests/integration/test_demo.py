@@ -17,7 +17,7 @@ from gateway.app import Gateway
 from gateway.cli import _parser
 from gateway.clock import ScaledClock
 from gateway.config_load import load_line_config
-from gateway.demo import REFERENCE_LINE, Demo, run_demo
+from gateway.demo import REFERENCE_LINE, Demo, demo_start, run_demo
 from simulators.hub import MemoryTransport, SimulatedHub
 from simulators.operators import Person, SimulatedOperator, assign_staff, station_loads
 from simulators.orders import (
@@ -62,6 +62,12 @@ def _assert_clean_run(demo: Demo) -> None:
     assert sum(o.accepted_mistakes for o in ops) == 0
     assert sum(o.errors for o in ops) == 0
     assert sum(o.tasks_done for o in ops) >= c.completed
+    # The line ran on the planner: plans made as orders came, none failed.
+    planner = demo.gateway.planner
+    assert planner is not None
+    assert planner.replanner.stats.requests["orders arrived"] > 0
+    assert planner.replanner.stats.replans >= 2
+    assert planner.replanner.stats.failures == 0
 
 
 def test_demo_in_memory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -288,3 +294,11 @@ def test_the_hub_counts_duplicates_and_gaps() -> None:
     hub.on_events([env(3)])
     assert hub.counters.gaps == 0
     assert hub.counters.events_received == 5
+
+
+def test_the_demo_clock_starts_in_working_time() -> None:
+    config = load_line_config(REFERENCE_LINE)  # shifts 08:00-24:00, Asia/Shanghai
+    morning = datetime.fromisoformat("2026-11-26T10:00:00+08:00")
+    assert demo_start(config, morning) == morning
+    night = datetime.fromisoformat("2026-11-26T02:00:00+08:00")
+    assert demo_start(config, night) == datetime.fromisoformat("2026-11-25T16:00:00+08:00")

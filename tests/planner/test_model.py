@@ -105,3 +105,19 @@ def test_a_task_started_before_a_break_runs_on_into_it() -> None:
     assert check_plan(prob, result.plan) == []
     assert result.plan.assignments["run"].end == 15
     assert result.plan.assignments["next"].start == 600
+
+
+def test_a_week_of_shifts_and_a_far_ship_by_keep_the_model_valid() -> None:
+    # A week's calendar makes the weights of the exact objective large; the variables'
+    # domains must be tight enough that weight × range stays within CP-SAT's int64.
+    week = tuple((d * 86400 - 7200, d * 86400 + 21600) for d in range(7))
+    st = replace(station("d1", "dtg"), shifts=week)
+    tasks = (
+        Task("a", "A", "A-1", "print", "dtg", 45, "standard", 15),
+        Task("b", "B", "B-1", "print", "dtg", 45, "dark", 15),
+    )
+    prob = Problem((st,), tasks, (Order("A", 28_800, 5), Order("B", 720_000, 5)))
+    result = model.solve(prob, time_limit_s=1.0)
+    assert result.status == "OPTIMAL" and result.lexicographic
+    assert result.plan.method == "cp-sat (optimal)"
+    assert check_plan(prob, result.plan) == []
