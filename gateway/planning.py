@@ -222,7 +222,15 @@ class LinePlanner:
                 workers=self.settings.workers,
             )
             hint = _shifted(previous.plan, previous.made_at, now) if previous else None
-            plan = await self.worker.solve(lp.problem, limits, hint)
+
+            def first(plan: Plan) -> None:
+                # The line works by the solver's first plan (well under a second) while
+                # the solver improves it for the rest of its time limit.
+                plan = explain_plan(lp.problem, plan, at=lambda t: self.clock_text(now, t))
+                self._heads = {}
+                self.replanner.offer(line_plan(lp, plan, reasons, time.monotonic() - started))
+
+            plan = await self.worker.solve(lp.problem, limits, hint, on_first=first)
             # Reasons again, with the line's clock times instead of offsets.
             plan = explain_plan(lp.problem, plan, at=lambda t: self.clock_text(now, t))
         self._heads = {}
@@ -322,6 +330,7 @@ class LinePlanner:
             "enabled": True,
             "source": self.source(),
             "replans": stats.replans,
+            "first_plans": stats.first_plans,
             "failures": stats.failures,
             "last_error": stats.last_error,
             "last_reasons": list(stats.last_reasons),

@@ -35,6 +35,7 @@ class ReplanStats:
 
     requests: Counter[str] = field(default_factory=Counter)
     replans: int = 0
+    first_plans: int = 0  # plans offered while a replan was still improving its plan
     failures: int = 0
     last_reasons: tuple[str, ...] = ()
     last_error: str | None = None
@@ -68,6 +69,12 @@ class Replanner(Generic[P]):
         self.stats.requests[reason] += 1
         self._reasons.append(reason)
         self._wanted.set()
+
+    def offer(self, plan: P) -> None:
+        """A plan to work by while the replan in progress is still improving it (the
+        solver's first plan); the replan's own result replaces it."""
+        self.current = plan
+        self.stats.first_plans += 1
 
     async def run(self) -> None:
         """Replan on requests and on the interval until cancelled."""

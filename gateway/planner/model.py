@@ -39,7 +39,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
@@ -94,11 +94,17 @@ def solve(
     workers: int = 2,
     hint: Plan | None = None,
     seed: int = 0,
+    on_first: Callable[[Plan], None] | None = None,
 ) -> SolveResult:
-    """The best plan found within ``time_limit_s`` (the first plan if nothing better)."""
+    """The best plan found within ``time_limit_s`` (the first plan if nothing better).
+
+    ``on_first`` is given the first plan (explained) as soon as it exists, so a line
+    need not wait the whole time limit for a plan to work by."""
     t0 = time.perf_counter()
     first = _first_plan(problem, hint)
     first_s = time.perf_counter() - t0
+    if on_first is not None:
+        on_first(explain_plan(problem, first))
     if _fits_full_model(problem):
         plan, status, exact = _solve_full(problem, first, time_limit_s - first_s, workers, seed)
         plan = explain_plan(problem, plan)

@@ -2,10 +2,11 @@
 
 The gateway asks :class:`PlanWorker` for a plan; a fresh interpreter (``python -m
 gateway.planner.worker_child``) reads the problem on stdin, caps its own address space,
-imports the solver (~80 MiB that never enter the gateway's process), solves, and writes the
-plan on stdout. Whatever happens to it (killed, out of memory, a crash in the solver's C++,
-past its deadline), the gateway gets :class:`SolverFailed` and keeps its line on the
-dispatch rule; a crash costs a plan, not the line.
+imports the solver (~80 MiB that never enter the gateway's process), solves, and writes its
+first plan on stdout as soon as it has one (well under a second), then the final plan at
+the end of its time limit. Whatever happens to it (killed, out of memory, a crash in the
+solver's C++, past its deadline), the gateway gets :class:`SolverFailed` and keeps its line
+on its last plan or the dispatch rule; a crash costs a plan, not the line.
 
 The problem and the plan travel pickled: both ends are this package, the channel is a
 pipe between parent and child, nothing else reads it.
@@ -16,8 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pickle
+import struct
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from gateway.planner.problem import Plan, Problem
 
@@ -26,6 +30,17 @@ __all__ = ["PlanWorker", "SolveRequest", "SolverFailed", "WorkerLimits"]
 # What the worker may take beyond the solver's own limit: its start (the interpreter and
 # the ortools import, ~0.5 s) and writing the plan back.
 _GRACE_S = 5.0
+
+
+# The child's answer: frames of (kind, length, pickled plan). FIRST comes as soon as the
+# first plan exists (the solver then improves it for the rest of its time), FINAL last.
+FIRST, FINAL = b"F", b"P"
+_HEADER = struct.Struct(">cQ")
+
+
+def write_frame(out: BinaryIO, kind: bytes, body: bytes) -> None:
+    out.write(_HEADER.pack(kind, len(body)) + body)
+    out.flush()
 
 
 class SolverFailed(RuntimeError):
@@ -64,7 +79,14 @@ class PlanWorker:
         """The running solve's process id (None when idle)."""
         return self._proc.pid if self.running and self._proc is not None else None
 
-    async def solve(self, problem: Problem, limits: WorkerLimits, hint: Plan | None = None) -> Plan:
+    async def solve(
+        self,
+        problem: Problem,
+        limits: WorkerLimits,
+        hint: Plan | None = None,
+        on_first: Callable[[Plan], None] | None = None,
+    ) -> Plan:
+        """The final plan; ``on_first`` gets the first plan as soon as the child has it."""
         if self.running:
             raise SolverFailed("a solve is already running")
         request = pickle.dumps(SolveRequest(problem, hint, limits))
@@ -75,11 +97,28 @@ class PlanWorker:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            limit=2**16,
         )
         self._proc = proc
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        errors = asyncio.ensure_future(proc.stderr.read())
         try:
             async with asyncio.timeout(limits.time_limit_s + _GRACE_S):
-                out, err = await proc.communicate(request)
+                proc.stdin.write(request)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    await proc.stdin.drain()
+                proc.stdin.close()
+                while True:
+                    frame = await _read_frame(proc.stdout)
+                    if frame is None:
+                        await proc.wait()
+                        break
+                    kind, plan = frame
+                    if kind == FINAL:
+                        await proc.wait()
+                        return plan
+                    if on_first is not None:
+                        on_first(plan)
         except TimeoutError:
             raise SolverFailed(
                 f"the solver took longer than {limits.time_limit_s + _GRACE_S:g} s"
@@ -91,16 +130,9 @@ class PlanWorker:
                     proc.kill()
                 await proc.wait()
             self._proc = None
-        if proc.returncode != 0:
-            why = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
-            raise SolverFailed(f"the solver exited with {proc.returncode}: {why[0]}")
-        try:
-            plan = pickle.loads(out)
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
-            raise SolverFailed(f"unreadable answer from the solver: {exc!r}") from None
-        if not isinstance(plan, Plan):
-            raise SolverFailed(f"the solver answered a {type(plan).__name__}, not a plan")
-        return plan
+            err = await errors
+        why = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
+        raise SolverFailed(f"the solver exited with {proc.returncode}: {why[0]}")
 
     async def stop(self) -> None:
         """Kill a running solve (its ``solve`` raises SolverFailed)."""
@@ -108,3 +140,22 @@ class PlanWorker:
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
+
+
+async def _read_frame(stream: asyncio.StreamReader) -> tuple[bytes, Plan] | None:
+    """The next frame, or None when the child ended without one."""
+    try:
+        header = await stream.readexactly(_HEADER.size)
+        kind, length = _HEADER.unpack(header)
+        body = await stream.readexactly(length)
+    except asyncio.IncompleteReadError:
+        return None
+    if kind not in (FIRST, FINAL):
+        raise SolverFailed(f"unreadable answer from the solver: frame {kind!r}")
+    try:
+        plan = pickle.loads(body)
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
+        raise SolverFailed(f"unreadable answer from the solver: {exc!r}") from None
+    if not isinstance(plan, Plan):
+        raise SolverFailed(f"the solver answered a {type(plan).__name__}, not a plan")
+    return kind, plan

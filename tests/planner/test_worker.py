@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.planner.feasibility import check_plan
-from gateway.planner.problem import Problem
+from gateway.planner.problem import Plan, Problem, metrics
 from gateway.planner.worker import PlanWorker, SolverFailed, WorkerLimits
 from tests.planner.builders import small_generated
 
@@ -27,6 +27,25 @@ async def test_a_plan_comes_back_from_the_worker_and_is_feasible() -> None:
     plan = await PlanWorker().solve(problem, WorkerLimits(time_limit_s=1.0))
     assert check_plan(problem, plan) == []
     assert set(plan.assignments) == {t.id for t in problem.tasks}
+
+
+async def test_the_first_plan_comes_long_before_the_final_one() -> None:
+    # A surge-sized problem: the solver spends its whole limit improving the first plan.
+    problem = generated(400)
+    firsts: list[tuple[float, Plan]] = []
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    final = await PlanWorker().solve(
+        problem,
+        WorkerLimits(time_limit_s=4.0),
+        on_first=lambda plan: firsts.append((loop.time() - t0, plan)),
+    )
+    took = loop.time() - t0
+    [(at, first)] = firsts
+    assert at < took - 2.0  # it came while the solver still had seconds to go
+    assert check_plan(problem, first) == []
+    assert check_plan(problem, final) == []
+    assert metrics(problem, final).cost() <= metrics(problem, first).cost()
 
 
 async def test_a_killed_worker_costs_the_plan_not_the_caller() -> None:
