@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,10 +24,9 @@ from gateway.clock import SystemClock
 from gateway.config import LineConfig
 from gateway.config_load import EX_CONFIG, ConfigError, load_line_config
 from gateway.core import Core
+from gateway.line_plan import LineJob
 from gateway.outbox import Outbox
-from gateway.plan_input import line_problem
-from gateway.planner.explain import explain_plan
-from gateway.planning import LinePlanner, line_plan
+from gateway.planning import LinePlanner
 from gateway.store import Store, StoreError
 
 __all__ = ["format_plan", "plan_command", "plan_here"]
@@ -75,28 +75,23 @@ def plan_command(args: argparse.Namespace) -> int:
 
 def plan_here(config: LineConfig, args: argparse.Namespace, per_station: int) -> dict[str, Any]:
     """Plan the line's open work from its database (read-only), in this process."""
-    from gateway.planner.model import solve  # the solver: only this command pays for it
+    from gateway.line_solve import solve_line  # the solver: only this command pays for it
 
-    store = Store(config.store_path(args.data_dir))
+    path = config.store_path(args.data_dir)
+    limit = args.time_limit if args.time_limit is not None else config.planner.time_limit_s
+    job = LineJob(config, path, SystemClock().now(), reasons=("linegate plan",))
+    plan = solve_line(job, time_limit_s=limit, workers=args.workers)
+    store = Store(path)
     store.open_readonly()
     try:
         core = Core(config, store, Outbox(store, config.gateway_id), SystemClock())
-        core.reload_ledger()  # the routings are in the work orders: no catalog needed
         planner = LinePlanner(core, config.planner)
-        now = core.clock.now()
-        started = time.monotonic()
-        lp = line_problem(core, now, down=planner.down_stations())
-        limit = args.time_limit if args.time_limit is not None else config.planner.time_limit_s
-        plan = solve(lp.problem, time_limit_s=limit, workers=args.workers).plan
-        plan = explain_plan(lp.problem, plan, at=lambda t: planner.clock_text(now, t))
-        planner.replanner.current = line_plan(
-            lp, plan, ("linegate plan",), time.monotonic() - started
-        )
+        planner.replanner.current = replace(plan, received=time.monotonic())
         out = planner.snapshot(per_station)
-        out["source"] = f"a plan made here from {store.path} (no gateway answered)"
-        return out
     finally:
         store.close()
+    out["source"] = f"a plan made here from {path} (no gateway answered)"
+    return out
 
 
 def format_plan(snapshot: dict[str, Any], tz: ZoneInfo, source: str) -> str:

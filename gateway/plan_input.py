@@ -27,11 +27,12 @@ from datetime import datetime
 from typing import Any
 
 from gateway.calendar import working_windows
+from gateway.config import LineConfig
 from gateway.core import Core
 from gateway.planner.problem import Frozen, Order, Problem, Station, Task
 from gateway.planner.scenarios import PACK_PER_EXTRA_UNIT_S
 
-__all__ = ["LineProblem", "line_problem", "task_key"]
+__all__ = ["LineProblem", "down_station", "down_stations", "line_problem", "task_key"]
 
 OPEN = ("blocked", "ready", "dispatched", "running", "paused")
 
@@ -39,6 +40,33 @@ OPEN = ("blocked", "ready", "dispatched", "running", "paused")
 def task_key(task_id: int) -> str:
     """A store task id as a planner task id."""
     return str(task_id)
+
+
+def down_station(config: LineConfig, kind: str, source: str) -> str | None:
+    """The station an alarm takes down: a machine fault (its source is the machine,
+    ``station/device``, or the station), or its machine's device offline. A scanner or a
+    scale offline does not: the operator types the code or the weight."""
+    if kind == "machine_fault":
+        station = source.split("/", 1)[0]
+        return station if station in config.stations else None
+    if kind == "device_offline":
+        for sid, st in config.stations.items():
+            if st.machine_id == source:
+                return sid
+    return None
+
+
+def down_stations(core: Core) -> frozenset[str]:
+    """The stations an active alarm takes down."""
+    out: set[str] = set()
+    for row in core.store.all(
+        "SELECT kind, source FROM alarms WHERE cleared_at IS NULL "
+        "AND kind IN ('machine_fault', 'device_offline')"
+    ):
+        station = down_station(core.config, row["kind"], row["source"])
+        if station is not None:
+            out.add(station)
+    return frozenset(out)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,10 @@ what the kanban is told.
   orders arrived or cancelled, a station down or back (its machine faulted or offline), a
   shortage cleared, a task far off its standard time. A burst of events makes one replan.
 - **Solving** happens in the worker process (gateway/planner/worker.py) with a time and a
-  memory limit; the gateway builds the problem (gateway/plan_input.py), sends it, and keeps
-  the answer. The previous plan, shifted to the new "now", is the solver's hint.
+  memory limit: the worker reads the line's database itself, builds the problem
+  (gateway/plan_input.py), solves it and answers a compact plan (gateway/line_solve.py),
+  its first plan within a second and the improved one at the end of the time limit. The
+  previous plan is the solver's hint, and its stations' heads stay first.
 - **Dispatch**: a station asking for its next task gets the first ready task of its
   sequence in the current plan, at once (one indexed query, no solve). Ready tasks the
   plan does not know yet (orders that came after it) follow by the dispatch rule, then
@@ -27,20 +29,19 @@ import logging
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from gateway.clock import iso
 from gateway.config import PlannerSection
 from gateway.core import Core
-from gateway.plan_input import LineProblem, line_problem, task_key
-from gateway.planner.explain import explain_plan
-from gateway.planner.problem import Assignment, Plan
+from gateway.line_plan import LineJob, LinePlan
+from gateway.plan_input import OPEN, down_station
 from gateway.planner.worker import PlanWorker, WorkerLimits
 from gateway.replanning import Replanner
 
-__all__ = ["LinePlan", "LinePlanner", "line_plan"]
+__all__ = ["LinePlanner"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,24 +52,6 @@ _LOOKAHEAD = 512
 _CHUNK = 128
 # How often running tasks are checked against their standard time (real seconds).
 _WATCH_S = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class LinePlan:
-    """A plan as the gateway keeps it: times as seconds from ``made_at`` (line time)."""
-
-    made_at: datetime
-    plan: Plan
-    sequences: Mapping[str, tuple[int, ...]]  # station → task ids in planned order
-    station_of: Mapping[int, str]
-    waiting: Mapping[str, tuple[str, ...]]  # order → materials it lacks (not planned)
-    down: frozenset[str]
-    reasons: tuple[str, ...]
-    solve_s: float
-    made_mono: float = field(default_factory=time.monotonic)
-
-    def at(self, offset: int) -> datetime:
-        return self.made_at + timedelta(seconds=offset)
 
 
 class LinePlanner:
@@ -86,11 +69,6 @@ class LinePlanner:
         self._heads: dict[str, int] = {}  # station → index of its first task not gone
         self._overran: set[int] = set()
         self._std_cache: dict[tuple[int, str], int] = {}
-        # The machines whose device going offline takes their station down (a scanner or a
-        # scale offline does not: the operator types the code or the weight).
-        self._machines = {
-            st.machine_id: sid for sid, st in core.config.stations.items() if st.machine_id
-        }
         core.subscribe("order.accepted", lambda _: self.request("orders arrived"))
         core.subscribe("order.cancelled", lambda _: self.request("order cancelled"))
         core.subscribe("alarm.raised", self._alarm_raised)
@@ -103,17 +81,7 @@ class LinePlanner:
         self.replanner.request(reason)
 
     def _station_of_alarm(self, data: Mapping[str, Any]) -> str | None:
-        return self._down_station(str(data.get("kind")), str(data.get("source")))
-
-    def _down_station(self, kind: str, source: str) -> str | None:
-        """The station an alarm takes down: a machine fault (its source is the machine,
-        ``station/device``, or the station) or its machine's device offline."""
-        if kind == "machine_fault":
-            station = source.split("/", 1)[0]
-            return station if station in self.core.config.stations else None
-        if kind == "device_offline":
-            return self._machines.get(source)
-        return None
+        return down_station(self.core.config, str(data.get("kind")), str(data.get("source")))
 
     def _alarm_raised(self, data: dict[str, Any]) -> None:
         station = self._station_of_alarm(data)
@@ -154,18 +122,6 @@ class LinePlanner:
             )
         return self._std_cache[key]
 
-    def down_stations(self) -> set[str]:
-        """Stations whose machine is faulted or offline (an active alarm says so)."""
-        out: set[str] = set()
-        for row in self.core.store.all(
-            "SELECT kind, source FROM alarms WHERE cleared_at IS NULL "
-            "AND kind IN ('machine_fault', 'device_offline')"
-        ):
-            station = self._down_station(row["kind"], row["source"])
-            if station is not None:
-                out.add(station)
-        return out
-
     def check_overruns(self) -> int:
         """Ask for a replan for each running task newly past factor × its standard time."""
         now = self.core.clock.now()
@@ -205,42 +161,30 @@ class LinePlanner:
             self.check_overruns()
 
     async def _make_plan(self, previous: LinePlan | None, reasons: tuple[str, ...]) -> LinePlan:
-        started = time.monotonic()
         now = self.core.clock.now()
-        lp = line_problem(
-            self.core,
-            now,
-            down=self.down_stations(),
-            previous=previous.sequences if previous is not None else None,
-        )
-        if not lp.problem.tasks:
-            plan = Plan({}, {}, method="nothing to plan")
-        else:
+        marks = ",".join("?" * len(OPEN))
+        if self.core.store.one(f"SELECT 1 FROM tasks WHERE status IN ({marks}) LIMIT 1", OPEN):
+            job = LineJob(self.core.config, self.core.store.path, now, previous, reasons)
             limits = WorkerLimits(
                 time_limit_s=self.settings.time_limit_s,
                 memory_mib=self.settings.memory_mib,
                 workers=self.settings.workers,
             )
-            hint = _shifted(previous.plan, previous.made_at, now) if previous else None
 
-            def first(plan: Plan) -> None:
+            def first(answer: object) -> None:
                 # The line works by the solver's first plan (well under a second) while
                 # the solver improves it for the rest of its time limit.
-                plan = explain_plan(lp.problem, plan, at=lambda t: self.clock_text(now, t))
-                self._heads = {}
-                self.replanner.offer(line_plan(lp, plan, reasons, time.monotonic() - started))
+                self.replanner.offer(self._adopt(_line_plan(answer)))
 
-            plan = await self.worker.solve(lp.problem, limits, hint, on_first=first)
-            # Reasons again, with the line's clock times instead of offsets.
-            plan = explain_plan(lp.problem, plan, at=lambda t: self.clock_text(now, t))
+            plan = _line_plan(await self.worker.run(job, limits, first))
+        else:  # nothing open: no process to start
+            plan = LinePlan(now, "nothing to plan", {}, {}, (), {}, frozenset(), reasons, 0.0)
+        return self._adopt(plan)
+
+    def _adopt(self, plan: LinePlan) -> LinePlan:
+        """A new plan: stamped with when it came; the stations' heads start over."""
         self._heads = {}
-        return line_plan(lp, plan, reasons, time.monotonic() - started)
-
-    def clock_text(self, now: datetime, offset: int) -> str:
-        local = self.core.local(now + timedelta(seconds=offset))
-        if local.date() == self.core.local(now).date():
-            return local.strftime("%H:%M")
-        return local.strftime("%a %H:%M")
+        return replace(plan, received=time.monotonic())
 
     async def stop_solver(self) -> None:
         """Kill a solve in progress (its replan fails; the line keeps its last plan)."""
@@ -251,16 +195,16 @@ class LinePlanner:
     def current(self) -> LinePlan | None:
         """The plan stations follow, or None: the dispatch rule then."""
         live = self.replanner.current
-        if live is None or not live.station_of:
+        if live is None or live.empty:
             return None
-        if time.monotonic() - live.made_mono > self.settings.stale_s:
+        if time.monotonic() - live.received > self.settings.stale_s:
             return None
         return live
 
     def source(self) -> str:
         """What orders the queues now: the plan, or the rule and why."""
         live = self.replanner.current
-        if live is None or not live.station_of:
+        if live is None or live.empty:
             return "rule (no plan yet)"
         if self.current() is None:
             return "rule (the plan is stale)"
@@ -286,19 +230,19 @@ class LinePlanner:
         rest = [r for r in rule if r["task_id"] not in taken]
         if live is not None:
             # Unplanned work first; work planned for another station only when idle.
-            rest.sort(key=lambda r: r["task_id"] in live.station_of)
+            rest.sort(key=lambda r: live.is_planned(r["task_id"]))
         return [*out, *rest][:limit]
 
     def _planned(
         self, conn: sqlite3.Connection, live: LinePlan, station_id: str, limit: int
     ) -> list[sqlite3.Row]:
-        sequence = live.sequences.get(station_id, ())
+        sequence = live.sequence(station_id)
         head = self._heads.get(station_id, 0)
         out: list[sqlite3.Row] = []
         i = head
         at_head = True
         while i < len(sequence) and i < head + _LOOKAHEAD and len(out) < limit:
-            chunk = sequence[i : i + _CHUNK]
+            chunk = sequence[i : i + _CHUNK].tolist()
             rows = {
                 r["task_id"]: r
                 for r in conn.execute(
@@ -341,12 +285,12 @@ class LinePlanner:
             return out | {"plan": None}
         out["plan"] = {
             "made_at": iso(live.made_at),
-            "method": live.plan.method,
+            "method": live.method,
             "solve_s": round(live.solve_s, 3),
             "reasons": list(live.reasons),
             "down": sorted(live.down),
             "stations": self._station_rows(live, per_station),
-            "late": [self._late_row(live, o.order_id) for o in live.plan.late],
+            "late": [_late_row(live, o.order_id) for o in live.late],
             "waiting": [
                 {"order_id": oid, "materials": list(m), "reasons": [_waiting_reason(m)]}
                 for oid, m in sorted(live.waiting.items())
@@ -358,42 +302,42 @@ class LinePlanner:
         conn = self.core.store.conn
         out: dict[str, list[dict[str, Any]]] = {}
         for station in self.core.config.stations:
-            sequence = live.sequences.get(station, ())
-            head = self._heads.get(station, 0)
-            ids = list(sequence[head : head + per_station * 4])
-            rows = (
-                {
-                    r["task_id"]: r
-                    for r in conn.execute(
-                        "SELECT task_id, order_id, serial, op, status FROM tasks "
-                        f"WHERE task_id IN ({','.join('?' * len(ids))})",
-                        ids,
-                    )
-                }
-                if ids
-                else {}
-            )
+            sp = live.stations.get(station)
             shown: list[dict[str, Any]] = []
-            for task_id in ids:
+            out[station] = shown
+            if sp is None:
+                continue
+            head = self._heads.get(station, 0)
+            ids = sp.tasks[head : head + per_station * 4].tolist()
+            if not ids:
+                continue
+            rows = {
+                r["task_id"]: r
+                for r in conn.execute(
+                    "SELECT task_id, order_id, serial, op, status FROM tasks "
+                    f"WHERE task_id IN ({','.join('?' * len(ids))})",
+                    ids,
+                )
+            }
+            for i, task_id in enumerate(ids, start=head):
                 row = rows.get(task_id)
                 if row is None or row["status"] in _GONE:
                     continue
-                a = live.plan.assignments[task_key(task_id)]
-                shown.append(_task_row(live, row, a))
+                shown.append(
+                    {
+                        "task_id": task_id,
+                        "order_id": row["order_id"],
+                        "serial": row["serial"],
+                        "op": row["op"],
+                        "status": row["status"],
+                        "start": iso(live.at(sp.starts[i])),
+                        "end": iso(live.at(sp.ends[i])),
+                        "setup_s": sp.setups[i],
+                    }
+                )
                 if len(shown) >= per_station:
                     break
-            out[station] = shown
         return out
-
-    def _late_row(self, live: LinePlan, order_id: str) -> dict[str, Any]:
-        late = next(o for o in live.plan.late if o.order_id == order_id)
-        return {
-            "order_id": order_id,
-            "ship_by": iso(live.at(late.ship_by)),
-            "predicted_completion": iso(live.at(late.completion)),
-            "late_s": late.lateness,
-            "reasons": list(late.reasons),
-        }
 
     def forecast(self, order_id: str) -> dict[str, Any] | None:
         """One order's forecast: predicted completion, late or not, and why; None when the
@@ -402,19 +346,18 @@ class LinePlanner:
         if live is None:
             return None
         if order_id in live.waiting:
-            materials = live.waiting[order_id]
             return {
                 "order_id": order_id,
                 "planned": False,
                 "predicted_completion": None,
                 "late": None,
-                "reasons": [_waiting_reason(materials)],
+                "reasons": [_waiting_reason(live.waiting[order_id])],
                 "made_at": iso(live.made_at),
             }
-        done = live.plan.completion.get(order_id)
+        done = live.completion.get(order_id)
         if done is None:
             return None
-        late = next((o for o in live.plan.late if o.order_id == order_id), None)
+        late = next((o for o in live.late if o.order_id == order_id), None)
         return {
             "order_id": order_id,
             "planned": True,
@@ -426,16 +369,20 @@ class LinePlanner:
         }
 
 
-def _task_row(live: LinePlan, row: sqlite3.Row, a: Assignment) -> dict[str, Any]:
+def _line_plan(answer: object) -> LinePlan:
+    if not isinstance(answer, LinePlan):
+        raise TypeError(f"the worker answered a {type(answer).__name__}, not a line plan")
+    return answer
+
+
+def _late_row(live: LinePlan, order_id: str) -> dict[str, Any]:
+    late = next(o for o in live.late if o.order_id == order_id)
     return {
-        "task_id": row["task_id"],
-        "order_id": row["order_id"],
-        "serial": row["serial"],
-        "op": row["op"],
-        "status": row["status"],
-        "start": iso(live.at(a.start)),
-        "end": iso(live.at(a.end)),
-        "setup_s": a.setup,
+        "order_id": order_id,
+        "ship_by": iso(live.at(late.ship_by)),
+        "predicted_completion": iso(live.at(late.completion)),
+        "late_s": late.lateness,
+        "reasons": list(late.reasons),
     }
 
 
@@ -443,29 +390,3 @@ def _waiting_reason(materials: Sequence[str]) -> str:
     if not materials:
         return "material: waiting to be kitted"
     return f"material: {', '.join(materials)} short, not planned until in stock"
-
-
-def _shifted(plan: Plan, made_at: datetime, now: datetime) -> Plan:
-    """``plan`` with its times as seconds from ``now`` (the next solve's hint)."""
-    delta = int((now - made_at).total_seconds())
-    if delta == 0:
-        return plan
-    moved = {
-        t: replace(a, start=a.start - delta, end=a.end - delta) for t, a in plan.assignments.items()
-    }
-    return replace(plan, assignments=moved, completion={}, late=())
-
-
-def line_plan(lp: LineProblem, plan: Plan, reasons: tuple[str, ...], solve_s: float) -> LinePlan:
-    sequences = {station: tuple(int(t) for t in ids) for station, ids in plan.sequences().items()}
-    station_of = {int(t): a.station for t, a in plan.assignments.items()}
-    return LinePlan(
-        made_at=lp.now,
-        plan=plan,
-        sequences=sequences,
-        station_of=station_of,
-        waiting=dict(lp.waiting),
-        down=lp.down,
-        reasons=reasons,
-        solve_s=solve_s,
-    )

@@ -21,11 +21,13 @@ import struct
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from gateway.planner.problem import Plan, Problem
 
 __all__ = ["PlanWorker", "SolveRequest", "SolverFailed", "WorkerLimits"]
+
+T = TypeVar("T")
 
 # What the worker may take beyond the solver's own limit: its start (the interpreter and
 # the ortools import, ~0.5 s) and writing the plan back.
@@ -56,11 +58,10 @@ class WorkerLimits:
 
 @dataclass(frozen=True, slots=True)
 class SolveRequest:
-    """What the worker process is sent: the problem, the hint, its limits."""
+    """A problem to solve (the line's own plans are ``gateway.line_plan.LineJob``)."""
 
     problem: Problem
     hint: Plan | None
-    limits: WorkerLimits
 
 
 class PlanWorker:
@@ -86,10 +87,22 @@ class PlanWorker:
         hint: Plan | None = None,
         on_first: Callable[[Plan], None] | None = None,
     ) -> Plan:
-        """The final plan; ``on_first`` gets the first plan as soon as the child has it."""
+        """The final plan of ``problem``; ``on_first`` gets the first plan as soon as the
+        child has it."""
+        first = _typed(Plan, on_first)
+        return _check(Plan, await self.run(SolveRequest(problem, hint), limits, first))
+
+    async def run(
+        self,
+        request: object,
+        limits: WorkerLimits,
+        on_first: Callable[[object], None] | None = None,
+    ) -> object:
+        """Send ``request`` (a :class:`SolveRequest` or a ``gateway.line_plan.LineJob``)
+        to a new child; its final answer, ``on_first`` called with its first one."""
         if self.running:
             raise SolverFailed("a solve is already running")
-        request = pickle.dumps(SolveRequest(problem, hint, limits))
+        data = pickle.dumps((request, limits))
         proc = await asyncio.create_subprocess_exec(
             self._python,
             "-m",
@@ -104,7 +117,7 @@ class PlanWorker:
         errors = asyncio.ensure_future(proc.stderr.read())
         try:
             async with asyncio.timeout(limits.time_limit_s + _GRACE_S):
-                proc.stdin.write(request)
+                proc.stdin.write(data)
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     await proc.stdin.drain()
                 proc.stdin.close()
@@ -113,12 +126,12 @@ class PlanWorker:
                     if frame is None:
                         await proc.wait()
                         break
-                    kind, plan = frame
+                    kind, answer = frame
                     if kind == FINAL:
                         await proc.wait()
-                        return plan
+                        return answer
                     if on_first is not None:
-                        on_first(plan)
+                        on_first(answer)
         except TimeoutError:
             raise SolverFailed(
                 f"the solver took longer than {limits.time_limit_s + _GRACE_S:g} s"
@@ -142,7 +155,7 @@ class PlanWorker:
                 proc.kill()
 
 
-async def _read_frame(stream: asyncio.StreamReader) -> tuple[bytes, Plan] | None:
+async def _read_frame(stream: asyncio.StreamReader) -> tuple[bytes, object] | None:
     """The next frame, or None when the child ended without one."""
     try:
         header = await stream.readexactly(_HEADER.size)
@@ -153,9 +166,18 @@ async def _read_frame(stream: asyncio.StreamReader) -> tuple[bytes, Plan] | None
     if kind not in (FIRST, FINAL):
         raise SolverFailed(f"unreadable answer from the solver: frame {kind!r}")
     try:
-        plan = pickle.loads(body)
+        return kind, pickle.loads(body)
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
         raise SolverFailed(f"unreadable answer from the solver: {exc!r}") from None
-    if not isinstance(plan, Plan):
-        raise SolverFailed(f"the solver answered a {type(plan).__name__}, not a plan")
-    return kind, plan
+
+
+def _check(kind: type[T], answer: object) -> T:
+    if not isinstance(answer, kind):
+        raise SolverFailed(f"the solver answered a {type(answer).__name__}, not a {kind.__name__}")
+    return answer
+
+
+def _typed(kind: type[T], callback: Callable[[T], None] | None) -> Callable[[object], None] | None:
+    if callback is None:
+        return None
+    return lambda answer: callback(_check(kind, answer))

@@ -2,8 +2,10 @@
 gateway.planner.worker_child``, never imported by the gateway (so the solver stays out of
 its process, which import-linter checks).
 
-It answers in frames on stdout (see ``worker.read_frame``): the first plan as soon as it
-exists, then the final one.
+It reads ``(request, limits)`` pickled on stdin, caps its address space, and answers in
+frames on stdout (``worker.write_frame``): the first plan as soon as it exists, then the
+final one. A request is a :class:`~gateway.planner.worker.SolveRequest` (a problem) or a
+:class:`~gateway.line_plan.LineJob` (the line's database: see gateway/line_solve.py).
 """
 
 from __future__ import annotations
@@ -14,34 +16,46 @@ import sys
 
 
 def _main() -> int:
-    # Compare with the classes of the module the parent pickled from, by its own name.
+    # Compare with the classes of the modules the parent pickled from, by their own names.
+    from gateway.line_plan import LineJob
     from gateway.planner import worker
 
-    request = pickle.loads(sys.stdin.buffer.read())
-    if not isinstance(request, worker.SolveRequest):
+    request, limits = pickle.loads(sys.stdin.buffer.read())
+    if not isinstance(limits, worker.WorkerLimits):
         sys.stderr.write("not a planning request\n")
         return 2
-    limit = request.limits.memory_mib * 1024 * 1024
+    limit = limits.memory_mib * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     out = sys.stdout.buffer
 
-    def first(plan: object) -> None:
-        worker.write_frame(out, worker.FIRST, pickle.dumps(plan))
+    def first(answer: object) -> None:
+        worker.write_frame(out, worker.FIRST, pickle.dumps(answer))
 
+    answer: object
     try:
-        from gateway.planner.model import solve  # the ~80 MiB the gateway never pays
+        if isinstance(request, worker.SolveRequest):
+            from gateway.planner.model import solve  # the ~80 MiB the gateway never pays
 
-        result = solve(
-            request.problem,
-            time_limit_s=request.limits.time_limit_s,
-            workers=request.limits.workers,
-            hint=request.hint,
-            on_first=first,
-        )
+            answer = solve(
+                request.problem,
+                time_limit_s=limits.time_limit_s,
+                workers=limits.workers,
+                hint=request.hint,
+                on_first=first,
+            ).plan
+        elif isinstance(request, LineJob):
+            from gateway.line_solve import solve_line
+
+            answer = solve_line(
+                request, time_limit_s=limits.time_limit_s, workers=limits.workers, on_first=first
+            )
+        else:
+            sys.stderr.write(f"not a planning request: {type(request).__name__}\n")
+            return 2
     except MemoryError:
-        sys.stderr.write(f"out of memory (limit {request.limits.memory_mib} MiB)\n")
+        sys.stderr.write(f"out of memory (limit {limits.memory_mib} MiB)\n")
         return 3
-    worker.write_frame(out, worker.FINAL, pickle.dumps(result.plan))
+    worker.write_frame(out, worker.FINAL, pickle.dumps(answer))
     return 0
 
 
