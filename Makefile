@@ -67,6 +67,7 @@ bench: venv mosquitto
 	$(BIN)/python benchmarks/bench_solver.py wt --time-limit 5
 	$(BIN)/python benchmarks/bench_plan.py --scenario surge
 	$(BIN)/python benchmarks/bench_plan.py --scenario normal
+	$(BIN)/python benchmarks/bench_gateway_plan.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
