@@ -199,6 +199,9 @@ def test_minimal_line_defaults(tmp_path: Path) -> None:
     assert config.stations["print-1"].operators == ["OP-1"]
     assert config.store_path() == tmp_path / "line" / "linegate.db"
     assert config.store_path(tmp_path / "data") == tmp_path / "data" / "linegate.db"
+    # The planner is on with its defaults when line.toml says nothing of it.
+    assert config.planner.enabled
+    assert (config.planner.time_limit_s, config.planner.interval_s) == (10.0, 300.0)
 
 
 @pytest.mark.parametrize(
@@ -271,6 +274,13 @@ BAD_CASES = {
     "unknown key in line.toml": Bad(
         {"line.toml": replace(LINE_TOML, "[hub]\n", "[hub]\ncolour = 1\n")},
         [("line.toml", "hub.colour", "unknown key")],
+    ),
+    "planner: a zero time limit and an unknown key": Bad(
+        {"line.toml": LINE_TOML + "\n[planner]\ntime_limit_s = 0\nhorizon_days = 3\n"},
+        [
+            ("line.toml", "planner.time_limit_s", "greater than 0"),
+            ("line.toml", "planner.horizon_days", "unknown key"),
+        ],
     ),
     "unknown table in line.toml": Bad(
         {"line.toml": LINE_TOML + "\n[stations]\na = 1\n"},
