@@ -35,6 +35,7 @@ from gateway.planner.feasibility import check_plan
 from gateway.planner.model import solve
 from gateway.planner.problem import Assignment, Plan
 from gateway.planning import LinePlanner
+from gateway.web import create_app
 from tests.gateway.conftest import REFERENCE_LINE, Line, catalog_bytes, stock_doc
 
 # A Thursday morning on the reference line (shifts 08:00-24:00, Asia/Shanghai).
@@ -475,3 +476,25 @@ async def test_linegate_plan_shows_the_plan_the_running_gateway_follows(
     assert "Queues follow: plan (from the running gateway at http://127.0.0.1:" in text
     assert text.count("SO-1  ") == 3  # two prints and the parcel
     assert "Orders predicted late: 0" in text
+
+
+async def test_with_the_planner_off_the_rule_orders_every_queue(tmp_path: Path) -> None:
+    gw = Gateway(_config(enabled=False), data_dir=tmp_path, clock=ManualClock(MORNING))
+    gw.open()
+    try:
+        assert gw.planner is None and gw.stations.sequencer is None
+        line = Line(gw)
+        line.send("in/masterdata/catalog", catalog_bytes())
+        line.send("in/masterdata/stock", stock_doc())
+        for n in range(3):
+            line.send("in/orders", _order(f"SO-{n}", ("TEE-WHT-M", 1, STANDARD), hours=8 - n))
+        assert [r["task_id"] for r in gw.stations.queue("dtg-1")] == _rule_order(line, "dtg_print")
+        app = create_app(gw.stations, gw.health, gw.floor, gw.planner)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as api:
+            body = (await api.get("/api/plan")).json()
+            assert body == {"enabled": False, "source": "rule (the planner is off)", "plan": None}
+            assert (await api.post("/api/plan/replan")).status_code == 409
+            assert (await api.get("/api/plan/orders/SO-1")).status_code == 404
+    finally:
+        gw.store.close()
