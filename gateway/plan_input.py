@@ -114,7 +114,9 @@ def line_problem(
             packs[r["order_id"]] = r
         else:
             by_serial.setdefault(r["serial"], []).append(r)
-    frozen = _frozen(rows, now, ops, station_ids, previous or {})
+    # A down station keeps what it holds, but the previous plan's head is not pinned to it.
+    heads = {sid: seq for sid, seq in (previous or {}).items() if sid not in down}
+    frozen = _frozen(rows, now, ops, station_ids, heads)
     tasks: list[Task] = []
     last_of_order: dict[str, list[str]] = {}
     for chain in by_serial.values():

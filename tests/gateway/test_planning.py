@@ -197,6 +197,13 @@ def test_the_previous_plans_head_becomes_the_stations_frozen_next_task(planned: 
     plan = solve(lp.problem, time_limit_s=1.0).plan
     assert check_plan(lp.problem, plan) == []
     assert plan.sequences()["dtg-2"][0] == task_key(ids[2])
+    # Unless dtg-2 is down: then its head is free to go to dtg-1.
+    lp = line_problem(
+        line.gateway.core, MORNING, down={"dtg-2"}, previous={"dtg-2": (ids[2], ids[0])}
+    )
+    assert all(t.frozen is None for t in lp.problem.tasks)
+    plan = solve(lp.problem, time_limit_s=1.0).plan
+    assert {plan.assignments[task_key(t)].station for t in ids} == {"dtg-1"}
 
 
 # -- dispatch from the plan ---------------------------------------------------------------
