@@ -1,7 +1,8 @@
 """The line as a planning problem: open tasks, stations, shifts, materials, frozen tasks.
 
-Read from the store in one pass when a replan starts (no solver here: this module only
-builds plain data, see gateway/planner/problem.py). Times are seconds from ``now``.
+Read from the store when a replan starts, by the worker process (gateway/line_solve.py),
+in one read transaction. No solver here: this module only builds plain data (see
+gateway/planner/problem.py). Times are seconds from ``now``.
 
 - A task is open while it is blocked, ready, dispatched, running or paused. Its duration is
   its operation's standard time (the routing the order was accepted with); a pack task

@@ -28,7 +28,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -69,11 +69,17 @@ class LinePlanner:
         self._heads: dict[str, int] = {}  # station → index of its first task not gone
         self._overran: set[int] = set()
         self._std_cache: dict[tuple[int, str], int] = {}
-        core.subscribe("order.accepted", lambda _: self.request("orders arrived"))
-        core.subscribe("order.cancelled", lambda _: self.request("order cancelled"))
-        core.subscribe("alarm.raised", self._alarm_raised)
-        core.subscribe("alarm.cleared", self._alarm_cleared)
-        core.subscribe("task.completed", self._task_completed)
+        # These run after the commit of an operator's action or an order's intake: a
+        # trouble here is logged, never raised into what committed.
+        triggers: dict[str, Callable[[dict[str, Any]], None]] = {
+            "order.accepted": lambda _: self.request("orders arrived"),
+            "order.cancelled": lambda _: self.request("order cancelled"),
+            "alarm.raised": self._alarm_raised,
+            "alarm.cleared": self._alarm_cleared,
+            "task.completed": self._task_completed,
+        }
+        for topic, callback in triggers.items():
+            core.subscribe(topic, _logged(topic, callback))
 
     # -- triggers ---------------------------------------------------------------------
 
@@ -158,7 +164,10 @@ class LinePlanner:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(_WATCH_S)
-            self.check_overruns()
+            try:
+                self.check_overruns()
+            except Exception:  # a planner's trouble must never stop the line
+                logger.exception("checking running tasks against their standard time failed")
 
     async def _make_plan(self, previous: LinePlan | None, reasons: tuple[str, ...]) -> LinePlan:
         now = self.core.clock.now()
@@ -367,6 +376,18 @@ class LinePlanner:
             "reasons": list(late.reasons) if late is not None else [],
             "made_at": iso(live.made_at),
         }
+
+
+def _logged(
+    topic: str, callback: Callable[[dict[str, Any]], None]
+) -> Callable[[dict[str, Any]], None]:
+    def guarded(data: dict[str, Any]) -> None:
+        try:
+            callback(data)
+        except Exception:  # the line goes on; the next trigger or the interval replans
+            logger.exception("the planner's %s trigger failed", topic)
+
+    return guarded
 
 
 def _line_plan(answer: object) -> LinePlan:

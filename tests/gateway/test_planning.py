@@ -505,3 +505,27 @@ async def test_with_the_planner_off_the_rule_orders_every_queue(tmp_path: Path) 
             assert (await api.get("/api/plan/orders/SO-1")).status_code == 404
     finally:
         gw.store.close()
+
+
+def test_a_failing_trigger_never_breaks_what_committed(
+    planned: Line, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    line, svc = planned, planned.svc
+    line.send("in/orders", _order("SO-1", ("TEE-WHT-M", 1, STANDARD)))
+
+    def broken(task_id: int) -> int:
+        raise RuntimeError(f"no standard time for {task_id}")
+
+    monkeypatch.setattr(_planner(line), "_standard_s", broken)
+    svc.login("dtg-1", "OP-1001")
+    svc.next_task("dtg-1")
+    task = svc.view("dtg-1")["task"]
+    svc.scan("dtg-1", task["serial"])
+    for m in task["materials"]:
+        svc.scan("dtg-1", m["suggested_lot"] or m["material"])
+    svc.start("dtg-1")
+    for i, _ in enumerate(task["checklist"]):
+        svc.checklist("dtg-1", i, True)
+    assert svc.complete("dtg-1").ok
+    assert line.events("task.completed")
+    assert "the planner's task.completed trigger failed" in caplog.text
