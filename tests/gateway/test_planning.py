@@ -29,7 +29,8 @@ from gateway.alarms import clear_alarm, raise_alarm
 from gateway.app import Gateway
 from gateway.config import LineConfig
 from gateway.config_load import load_line_config
-from gateway.line_plan import LinePlan, compact
+from gateway.line_plan import LineJob, LinePlan, compact
+from gateway.line_solve import solve_line
 from gateway.plan_input import line_problem, task_key
 from gateway.planner.feasibility import check_plan
 from gateway.planner.model import solve
@@ -529,3 +530,20 @@ def test_a_failing_trigger_never_breaks_what_committed(
     assert svc.complete("dtg-1").ok
     assert line.events("task.completed")
     assert "the planner's task.completed trigger failed" in caplog.text
+
+
+def test_late_reasons_are_told_in_the_floors_clock_time(planned: Line, clock: ManualClock) -> None:
+    line = planned
+    clock.at = datetime.fromisoformat("2026-11-26T11:55:00+08:00")  # the break is at 12:00
+    due = _order("SO-CAP", ("CAP-EMB-NAVY", 2, {"thread_color": "gold"}))
+    due["ship_by"] = "2026-11-26T12:15:00+08:00"
+    line.send("in/orders", due)
+    job = LineJob(line.gateway.config, line.gateway.store.path, clock.now())
+    plan = solve_line(job, time_limit_s=1.0, workers=1)
+    [late] = plan.late
+    assert late.order_id == "SO-CAP"
+    # 120 s of setup and 2 × 150 s do not fit before the break: the second cap waits.
+    assert late.reasons[0].startswith("shift: emb-1 closes at 12:00 (waited ")
+    assert late.reasons[1] == "bottleneck: emb-1 (queued 300 s)"
+    # After the break: the second cap 12:30-12:32:30, then its parcel packed in 30 s.
+    assert plan.at(late.completion) == datetime.fromisoformat("2026-11-26T12:33:00+08:00")
