@@ -115,6 +115,8 @@ def format_plan(snapshot: dict[str, Any], tz: ZoneInfo, source: str) -> str:
         f"Plan made at {clock(plan['made_at'])} ({plan['method']}, {plan['solve_s']} s; "
         f"replans {snapshot.get('replans', 0)}, failures {snapshot.get('failures', 0)})"
     )
+    if snapshot.get("solving"):
+        lines.append("A replan is running: this plan is replaced when it ends.")
     if plan.get("down"):
         lines.append(f"Stations down: {', '.join(plan['down'])}")
     stations: dict[str, list[dict[str, Any]]] = plan["stations"]
