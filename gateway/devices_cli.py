@@ -14,9 +14,8 @@ import logging
 import sys
 from typing import Any
 
-import httpx
-
 from drivers.base import Driver, DriverError
+from gateway.cli_http import ask_gateway
 from gateway.config import LineConfig
 from gateway.config_load import EX_CONFIG, ConfigError, load_line_config
 from gateway.devices import Buses, build_driver
@@ -39,19 +38,15 @@ def devices_command(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] | None = None
     source = "probe"
     if not args.probe:
-        host = config.http.host if config.http.host not in ("0.0.0.0", "::") else "127.0.0.1"
-        url = args.url or f"http://{host}:{config.http.port}"
-        try:
-            answer = httpx.get(f"{url}/api/devices", timeout=3.0)
-            answer.raise_for_status()
-            rows = answer.json()
-            source = url
-        except httpx.HTTPError as exc:
-            print(
-                f"linegate devices: no gateway answers at {url} ({exc}); "
-                "connecting to each device from here",
-                file=sys.stderr,
-            )
+        answer = ask_gateway(
+            "devices",
+            config,
+            args.url,
+            "/api/devices",
+            otherwise="connecting to each device from here",
+        )
+        if answer is not None:
+            rows, source = answer
     if rows is None:
         rows = asyncio.run(probe(config))
     if args.json:

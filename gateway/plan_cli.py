@@ -18,8 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
-
+from gateway.cli_http import ask_gateway
 from gateway.clock import SystemClock
 from gateway.config import LineConfig
 from gateway.config_load import EX_CONFIG, ConfigError, load_line_config
@@ -45,21 +44,17 @@ def plan_command(args: argparse.Namespace) -> int:
     snapshot: dict[str, Any] | None = None
     source = ""
     if not args.offline:
-        host = config.http.host if config.http.host not in ("0.0.0.0", "::") else "127.0.0.1"
-        url = args.url or f"http://{host}:{config.http.port}"
-        try:
-            answer = httpx.get(
-                f"{url}/api/plan", params={"per_station": args.per_station}, timeout=3.0
-            )
-            answer.raise_for_status()
-            snapshot = answer.json()
+        answer = ask_gateway(
+            "plan",
+            config,
+            args.url,
+            "/api/plan",
+            {"per_station": args.per_station},
+            otherwise="planning from the line's database here",
+        )
+        if answer is not None:
+            snapshot, url = answer
             source = f"the running gateway at {url}"
-        except httpx.HTTPError as exc:
-            print(
-                f"linegate plan: no gateway answers at {url} ({exc}); planning from the "
-                "line's database here",
-                file=sys.stderr,
-            )
     if snapshot is None or snapshot.get("plan") is None:
         try:
             snapshot = plan_here(config, args, per_station=args.per_station)

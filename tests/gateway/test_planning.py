@@ -36,6 +36,7 @@ from gateway.planner.feasibility import check_plan
 from gateway.planner.model import solve
 from gateway.planner.problem import Assignment, Plan
 from gateway.planning import LinePlanner
+from gateway.station import StationService
 from gateway.web import create_app
 from tests.gateway.conftest import REFERENCE_LINE, Line, catalog_bytes, stock_doc
 
@@ -109,6 +110,18 @@ def _task_id(line: Line, order_id: str, op: str) -> int:
     return int(row["task_id"])
 
 
+def _start_next(svc: StationService, station: str, badge: str) -> dict[str, Any]:
+    """Log in, take the next task, scan its unit and materials, start it; its view."""
+    svc.login(station, badge)
+    svc.next_task(station)
+    task: dict[str, Any] = svc.view(station)["task"]
+    svc.scan(station, task["serial"])
+    for m in task["materials"]:
+        svc.scan(station, m["suggested_lot"] or m["material"])
+    assert svc.start(station).ok
+    return task
+
+
 def _rule_order(line: Line, capability: str) -> list[int]:
     return [
         r["task_id"]
@@ -130,14 +143,9 @@ def test_the_problem_is_the_lines_open_work(planned: Line, clock: ManualClock) -
     line.send("in/orders", _order("SO-3", ("TUMBLER-ENG", 1, {"fixture": "FX-TUMBLER"})))
     # Six red caps in stock, two taken: four more wait for material.
     line.send("in/orders", _order("SO-4", ("CAP-EMB-RED", 5, {"thread_color": "red"})))
-    svc.login("dtg-1", "OP-1001")
-    svc.next_task("dtg-1")
+    _start_next(svc, "dtg-1", "OP-1001")
     running = svc.current("dtg-1")
     assert running is not None and running["order_id"] == "SO-1"
-    svc.scan("dtg-1", running["serial"])
-    for m in svc.view("dtg-1")["task"]["materials"]:
-        svc.scan("dtg-1", m["suggested_lot"] or m["material"])
-    assert svc.start("dtg-1").ok
     svc.login("emb-1", "OP-1003")
     svc.next_task("emb-1")
     dispatched = svc.current("emb-1")
@@ -340,14 +348,7 @@ async def test_events_replan_the_running_line_once_per_burst(
     assert (await api.get("/api/plan/orders/SO-RED")).json()["planned"] is True
 
     # A print running far past its standard time (45 s × 2 + 60 s grace).
-    svc = line.svc
-    svc.login("dtg-2", "OP-1001")
-    svc.next_task("dtg-2")
-    task = svc.view("dtg-2")["task"]
-    svc.scan("dtg-2", task["serial"])
-    for m in task["materials"]:
-        svc.scan("dtg-2", m["suggested_lot"] or m["material"])
-    assert svc.start("dtg-2").ok
+    _start_next(line.svc, "dtg-2", "OP-1001")
     clock.advance(100)
     assert planner.check_overruns() == 0
     clock.advance(60)
@@ -518,13 +519,7 @@ def test_a_failing_trigger_never_breaks_what_committed(
         raise RuntimeError(f"no standard time for {task_id}")
 
     monkeypatch.setattr(_planner(line), "_standard_s", broken)
-    svc.login("dtg-1", "OP-1001")
-    svc.next_task("dtg-1")
-    task = svc.view("dtg-1")["task"]
-    svc.scan("dtg-1", task["serial"])
-    for m in task["materials"]:
-        svc.scan("dtg-1", m["suggested_lot"] or m["material"])
-    svc.start("dtg-1")
+    task = _start_next(svc, "dtg-1", "OP-1001")
     for i, _ in enumerate(task["checklist"]):
         svc.checklist("dtg-1", i, True)
     assert svc.complete("dtg-1").ok
