@@ -138,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not getattr(args, "verbose", False):
-        # The device libraries log every connect and request at INFO.
-        for noisy in ("asyncua", "pymodbus"):
+        # The device libraries log every connect and request at INFO, the scheduler every
+        # job it adds.
+        for noisy in ("asyncua", "pymodbus", "apscheduler"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         # asyncua logs a traceback each time a session's link drops; the supervisor
         # already says so in one line.
