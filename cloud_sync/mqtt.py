@@ -21,7 +21,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud_sync.backoff import Backoff
 from cloud_sync.contract import INBOUND_TOPICS, OUT_EVENTS, OUT_STATUS, topic_prefix
-from cloud_sync.ports import InboundMessage, InboundSink, Outbox
+from cloud_sync.ports import InboundMessage, InboundSink, Outbox, OutboxRecord
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,10 @@ class MqttSettings:
     keepalive_s: int = 30
     version: str = "0.1.0"
     inflight_window: int = 100
+    # Messages of backlog (events older than the connection) in flight at once: the rest
+    # of the window is kept for live events, which go first, so an event committed now
+    # does not queue behind a whole window of yesterday's backlog.
+    backlog_window: int = 8
     # The contract allows an array of envelopes per message: one PUBLISH/PUBACK round for
     # many events is what lets a burst drain at broker speed instead of per-message speed.
     events_per_message: int = 1
@@ -82,6 +86,8 @@ class MqttSettings:
             raise ValueError("events_per_message must be in 1..10000")
         if not 1 <= self.inflight_window <= _MAX_WINDOW:
             raise ValueError(f"inflight_window must be in 1..{_MAX_WINDOW}")
+        if self.backlog_window < 1:
+            raise ValueError("backlog_window must be >= 1")
         if self.batch_max < 1:
             raise ValueError("batch_max must be >= 1")
         if self.batch_bytes < 1:
@@ -519,32 +525,62 @@ class MqttLink:
                 await asyncio.sleep(0)  # let the socket and the outbound side run between batches
 
     async def _pump_out(self, client: mqtt.Client, conn: _Connection, outbox: Outbox) -> None:
-        window = self._settings.inflight_window
+        """Send the outbox: live events first, the backlog beside them.
+
+        Events committed before this connection came up are the backlog; they drain in seq
+        order with at most ``backlog_window`` messages in flight. Events committed since
+        are live: they take any free slot of the window first, so a scan made now reaches
+        the hub within milliseconds while yesterday's backlog drains (the hub sorts by
+        seq; the contract allows out-of-order delivery)."""
+        s = self._settings
+        window, per = s.inflight_window, s.events_per_message
+        backlog_window = min(window, s.backlog_window)
         topic = self._prefix + OUT_EVENTS
-        cursor = 0  # highest seq handed to paho on this connection
+        live_from = outbox.last_seq  # newer than this: live
+        back_cursor = 0  # highest backlog seq handed to paho on this connection
+        live_cursor = live_from  # highest live seq handed to paho
+        backlog_mids: set[int] = set()
+
+        def send(records: list[OutboxRecord], backlog: bool) -> bool:
+            for k in range(0, len(records), per):
+                group = records[k : k + per]
+                payload = (
+                    group[0].payload
+                    if per == 1
+                    else b"[" + b",".join(r.payload for r in group) + b"]"
+                )
+                info = client.publish(topic, payload, qos=1)
+                if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    conn.close(f"cannot publish an event: {mqtt.error_string(info.rc)}")
+                    return False
+                conn.inflight[info.mid] = [r.seq for r in group]
+                if backlog:
+                    backlog_mids.add(info.mid)
+            return True
+
         try:
             while True:
                 conn.progress.clear()
                 self._flush_acks(conn, outbox)
-                room = min(window - len(conn.inflight), self._settings.batch_max)
-                per = self._settings.events_per_message
+                backlog_mids.intersection_update(conn.inflight)
+                room = min(window - len(conn.inflight), s.batch_max)
                 if room > 0:
-                    records = outbox.peek(cursor, room * per)
-                    for k in range(0, len(records), per):
-                        group = records[k : k + per]
-                        payload = (
-                            group[0].payload
-                            if per == 1
-                            else b"[" + b",".join(r.payload for r in group) + b"]"
-                        )
-                        info = client.publish(topic, payload, qos=1)
-                        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                            conn.close(f"cannot publish an event: {mqtt.error_string(info.rc)}")
-                            return
-                        conn.inflight[info.mid] = [r.seq for r in group]
-                        cursor = group[-1].seq
+                    live = outbox.peek(live_cursor, room * per)
+                    if live and not send(live, backlog=False):
+                        return
+                    if live:
+                        live_cursor = live[-1].seq
+                room = min(window - len(conn.inflight), backlog_window - len(backlog_mids))
+                if back_cursor < live_from and room > 0:
+                    older = [r for r in outbox.peek(back_cursor, room * per) if r.seq <= live_from]
+                    if not older:
+                        back_cursor = live_from  # the backlog is all out
+                    elif not send(older, backlog=True):
+                        return
+                    else:
+                        back_cursor = older[-1].seq
                 if len(conn.inflight) < window:
-                    await _first(conn.progress.wait(), outbox.wait_for_new(cursor))
+                    await _first(conn.progress.wait(), outbox.wait_for_new(live_cursor))
                 else:
                     await conn.progress.wait()
         except Exception:

@@ -48,3 +48,8 @@ class Outbox(Protocol):
     async def wait_for_new(self, after_seq: int) -> None:
         """Return once an event with ``seq > after_seq`` is committed."""
         ...
+
+    @property
+    def last_seq(self) -> int:
+        """The newest committed event's seq (0: none yet)."""
+        ...

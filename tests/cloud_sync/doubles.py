@@ -57,6 +57,10 @@ class ListOutbox:
         self._grew.set()
         self._grew = asyncio.Event()
 
+    @property
+    def last_seq(self) -> int:
+        return self._last_seq
+
     def peek(self, after_seq: int, limit: int) -> list[OutboxRecord]:
         seqs = sorted(seq for seq in self.pending if seq > after_seq)[:limit]
         return [OutboxRecord(seq, self.pending[seq]) for seq in seqs]

@@ -371,6 +371,34 @@ async def test_events_flow_in_seq_order_in_a_window_and_leave_the_outbox_on_puba
         assert watcher.received(OUT_EVENTS)[0] == envelope(1)
 
 
+async def test_a_live_event_overtakes_the_backlog(
+    mosquitto: Mosquitto, hub: HubFactory, proxy: TcpProxy
+) -> None:
+    watcher = hub("watcher")
+    watcher.subscribe(OUT_EVENTS)
+    outbox = ListOutbox()
+    outbox.add(50)  # the backlog: committed while the link was away
+    link = MqttLink(settings(proxy.port, inflight_window=10, backlog_window=2), now)
+    async with running(link, ListSink(), outbox):
+        await until(lambda: link.connected)
+        proxy.hold()  # the backlog's window fills and stays full
+        await asyncio.sleep(0.3)
+        backlog_seen = len(watcher.messages)
+        assert backlog_seen < 50
+
+        outbox.add(1)  # an operator's scan, now
+        await until(lambda: 51 in [e["seq"] for e in watcher.received(OUT_EVENTS)])
+        assert len(watcher.messages) == backlog_seen + 1  # it did not wait for the backlog
+
+        proxy.release()
+        await until(lambda: not outbox.pending and len(watcher.messages) == 51)
+    seqs = [e["seq"] for e in watcher.received(OUT_EVENTS)]
+    assert sorted(seqs) == list(range(1, 52))
+    backlog = [q for q in seqs if q <= 50]
+    assert backlog == sorted(backlog)  # the backlog itself in seq order
+    assert link.published == 51
+
+
 async def test_broker_outage_keeps_events_and_the_link_drains_them_on_return(
     mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -434,7 +462,13 @@ async def test_an_unreachable_broker_is_retried_quietly(
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"site": "hz 01"}, {"client_id": ""}, {"port": 0}, {"inflight_window": 0}],
+    [
+        {"site": "hz 01"},
+        {"client_id": ""},
+        {"port": 0},
+        {"inflight_window": 0},
+        {"backlog_window": 0},
+    ],
 )
 def test_settings_reject_nonsense(overrides: dict[str, Any]) -> None:
     values: dict[str, Any] = {
