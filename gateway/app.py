@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import socket
+import sqlite3
 from collections.abc import Coroutine, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from gateway.clock import Clock, SystemClock
 from gateway.config import LineConfig
 from gateway.core import Core
 from gateway.floor import Floor
+from gateway.health import Notifier, watchdog
 from gateway.inbound import Inbound
 from gateway.kpi import emit_snapshot, period_of
 from gateway.outbox import Outbox
@@ -76,8 +78,11 @@ class Gateway:
         link: HubLink | None = None,
         http_port: int | None = None,
         device_policy: SupervisorPolicy | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.config = config
+        # systemd's notify socket (READY, WATCHDOG); a no-op unless the caller passes one.
+        self.notifier = notifier or Notifier({})
         self.clock = clock or SystemClock()
         self.store = Store(config.store_path(data_dir))
         self.outbox = Outbox(self.store, config.gateway_id)
@@ -146,10 +151,16 @@ class Gateway:
                 while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
                     await asyncio.sleep(0.01)
                 self.started.set()
+                self.notifier.send(
+                    "READY=1",
+                    f"STATUS=serving line {self.config.gateway_id} on port {self.http_port}",
+                )
+                tg.create_task(watchdog(self.notifier, self.health_problem), name="watchdog")
                 # Everything built so far lives as long as the process: keep the collector
                 # from rescanning it, or a full collection stalls every answer in flight.
                 gc.freeze()
         finally:
+            self.notifier.send("STOPPING=1")
             # Let uvicorn close its connections itself, then the store.
             server.should_exit = True
             with contextlib.suppress(Exception, asyncio.CancelledError):
@@ -157,6 +168,21 @@ class Gateway:
                     await serving
             sock.close()
             self.store.close()
+
+    def health_problem(self) -> str | None:
+        """What keeps the gateway from doing its job, or None: a write to the store must
+        go through (the event loop runs, or this would not be called at all). Devices and
+        the hub link are not asked: they degrade and recover by themselves."""
+        try:
+            with self.store.transaction() as conn:
+                conn.execute(
+                    "INSERT INTO settings (key, value) VALUES ('health_at', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (self.core.now_iso(),),
+                )
+        except sqlite3.Error as exc:
+            return f"the store cannot commit: {exc}"
+        return None
 
     async def _kpi_snapshots(self) -> None:
         """Emit ``kpi.snapshot`` for each period as its end passes on the gateway's clock.

@@ -180,6 +180,7 @@ def _without_pandas() -> None:
 def _run(args: argparse.Namespace) -> int:
     from gateway.app import Gateway, mqtt_link
     from gateway.clock import SystemClock
+    from gateway.health import Notifier
     from gateway.store import StoreError
 
     try:
@@ -193,7 +194,12 @@ def _run(args: argparse.Namespace) -> int:
     clock = SystemClock()
     link = mqtt_link(config, clock, host, port) if config.hub.transport == "mqtt" or host else None
     gateway = Gateway(
-        config, data_dir=args.data_dir, clock=clock, link=link, http_port=args.http_port
+        config,
+        data_dir=args.data_dir,
+        clock=clock,
+        link=link,
+        http_port=args.http_port,
+        notifier=Notifier(),  # systemd's, when it started us with Type=notify
     )
     try:
         asyncio.run(_serve(gateway))
