@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -69,6 +70,15 @@ class MqttSettings:
     batch_bytes: int = 1 << 20
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
+    # TLS (mqtts://): the hub's CA (None: the system's), this gateway's certificate and key
+    # for mutual TLS, and whether the hub's certificate and host name are checked.
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    verify: bool = True
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line
 
     def __post_init__(self) -> None:
         topic_prefix(self.site, self.line)  # raises ValueError on a bad segment
@@ -213,7 +223,12 @@ class _Connection:
             if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 return  # the connection is lost: paho closed the socket and said so
             if self._packets == before:
-                return
+                break
+        # TLS decrypts whole records: bytes already read from the socket can wait in the
+        # SSL object, and the socket will not say "readable" for them again.
+        sock = self._sock
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            self._loop.call_soon(self._readable, client)
 
     def _writable(self, client: mqtt.Client) -> None:
         client.loop_write()
@@ -420,6 +435,16 @@ class MqttLink:
             manual_ack=True,
         )
         client.will_set(self._prefix + OUT_STATUS, self._status("offline"), qos=1, retain=True)
+        if s.tls:
+            client.tls_set(
+                ca_certs=s.ca_file,
+                certfile=s.cert_file,
+                keyfile=s.key_file,
+                cert_reqs=ssl.CERT_REQUIRED if s.verify else ssl.CERT_NONE,
+            )
+            client.tls_insecure_set(not s.verify)  # host name check follows verify
+        if s.username is not None:
+            client.username_pw_set(s.username, s.password)
         client.max_inflight_messages_set(s.inflight_window + _STATUS_SLOTS)
         client.max_queued_messages_set(s.inflight_window + _STATUS_SLOTS)
         return client

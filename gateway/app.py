@@ -28,6 +28,7 @@ from gateway.inbound import Inbound
 from gateway.kpi import emit_snapshot, period_of
 from gateway.outbox import Outbox
 from gateway.planning import LinePlanner
+from gateway.secrets import read_secret
 from gateway.station import StationService
 from gateway.store import Store
 from gateway.supervisor import SupervisorPolicy
@@ -45,15 +46,28 @@ class HubLink(Protocol):
 def mqtt_link(
     config: LineConfig, clock: Clock, host: str | None = None, port: int | None = None
 ) -> MqttLink:
+    """The MQTT hub link of ``config`` (``host``/``port`` override its url, without TLS).
+    Raises SecretError when the password file cannot be read."""
+    hub = config.hub
+    password = None
+    if hub.password_file is not None:
+        password = read_secret(hub.password_file, "MQTT password", config.config_dir)
     settings = MqttSettings(
-        host=host or config.hub.host,
-        port=port or config.hub.port,
+        host=host or hub.host,
+        port=port or hub.port,
         site=config.line.site,
         line=config.line.line,
         client_id=config.mqtt_client_id,
-        keepalive_s=config.hub.keepalive_s,
+        keepalive_s=hub.keepalive_s,
         version=__version__,
         events_per_message=100,
+        tls=hub.tls and host is None,
+        ca_file=hub.ca_file,
+        cert_file=hub.cert_file,
+        key_file=hub.key_file,
+        verify=hub.verify,
+        username=hub.username,
+        password=password,
     )
     return MqttLink(settings, clock.now)
 

@@ -181,6 +181,7 @@ def _run(args: argparse.Namespace) -> int:
     from gateway.app import Gateway, mqtt_link
     from gateway.clock import SystemClock
     from gateway.health import Notifier
+    from gateway.secrets import SecretError
     from gateway.store import StoreError
 
     try:
@@ -192,7 +193,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.broker:
         host, port = parse_broker(args.broker)
     clock = SystemClock()
-    link = mqtt_link(config, clock, host, port) if config.hub.transport == "mqtt" or host else None
+    try:
+        link = (
+            mqtt_link(config, clock, host, port) if config.hub.transport == "mqtt" or host else None
+        )
+    except SecretError as exc:
+        print(f"linegate: {exc}", file=sys.stderr)
+        return EX_CONFIG
     gateway = Gateway(
         config,
         data_dir=args.data_dir,

@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -41,6 +42,7 @@ ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
 BADGE_PATTERN = r"^OP-[A-Za-z0-9]{1,16}$"
 CAPABILITY_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 DEFAULT_MQTT_PORT = 1883
+DEFAULT_MQTTS_PORT = 8883
 
 Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Badge = Annotated[str, StringConstraints(pattern=BADGE_PATTERN)]
@@ -98,50 +100,102 @@ class LineSection(BaseModel):
 
 
 class HubSection(BaseModel):
-    """[hub]: the link to the central hub; transport "none" runs the line offline."""
+    """[hub]: the link to the central hub, over MQTT or HTTP; "none" runs the line offline.
+
+    ``mqtts://`` and ``https://`` speak TLS, with the server's certificate and host name
+    verified against ``ca_file`` (or the system's CAs). Secrets never sit in this file:
+    ``password_file`` and ``token_file`` name files (relative to the config folder) or
+    systemd credentials (LoadCredential=, found in $CREDENTIALS_DIRECTORY)."""
 
     model_config = _MODEL_CONFIG
 
-    transport: Literal["mqtt", "none"] = "mqtt"
+    transport: Literal["mqtt", "http", "none"] = "mqtt"
     url: str = f"mqtt://127.0.0.1:{DEFAULT_MQTT_PORT}"
     client_id: str | None = Field(default=None, min_length=1, max_length=128)
     keepalive_s: int = Field(default=30, ge=5, le=600)
+    # TLS: the CA that signed the hub's certificate (default: the system's), and this
+    # gateway's own certificate and key when the hub asks for one (mutual TLS).
+    ca_file: str | None = Field(default=None, min_length=1)
+    cert_file: str | None = Field(default=None, min_length=1)
+    key_file: str | None = Field(default=None, min_length=1)
+    # Off only for a lab hub with a self-signed certificate: it accepts any certificate.
+    verify: bool = True
+    username: str | None = Field(default=None, min_length=1, max_length=256)
+    password_file: str | None = Field(default=None, min_length=1)
+    # HTTP: the bearer token, and how often orders and master data are asked for.
+    token_file: str | None = Field(default=None, min_length=1)
+    poll_s: float = Field(default=2.0, gt=0, le=3600)
+    masterdata_poll_s: float = Field(default=60.0, gt=0, le=86_400)
+    # Secrets written into the file itself are refused, with where they belong instead.
+    password: None = None
+    token: None = None
+
+    @field_validator("password", "token", mode="before")
+    @classmethod
+    def _no_secrets_here(cls, value: object, info: ValidationInfo) -> None:
+        raise ValueError(
+            f"a {info.field_name} does not belong in line.toml (it is readable and gets "
+            f"copied): put it in a file and name it with {info.field_name}_file"
+        )
 
     @field_validator("url")
     @classmethod
-    def _mqtt_url(cls, value: str) -> str:
-        _split_mqtt_url(value)
+    def _url_fits_transport(cls, value: str, info: ValidationInfo) -> str:
+        transport = info.data.get("transport", "mqtt")
+        if transport != "none":
+            _split_hub_url(value, transport)
         return value
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Self:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (mutual TLS)")
+        if self.password_file is not None and self.username is None:
+            raise ValueError("password_file needs a username")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme in ("mqtts", "https")
 
     @property
     def host(self) -> str:
-        host = _split_mqtt_url(self.url).hostname
+        host = urlsplit(self.url).hostname
         assert host is not None  # the validator refused a url without a host
         return host
 
     @property
     def port(self) -> int:
-        return _split_mqtt_url(self.url).port or DEFAULT_MQTT_PORT
+        default = DEFAULT_MQTTS_PORT if self.tls else DEFAULT_MQTT_PORT
+        return urlsplit(self.url).port or default
 
 
-def _split_mqtt_url(url: str) -> SplitResult:
+_SCHEMES = {"mqtt": ("mqtt", "mqtts"), "http": ("http", "https")}
+
+
+def _split_hub_url(url: str, transport: str) -> SplitResult:
+    schemes = _SCHEMES[transport]
+    shape = " or ".join(f"{s}://host[:port]" for s in schemes)
+    if transport == "http":
+        shape = " or ".join(f"{s}://host[:port][/base]" for s in schemes)
+
     def bad(why: str) -> ValueError:
-        return ValueError(f"{why}: expected mqtt://host or mqtt://host:port, got {url!r}")
+        return ValueError(f"{why}: expected {shape}, got {url!r}")
 
     try:
         parts = urlsplit(url)
         port = parts.port  # raises ValueError on a non-numeric or out-of-range port
     except ValueError as exc:
         raise bad(f"bad port ({exc})") from None
-    if parts.scheme != "mqtt":
-        raise bad("scheme is not mqtt")
+    if parts.scheme not in schemes:
+        raise bad(f"scheme is not {' or '.join(schemes)}")
     if not parts.hostname:
         raise bad("no host")
     if port == 0:
         raise bad("port 0")
-    # Credentials, paths and queries mean nothing to the MQTT client: refuse them rather
-    # than drop them silently.
-    if parts.username is not None or parts.path not in ("", "/") or parts.query or parts.fragment:
+    # Credentials in the URL would be a secret in the file; queries mean nothing here.
+    extra_path = transport == "mqtt" and parts.path not in ("", "/")
+    if parts.username is not None or extra_path or parts.query or parts.fragment:
         raise bad("extra parts")
     return parts
 

@@ -142,9 +142,10 @@ def load_line_config(config_dir: Path) -> LineConfig:
         for s in station_files
         if s.station is not None
     }
+    hub = _resolve_hub_files(line_file.hub, config_dir.resolve())
     try:
         return LineConfig(
-            **dict(line_file),
+            **(dict(line_file) | {"hub": hub}),
             stations=stations,
             config_dir=config_dir.resolve(),
         )
@@ -341,6 +342,17 @@ def _check_unique_station_ids(files: list[_StationFile], problems: list[ConfigPr
 # Files a device reads (certificates, keys, secrets): relative to the config folder, as
 # the store path is, so a folder copied to /etc/linegate keeps working.
 _FILE_KEYS = ("certificate", "private_key", "server_certificate", "password_file")
+
+
+def _resolve_hub_files(hub: HubSection, config_dir: Path) -> HubSection:
+    """The hub's TLS files relative to the config folder (secret files are resolved when
+    read: they may be systemd credentials, see gateway/secrets.py)."""
+    update = {
+        key: str(config_dir / value)
+        for key in ("ca_file", "cert_file", "key_file")
+        if isinstance(value := getattr(hub, key), str) and not Path(value).is_absolute()
+    }
+    return hub.model_copy(update=update) if update else hub
 
 
 def _resolve_files(station: StationConfig, config_dir: Path) -> StationConfig:

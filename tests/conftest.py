@@ -31,9 +31,17 @@ def _mosquitto_binary() -> str | None:
 
 
 class Mosquitto:
-    """A mosquitto child process on a fixed loopback port that can be stopped and restarted."""
+    """A mosquitto child process on a fixed loopback port that can be stopped and restarted.
 
-    def __init__(self, binary: str, workdir: Path, persistence: bool = False) -> None:
+    ``listener`` is the listener's own settings (TLS files, authentication)."""
+
+    def __init__(
+        self,
+        binary: str,
+        workdir: Path,
+        persistence: bool = False,
+        listener: str = "allow_anonymous true\n",
+    ) -> None:
         self.host = "127.0.0.1"
         self.port = free_port()
         self._binary = binary
@@ -50,7 +58,7 @@ class Mosquitto:
         )
         self._conf.write_text(
             f"listener {self.port} {self.host}\n"
-            "allow_anonymous true\n"
+            f"{listener}"
             f"{keep}"
             "log_dest stderr\n"
             "log_type error\n"

@@ -336,7 +336,7 @@ BAD_CASES = {
     ),
     "bad url scheme": Bad(
         {"line.toml": replace(LINE_TOML, "mqtt://broker.local", "http://broker.local")},
-        [("line.toml", "hub.url", "scheme is not mqtt")],
+        [("line.toml", "hub.url", "scheme is not mqtt or mqtts")],
     ),
     "bad url port": Bad(
         {"line.toml": replace(LINE_TOML, "mqtt://broker.local", "mqtt://broker.local:70000")},
@@ -347,8 +347,24 @@ BAD_CASES = {
         [("line.toml", "hub.url", "no host")],
     ),
     "unknown transport": Bad(
+        {"line.toml": replace(LINE_TOML, "[hub]\n", '[hub]\ntransport = "pigeon"\n')},
+        [("line.toml", "hub.transport", "'mqtt', 'http' or 'none' (got 'pigeon')")],
+    ),
+    "an http hub with an mqtt url": Bad(
         {"line.toml": replace(LINE_TOML, "[hub]\n", '[hub]\ntransport = "http"\n')},
-        [("line.toml", "hub.transport", "'mqtt' or 'none' (got 'http')")],
+        [("line.toml", "hub.url", "scheme is not http or https")],
+    ),
+    "a password in line.toml": Bad(
+        {
+            "line.toml": replace(
+                LINE_TOML, "[hub]\n", '[hub]\nusername = "gw"\npassword = "s3cret"\n'
+            )
+        },
+        [("line.toml", "hub.password", "put it in a file and name it with password_file")],
+    ),
+    "a client certificate without its key": Bad(
+        {"line.toml": replace(LINE_TOML, "[hub]\n", '[hub]\ncert_file = "gw.crt"\n')},
+        [("line.toml", "hub", "cert_file and key_file go together")],
     ),
     "duplicate operator badge": Bad(
         {"line.toml": LINE_TOML + '\n[[operators]]\nbadge = "OP-1"\nname = "Again"\n'},
@@ -495,3 +511,18 @@ def test_device_files_are_relative_to_the_config_folder(tmp_path: Path) -> None:
     assert isinstance(machine, OpcUaMachineConfig)
     assert machine.certificate == str(tmp_path / "cfg" / "pki" / "gw.der")
     assert machine.private_key == "/etc/linegate/pki/gw.pem"
+
+
+def test_a_secret_in_line_toml_is_refused_without_being_repeated(tmp_path: Path) -> None:
+    folder = write_line(
+        tmp_path / "line",
+        {
+            "line.toml": replace(
+                LINE_TOML, "[hub]\n", '[hub]\nusername = "gw"\npassword = "s3cret"\n'
+            )
+        },
+    )
+    out, err = io.StringIO(), io.StringIO()
+    assert check_config(folder, out, err) == 78
+    assert "password_file" in err.getvalue()
+    assert "s3cret" not in err.getvalue() + out.getvalue()
