@@ -15,10 +15,12 @@ from typing import Any, Protocol
 
 import uvicorn
 
+from cloud_sync.http import HttpLink, HttpSettings
 from cloud_sync.mqtt import MqttLink, MqttSettings
 from cloud_sync.ports import InboundSink
 from cloud_sync.ports import Outbox as OutboxPort
 from gateway import __version__
+from gateway.alarms import clear_alarm, raise_alarm
 from gateway.clock import Clock, SystemClock
 from gateway.config import LineConfig
 from gateway.core import Core
@@ -70,6 +72,65 @@ def mqtt_link(
         password=password,
     )
     return MqttLink(settings, clock.now)
+
+
+def http_link(config: LineConfig, store: Store, core: Core) -> HttpLink:
+    """The HTTP hub link of ``config``: its cursor kept in the store, a refusal by the hub
+    raised as an alarm. Raises SecretError when the token file cannot be read."""
+    hub = config.hub
+    token = None
+    if hub.token_file is not None:
+        token = read_secret(hub.token_file, "hub token", config.config_dir)
+    settings = HttpSettings(
+        base_url=hub.url,
+        site=config.line.site,
+        line=config.line.line,
+        token=token,
+        ca_file=hub.ca_file,
+        cert_file=hub.cert_file,
+        key_file=hub.key_file,
+        verify=hub.verify,
+        poll_s=hub.poll_s,
+        masterdata_poll_s=hub.masterdata_poll_s,
+        version=__version__,
+    )
+    return HttpLink(settings, _StoreState(store), _HubProblems(core))
+
+
+class _StoreState:
+    """The HTTP link's cursor in the store's settings (one small transaction per change)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def get(self, key: str) -> str | None:
+        return self._store.get_setting(key)
+
+    def set(self, key: str, value: str) -> None:
+        with self._store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+
+class _HubProblems:
+    """A refusal by the hub as the alarm ``hub_refused``, cleared once it answers again."""
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+        self._raised = False
+
+    def __call__(self, problem: str | None) -> None:
+        if problem is None and not self._raised:
+            return
+        with self._core.store.transaction():
+            if problem is None:
+                clear_alarm(self._core, "hub_refused", "the hub takes events again")
+            else:
+                raise_alarm(self._core, "hub_refused", "hub_refused", "hub", "major", problem)
+        self._raised = problem is not None
 
 
 class _Server(uvicorn.Server):

@@ -178,7 +178,7 @@ def _without_pandas() -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from gateway.app import Gateway, mqtt_link
+    from gateway.app import Gateway, http_link, mqtt_link
     from gateway.clock import SystemClock
     from gateway.health import Notifier
     from gateway.secrets import SecretError
@@ -193,21 +193,21 @@ def _run(args: argparse.Namespace) -> int:
     if args.broker:
         host, port = parse_broker(args.broker)
     clock = SystemClock()
-    try:
-        link = (
-            mqtt_link(config, clock, host, port) if config.hub.transport == "mqtt" or host else None
-        )
-    except SecretError as exc:
-        print(f"linegate: {exc}", file=sys.stderr)
-        return EX_CONFIG
     gateway = Gateway(
         config,
         data_dir=args.data_dir,
         clock=clock,
-        link=link,
         http_port=args.http_port,
         notifier=Notifier(),  # systemd's, when it started us with Type=notify
     )
+    try:
+        if config.hub.transport == "mqtt" or host:
+            gateway.link = mqtt_link(config, clock, host, port)
+        elif config.hub.transport == "http":
+            gateway.link = http_link(config, gateway.store, gateway.core)
+    except SecretError as exc:
+        print(f"linegate: {exc}", file=sys.stderr)
+        return EX_CONFIG
     try:
         asyncio.run(_serve(gateway))
     except StoreError as exc:
