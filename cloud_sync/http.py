@@ -10,7 +10,8 @@
   the link stops sending events (they stay in the outbox, nothing is lost), reports the
   problem (the gateway raises an alarm) and goes on pulling orders; a restart after the
   fix sends them.
-- **Orders in.** ``GET .../orders?after={cursor}`` every ``poll_s``; the orders go to the
+- **Orders in.** ``GET .../orders?after={cursor}`` every ``poll_s``, once the first master
+  data went in (orders need the catalog); the orders go to the
   sink (which commits them) and only then is the new cursor stored, so a crash in between
   fetches them again (the gateway ignores an order revision it already has).
 - **Master data in.** ``GET .../masterdata`` every ``masterdata_poll_s``; a document is
@@ -102,15 +103,18 @@ class HttpLink:
         self,
         settings: HttpSettings,
         state: LinkState,
-        on_problem: Callable[[str | None], None] | None = None,
+        on_problem: Callable[[str, str | None], None] | None = None,
     ) -> None:
         self._settings = settings
         self._state = state
-        self._on_problem = on_problem or (lambda _problem: None)
+        # on_problem(what, problem): "events" or "orders" refused (problem), or taken
+        # again (None); the gateway raises and clears an alarm for each.
+        self._on_problem = on_problem or (lambda _what, _problem: None)
         self._published = 0
         self._connected = False
         self.refused: str | None = None  # why the hub refused events, until a restart
         self.retries = 0
+        self._masterdata_in = asyncio.Event()
 
     @property
     def connected(self) -> bool:
@@ -171,7 +175,7 @@ class HttpLink:
             except _Refused as refused:
                 self.refused = str(refused)
                 log.error("hub refused events: %s; events stay in the outbox", refused)
-                self._on_problem(f"the hub refused events: {refused}")
+                self._on_problem("events", f"the hub refused events: {refused}")
                 await asyncio.Event().wait()  # no retry of a refusal: until a restart
             held = [r.seq for r in records if r.seq <= acked_through]
             if not held:
@@ -186,6 +190,7 @@ class HttpLink:
             backoff.reset()
             outbox.ack(held)
             self._published += len(held)
+            self._on_problem("events", None)
             # What the hub does not hold yet goes again, from the first one it lacks.
             cursor = held[-1]
 
@@ -209,13 +214,15 @@ class HttpLink:
         if not self._connected:
             log.info("hub link up (%s)", self._settings.base_url)
         self._connected = True
-        self._on_problem(None)
 
     # -- orders and master data in ------------------------------------------------------------
 
     async def _pull_orders(self, client: httpx.AsyncClient, sink: InboundSink) -> None:
         s = self._settings
         backoff = Backoff(s.backoff_initial_s, s.backoff_max_s)
+        # Orders need the catalog: the first master data goes in before the first order
+        # (over MQTT the broker's retained documents come first the same way).
+        await self._masterdata_in.wait()
         while True:
             cursor = self._state.get("hub_orders_cursor")
             try:
@@ -237,10 +244,11 @@ class HttpLink:
                 continue
             except _Refused as refused:
                 log.error("hub refused the orders request: %s", refused)
-                self._on_problem(f"the hub refused the orders request: {refused}")
+                self._on_problem("orders", f"the hub refused the orders request: {refused}")
                 await asyncio.sleep(s.backoff_max_s)
                 continue
             backoff.reset()
+            self._on_problem("orders", None)
             if orders:
                 sink.deliver([InboundMessage("in/orders", json.dumps(orders).encode())])
             if isinstance(new_cursor, str) and new_cursor != cursor:
@@ -268,6 +276,7 @@ class HttpLink:
                 if kind in ("catalog", "stock") and applied.get(kind) != digest:
                     sink.deliver([InboundMessage(f"in/masterdata/{kind}", raw)])
                     applied[kind] = digest
+            self._masterdata_in.set()
             await asyncio.sleep(s.masterdata_poll_s)
 
 

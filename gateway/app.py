@@ -116,21 +116,31 @@ class _StoreState:
 
 
 class _HubProblems:
-    """A refusal by the hub as the alarm ``hub_refused``, cleared once it answers again."""
+    """A refusal by the hub as the alarm ``hub_refused:events`` (or ``:orders``), cleared
+    once the hub takes them again."""
 
     def __init__(self, core: Core) -> None:
         self._core = core
-        self._raised = False
+        self._raised: set[str] = set()
+        self._looked: set[str] = set()  # alarms a previous run may have left raised
 
-    def __call__(self, problem: str | None) -> None:
-        if problem is None and not self._raised:
+    def __call__(self, what: str, problem: str | None) -> None:
+        alarm_id = f"hub_refused:{what}"
+        if what not in self._looked:
+            self._looked.add(what)
+            if self._core.store.one(
+                "SELECT 1 FROM alarms WHERE alarm_id = ? AND cleared_at IS NULL", (alarm_id,)
+            ):
+                self._raised.add(what)
+        if problem is None and what not in self._raised:
             return
         with self._core.store.transaction():
             if problem is None:
-                clear_alarm(self._core, "hub_refused", "the hub takes events again")
+                clear_alarm(self._core, alarm_id, f"the hub takes {what} again")
+                self._raised.discard(what)
             else:
-                raise_alarm(self._core, "hub_refused", "hub_refused", "hub", "major", problem)
-        self._raised = problem is not None
+                raise_alarm(self._core, alarm_id, "hub_refused", "hub", "major", problem)
+                self._raised.add(what)
 
 
 class _Server(uvicorn.Server):

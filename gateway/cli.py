@@ -139,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not getattr(args, "verbose", False):
         # The device libraries log every connect and request at INFO, the scheduler every
-        # job it adds.
-        for noisy in ("asyncua", "pymodbus", "apscheduler"):
+        # job it adds, the HTTP client every request.
+        for noisy in ("asyncua", "pymodbus", "apscheduler", "httpx"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         # asyncua logs a traceback each time a session's link drops; the supervisor
         # already says so in one line.

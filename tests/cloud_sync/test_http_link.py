@@ -134,11 +134,11 @@ async def test_a_refusal_is_not_retried_and_raises_a_problem() -> None:
         outbox = ListOutbox()
         outbox.add(10)
         hub.fail("refuse")
-        problems: list[str | None] = []
+        problems: list[tuple[str, str | None]] = []
         hub.add_orders({"order_id": "SO-1"})
-        link = HttpLink(_settings(url), DictState(), problems.append)
+        link = HttpLink(_settings(url), DictState(), lambda w, p: problems.append((w, p)))
         async with _running(link, outbox) as sink:
-            await _until(lambda: any(p for p in problems))
+            await _until(lambda: any(p for _, p in problems))
             posts = hub.posts
             await asyncio.sleep(0.5)
             assert hub.posts == posts == 1  # no retry
@@ -146,7 +146,10 @@ async def test_a_refusal_is_not_retried_and_raises_a_problem() -> None:
             # Orders still come in.
             await _until(lambda: bool(sink.messages))
         assert link.refused is not None and "HTTP 400" in link.refused
-        assert [p for p in problems if p] == [f"the hub refused events: {link.refused}"]
+        # Raised once; orders coming in clear nothing of it.
+        assert [(w, p) for w, p in problems if w == "events"] == [
+            ("events", f"the hub refused events: {link.refused}")
+        ]
 
 
 async def test_a_wrong_token_is_refused_not_retried() -> None:
