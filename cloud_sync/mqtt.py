@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import ssl
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
@@ -149,6 +150,7 @@ class _Connection:
         self.up = False
         self.goodbye_mid: int | None = None
         self.goodbye_acked = asyncio.Event()
+        self.last_in = time.monotonic()  # when bytes last came from the broker
 
     def close(self, reason: str) -> None:
         if not self.closed.is_set():
@@ -207,6 +209,7 @@ class _Connection:
     # --- the loop's socket callbacks ----------------------------------------------------
 
     def _readable(self, client: mqtt.Client) -> None:
+        self.last_in = time.monotonic()
         # loop_read() reads at most one packet per message in flight (at least one), and
         # cannot tell "nothing left" from "done": read again while a call did something.
         # Back-pressure: while the store has a full backlog, stop reading the socket, so a
@@ -479,7 +482,7 @@ class MqttLink:
     async def _serve(
         self, client: mqtt.Client, conn: _Connection, sink: InboundSink, outbox: Outbox
     ) -> str:
-        keepalive = asyncio.create_task(_keep_alive(client, conn))
+        keepalive = asyncio.create_task(_keep_alive(client, conn, self._settings.keepalive_s))
         try:
             return await self._serve_connected(client, conn, sink, outbox)
         finally:
@@ -683,13 +686,31 @@ class MqttLink:
             self._backoff.reset()
 
 
-async def _keep_alive(client: mqtt.Client, conn: _Connection) -> None:
-    """paho's timers without its thread: PINGREQ when idle, and a silent peer's timeout."""
+async def _keep_alive(client: mqtt.Client, conn: _Connection, keepalive_s: float) -> None:
+    """paho's timers without its thread, and a dead link noticed within 1.5 × keep-alive.
+
+    paho alone notices a silent broker only after two keep-alives (a PINGREQ once idle for
+    one, then a whole one more for the PINGRESP). Here the link asks with a PINGREQ once
+    the broker has been silent for half a keep-alive, and gives the connection up when it
+    has been silent for one and a half: a healthy broker answers a PINGREQ in a round trip,
+    so only a dead link (a blackhole, a pulled cable behind a switch) stays silent that long.
+    """
+    tick = min(_MISC_INTERVAL_S, keepalive_s / 10)
+    ping = getattr(client, "_send_pingreq", None)  # paho's own; absent, paho's timing only
+    asked_at = 0.0
     while True:
-        await asyncio.sleep(_MISC_INTERVAL_S)
+        await asyncio.sleep(tick)
         if client.loop_misc() != MQTTErrorCode.MQTT_ERR_SUCCESS:
             conn.close("connection lost")  # paho has said why, if it knew
             return
+        now = time.monotonic()
+        silent = now - conn.last_in
+        if silent > 1.5 * keepalive_s - tick:  # checked every tick: noticed by 1.5 × it
+            conn.close(f"no word from the broker for {silent:.1f} s (1.5 × keep-alive)")
+            return
+        if silent > keepalive_s / 2 and asked_at < conn.last_in and callable(ping):
+            ping()
+            asked_at = now
 
 
 async def _first(*waits: Coroutine[Any, Any, object]) -> None:
