@@ -159,6 +159,10 @@ class Inbound:
         except (ValueError, UnicodeDecodeError) as exc:
             self._reject(message, None, [_err("INVALID_JSON", "", f"not valid JSON: {exc}")])
             return
+        except RecursionError:
+            # A hostile or broken hub: [[[[...]]]] deeper than the parser goes.
+            self._reject(message, None, [_err("INVALID_JSON", "", "JSON nested too deeply")])
+            return
         items = doc if isinstance(doc, list) else [doc]
         if not items:
             self._reject(message, None, [_err("SCHEMA", "", "an empty array holds no order")])

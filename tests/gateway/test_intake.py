@@ -20,6 +20,7 @@ def codes(line: Line) -> list[list[str]]:
     [
         (b"{not json", "INVALID_JSON", ""),
         (b"\xff\xfe", "INVALID_JSON", ""),
+        (b"[" * 100_000 + b"]" * 100_000, "INVALID_JSON", ""),  # deeper than the parser goes
         (
             json.dumps({"order_id": "SO-1", "lines": [{"sku": "TEE-WHT-M", "qty": 1}]}).encode(),
             "SCHEMA",
