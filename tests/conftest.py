@@ -48,11 +48,13 @@ class Mosquitto:
         self._log = workdir / "mosquitto.log"
         self._conf = workdir / "mosquitto.conf"
         # Persistence keeps sessions, subscriptions and queued messages across a restart,
-        # as a hub's broker would.
+        # as a hub's broker would; saved every second, so a broker killed with SIGKILL
+        # comes back with its sessions (what it held for less than that is gone).
         # Started as root, mosquitto switches to the user "mosquitto", which may not write
         # in the test's folder: stay the user we are (ignored when not root).
         keep = (
-            f"persistence true\npersistence_location {workdir}/\nuser {getpass.getuser()}\n"
+            f"persistence true\npersistence_location {workdir}/\nautosave_interval 1\n"
+            f"user {getpass.getuser()}\n"
             if persistence
             else "persistence false\n"
         )

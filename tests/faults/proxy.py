@@ -1,19 +1,23 @@
 """A small TCP fault proxy on loopback, between the gateway and the broker (or the hub).
 
 Modes, switched at any time: ``pass``; ``blackhole`` (the sockets stay open, no byte gets
-through either way: a cable pulled behind a switch); ``reset`` (every connection is
+through either way: a cable pulled behind a switch); ``hold_replies`` (bytes reach the
+server, none come back: its acknowledgements are lost); ``reset`` (every connection is
 aborted, and new ones too: a firewall sending RSTs); ``delay`` (each chunk waits
 ``delay_s``); ``throttle`` (at most ``rate_bps`` bytes per second each way).
+
+:class:`ProxyThread` runs one in a thread of its own, for tests that are not async.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from typing import Literal
 
-Mode = Literal["pass", "blackhole", "reset", "delay", "throttle"]
+Mode = Literal["pass", "blackhole", "hold_replies", "reset", "delay", "throttle"]
 
 
 class FaultProxy:
@@ -24,8 +28,10 @@ class FaultProxy:
         self.delay_s = 0.2
         self.rate_bps = 10_000
         self.connections = 0
-        self._open = asyncio.Event()
+        self._open = asyncio.Event()  # client → server
         self._open.set()
+        self._replies = asyncio.Event()  # server → client
+        self._replies.set()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -40,6 +46,10 @@ class FaultProxy:
             self._open.clear()
         else:
             self._open.set()
+        if mode in ("blackhole", "hold_replies"):
+            self._replies.clear()
+        else:
+            self._replies.set()
         if mode == "reset":
             for writer in list(self._writers):
                 writer.transport.abort()
@@ -70,7 +80,10 @@ class FaultProxy:
                 return
             self._writers.add(up_writer)
             try:
-                await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+                await asyncio.gather(
+                    self._pipe(reader, up_writer, self._open),
+                    self._pipe(up_reader, writer, self._replies),
+                )
             finally:
                 up_writer.transport.abort()
                 self._writers.discard(up_writer)
@@ -79,10 +92,12 @@ class FaultProxy:
             self._writers.discard(writer)
             self._tasks.discard(task)
 
-    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, gate: asyncio.Event
+    ) -> None:
         try:
             while data := await source.read(65536):
-                await self._open.wait()  # a blackhole holds every byte, sockets open
+                await gate.wait()  # held bytes wait here, the sockets stay open
                 if self.mode == "delay":
                     await asyncio.sleep(self.delay_s)
                 elif self.mode == "throttle":
@@ -99,3 +114,27 @@ class FaultProxy:
             sink.write_eof()
         except (OSError, RuntimeError):
             sink.transport.abort()
+
+
+class ProxyThread:
+    """A :class:`FaultProxy` on an event loop of its own thread."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self.proxy = FaultProxy(upstream_port)
+        asyncio.run_coroutine_threadsafe(self.proxy.start(), self._loop).result(5)
+
+    @property
+    def port(self) -> int:
+        return self.proxy.port
+
+    def set(self, mode: Mode) -> None:
+        self._loop.call_soon_threadsafe(self.proxy.set, mode)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.proxy.close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
