@@ -32,6 +32,7 @@ from gateway.outbox import Outbox
 from gateway.planning import LinePlanner
 from gateway.secrets import read_secret
 from gateway.station import StationService
+from gateway.storage import StorageGuard
 from gateway.store import Store
 from gateway.supervisor import SupervisorPolicy
 from gateway.web import create_app
@@ -172,7 +173,8 @@ class Gateway:
         self.store = Store(config.store_path(data_dir))
         self.outbox = Outbox(self.store, config.gateway_id)
         self.core = Core(config, self.store, self.outbox, self.clock)
-        self.inbound = Inbound(self.core)
+        self.storage = StorageGuard(self.core)
+        self.inbound = Inbound(self.core, admit=self.storage.check_intake)
         self.stations = StationService(self.core)
         # Built now (no I/O), started in run(): the drivers connect in the background, so
         # a device that is away never delays the line's start.
@@ -230,6 +232,7 @@ class Gateway:
                 if self.link is not None:
                     tg.create_task(self.link.run(self.inbound, self.outbox))
                 tg.create_task(self._kpi_snapshots())
+                tg.create_task(self.storage.watch(), name="storage")
                 tg.create_task(self.floor.run(), name="floor")
                 if self.planner is not None:
                     tg.create_task(self.planner.run(), name="planner")
@@ -266,6 +269,11 @@ class Gateway:
                     (self.core.now_iso(),),
                 )
         except sqlite3.Error as exc:
+            if "full" in str(exc):
+                # A full disk: a restart would find it as full. Stay up, refuse what cannot
+                # be saved, and let the disk alarm and the operators' screens say so.
+                logger.error("the store cannot commit, the disk is full: %s", exc)
+                return None
             return f"the store cannot commit: {exc}"
         return None
 

@@ -243,6 +243,12 @@ class Policies(BaseModel):
     device_restart_budget: int = Field(default=5, ge=0, le=1000)
     device_restart_window_s: float = Field(default=60.0, gt=0, le=86_400)
 
+    # Storage: intake pauses (orders wait in the broker) while the data folder's disk has
+    # less free space than this, so operators' actions and their events always have room;
+    # an alarm when the outbox (events not yet at the hub) passes 80 % of its budget.
+    disk_free_floor_mib: int = Field(default=64, ge=0, le=1_000_000)
+    outbox_budget_mib: int = Field(default=1024, ge=1, le=1_000_000)
+
     @model_validator(mode="after")
     def _retry_bounds(self) -> Self:
         if self.device_retry_initial_s > self.device_retry_max_s:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -57,12 +57,17 @@ def validation_errors(exc: ValidationError) -> list[Error]:
 class Inbound:
     """The gateway's inbound sink."""
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, admit: Callable[[], None] | None = None) -> None:
         self._core = core
+        # Called before each batch; raises (a store error) to leave it in the broker,
+        # e.g. while the disk is below its free-space floor (gateway/storage.py).
+        self._admit = admit
         self.accepted = 0
         self.rejected = 0
 
     def deliver(self, messages: Sequence[InboundMessage]) -> None:
+        if self._admit is not None:
+            self._admit()
         # Fast path: the whole batch in one transaction. Should a message trip a bug, the
         # batch is rolled back and applied again, each message in its own savepoint.
         counts = (self.accepted, self.rejected)

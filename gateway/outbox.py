@@ -28,12 +28,22 @@ class Outbox:
         self._in_txn = False
         self._pending: list[tuple[int, str, bytes]] = []
         self._new = asyncio.Event()
+        self._bytes = 0  # the bodies waiting for the hub, in bytes
+        self._pending_bytes = 0  # of the transaction in progress
+        self._flushed_bytes = 0  # written, the commit still to come
 
     def load(self) -> None:
         """Read the last allocated seq after the store opened."""
         row = self._store.one("SELECT value FROM counters WHERE name = 'seq'")
         self._committed_seq = 0 if row is None else int(row[0])
         self._next_seq = self._committed_seq + 1
+        size = self._store.one("SELECT coalesce(sum(length(body)), 0) FROM outbox")
+        self._bytes = int(size[0]) if size is not None else 0
+
+    @property
+    def size_bytes(self) -> int:
+        """What the events waiting for the hub take in the store (their JSON bodies)."""
+        return self._bytes
 
     @property
     def last_seq(self) -> int:
@@ -63,6 +73,7 @@ class Outbox:
         envelope["data"] = data
         body = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
         self._pending.append((seq, type_, body))
+        self._pending_bytes += len(body)
         return seq
 
     @property
@@ -73,9 +84,11 @@ class Outbox:
         """Forget the events appended since ``next_seq`` (a rollback to a savepoint)."""
         self._next_seq = next_seq
         self._pending = [p for p in self._pending if p[0] < next_seq]
+        self._pending_bytes = sum(len(p[2]) for p in self._pending)
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
+        self._flushed_bytes, self._pending_bytes = self._pending_bytes, 0
         self._store.conn.executemany(
             "INSERT INTO outbox (seq, type, body) VALUES (?, ?, ?)", pending
         )
@@ -88,11 +101,14 @@ class Outbox:
     def _committed(self) -> None:
         self._in_txn = False
         self._committed_seq = self._next_seq - 1
+        self._bytes += self._flushed_bytes
+        self._flushed_bytes = 0
         self._new.set()
 
     def _rolled_back(self) -> None:
         self._in_txn = False
         self._pending = []
+        self._pending_bytes = self._flushed_bytes = 0
         self._next_seq = self._committed_seq + 1
 
     def peek(self, after_seq: int, limit: int) -> list[OutboxRecord]:
@@ -104,8 +120,17 @@ class Outbox:
     def ack(self, seqs: Sequence[int]) -> None:
         if not seqs:
             return
+        gone = 0
         with self._store.transaction() as conn:
-            conn.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+            for chunk in range(0, len(seqs), 500):
+                part = seqs[chunk : chunk + 500]
+                rows = conn.execute(
+                    f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(part))}) "
+                    "RETURNING length(body)",
+                    part,
+                ).fetchall()
+                gone += sum(int(r[0]) for r in rows)
+        self._bytes = max(0, self._bytes - gone)
 
     def pending_count(self) -> int:
         row = self._store.one("SELECT count(*) FROM outbox")

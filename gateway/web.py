@@ -6,6 +6,7 @@ operator understands; a refused action answers 409 with ``code`` and the reason.
 
 from __future__ import annotations
 
+import sqlite3
 import statistics
 import time
 from collections import deque
@@ -97,6 +98,22 @@ def create_app(
         return JSONResponse(
             status_code=409,
             content={"ok": False, "code": exc.code, "message": exc.message, "next": exc.next},
+        )
+
+    @app.exception_handler(sqlite3.OperationalError)
+    async def store_failed(_: Request, exc: sqlite3.OperationalError) -> JSONResponse:
+        # Nothing of the action was saved (its transaction rolled back whole).
+        full = "full" in str(exc)
+        return JSONResponse(
+            status_code=503,
+            content={
+                "ok": False,
+                "code": "DISK_FULL" if full else "STORE_UNAVAILABLE",
+                "message": "The gateway could not save this: its disk is full."
+                if full
+                else f"The gateway could not save this: {exc}.",
+                "next": "Nothing was recorded. Call the line lead, then do it again.",
+            },
         )
 
     @app.exception_handler(RequestValidationError)

@@ -1,0 +1,74 @@
+"""The outbox's size in bytes, and its budget alarm: raised at 80 %, cleared below 70 %,
+nothing dropped; the free-space floor pauses intake with an alarm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.app import Gateway
+from gateway.config_load import load_line_config
+from gateway.storage import IntakePaused
+from tests.gateway.conftest import REFERENCE_LINE, Line, catalog_bytes, order
+
+
+def _gateway(tmp_path: Path, **policies: int) -> Gateway:
+    config = load_line_config(REFERENCE_LINE)
+    config = config.model_copy(update={"policies": config.policies.model_copy(update=policies)})
+    gw = Gateway(config, data_dir=tmp_path)
+    gw.open()
+    return gw
+
+
+def _active(gw: Gateway) -> set[str]:
+    return {
+        r["alarm_id"] for r in gw.store.all("SELECT alarm_id FROM alarms WHERE cleared_at IS NULL")
+    }
+
+
+def test_the_outbox_budget_alarm_comes_well_before_the_budget_and_drops_nothing(
+    tmp_path: Path,
+) -> None:
+    gw = _gateway(tmp_path, outbox_budget_mib=1)
+    try:
+        core = gw.core
+        big = {"note": "x" * 1000}
+        for _ in range(700):  # ~0.7 MiB of events
+            with gw.store.transaction():
+                core.emit("machine.state", big)
+        assert gw.outbox.size_bytes > 700_000
+        gw.storage.check_outbox()
+        assert "storage:outbox" not in _active(gw)
+        for _ in range(150):  # past 80 %
+            with gw.store.transaction():
+                core.emit("machine.state", big)
+        gw.storage.check_outbox()
+        assert "storage:outbox" in _active(gw)
+        total = gw.outbox.pending_count()
+        assert total == gw.outbox.last_seq  # nothing dropped
+        # The hub takes most of them: below 70 %, the alarm clears.
+        gw.outbox.ack(list(range(1, 400)))
+        gw.storage.check_outbox()
+        assert "storage:outbox" not in _active(gw)
+        # The size is the same when counted again from the store (a restart).
+        size = gw.outbox.size_bytes
+        gw.outbox.load()
+        assert gw.outbox.size_bytes == size
+    finally:
+        gw.store.close()
+
+
+def test_below_the_free_space_floor_intake_waits(tmp_path: Path) -> None:
+    gw = _gateway(tmp_path, disk_free_floor_mib=10**6)  # more than any disk here has
+    try:
+        line = Line(gw)
+        with pytest.raises(IntakePaused, match="below the 1000000 MiB floor"):
+            line.send("in/masterdata/catalog", catalog_bytes())
+        assert "storage:disk_low" in _active(gw)
+        assert gw.store.all("SELECT version FROM catalogs") == []
+        with pytest.raises(IntakePaused):
+            line.send("in/orders", order("SO-1", ("TEE-WHT-M", 1)))
+        assert gw.store.all("SELECT order_id FROM orders") == []
+    finally:
+        gw.store.close()
