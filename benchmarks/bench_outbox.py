@@ -3,6 +3,7 @@ while a backlog drains.
 
     .venv/bin/python benchmarks/bench_outbox.py --backlog 1000000
     .venv/bin/python benchmarks/bench_outbox.py --backlog 200000 --live-rate 20
+    .venv/bin/python benchmarks/bench_outbox.py --backlog 200000 --transport http
 
 A backlog of ``--backlog`` events (a task.completed-sized envelope each, ~420 bytes) is
 written to a real SQLite outbox, as the gateway writes them (Outbox.append inside store
@@ -43,6 +44,7 @@ _without_pandas()
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
+from cloud_sync.http import HttpLink, HttpSettings  # noqa: E402
 from cloud_sync.mqtt import MqttLink, MqttSettings  # noqa: E402
 from cloud_sync.ports import InboundMessage  # noqa: E402
 from gateway.outbox import Outbox  # noqa: E402
@@ -171,6 +173,65 @@ class _NoInbound:
         del messages
 
 
+class _State:
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+
+    def get(self, key: str) -> str | None:
+        return self.values.get(key)
+
+    def set(self, key: str, value: str) -> None:
+        self.values[key] = value
+
+
+async def drain_http(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    store = Store(tmp / "gateway.db")
+    store.open()
+    outbox = Outbox(store, f"{SITE}/{LINE}")
+    outbox.load()
+    fill(outbox, store, args.backlog)
+    port = free_port()
+    hub = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "simulators.http_hub", "--site", SITE, "--line", LINE,
+        "--port", str(port), cwd=ROOT,
+    )  # fmt: skip
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.1).close()
+            break
+        except OSError:
+            await asyncio.sleep(0.05)
+    settings = HttpSettings(
+        base_url=f"http://127.0.0.1:{port}", site=SITE, line=LINE,
+        batch_max=args.per_message, poll_s=60, masterdata_poll_s=3600,
+    )  # fmt: skip
+    link = HttpLink(settings, _State())
+    rss_before = peak = rss_mib()
+    t0 = time.perf_counter()
+    running = asyncio.create_task(link.run(_NoInbound(), outbox))
+    try:
+        while link.published < args.backlog:
+            peak = max(peak, rss_mib())
+            await asyncio.sleep(0.005)
+        drain_s = time.perf_counter() - t0
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        hub.terminate()
+        await hub.wait()
+        store.close()
+    return {
+        "transport": "http",
+        "backlog": args.backlog,
+        "events_per_post": args.per_message,
+        "drain_s": round(drain_s, 2),
+        "events_per_s": round(args.backlog / drain_s),
+        "retries": link.retries,
+        "rss_before_mib": round(rss_before, 1),
+        "rss_peak_mib": round(peak, 1),
+    }
+
+
 async def drain(args: argparse.Namespace, tmp: Path, port: int) -> dict[str, Any]:
     store = Store(tmp / "gateway.db")
     store.open()
@@ -270,8 +331,15 @@ def main() -> int:
     parser.add_argument("--backlog-window", type=int, default=None, help="messages")
     parser.add_argument("--live-rate", type=float, default=0.0, help="live events per second")
     parser.add_argument("--live-seconds", type=float, default=10.0)
+    parser.add_argument("--transport", choices=["mqtt", "http"], default="mqtt")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="lg-bench-outbox-"))
+    if args.transport == "http":
+        try:
+            print(json.dumps(asyncio.run(drain_http(args, tmp))))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return 0
     broker, port = start_broker(tmp)
     try:
         result = asyncio.run(drain(args, tmp, port))

@@ -161,3 +161,22 @@ async def serve_http_hub(hub: HttpHub, host: str = "127.0.0.1") -> AsyncIterator
             async with asyncio.timeout(5):
                 await task
         sock.close()
+
+
+def main() -> None:
+    """``python -m simulators.http_hub --port P``: serve an HTTP hub until stopped."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="an HTTP hub for linegate (no faults)")
+    parser.add_argument("--site", default="hz01")
+    parser.add_argument("--line", default="line3")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--token")
+    args = parser.parse_args()
+    hub = HttpHub(args.site, args.line, token=args.token)
+    uvicorn.run(hub.app(), host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
