@@ -63,12 +63,13 @@ class HttpHub:
     def set_masterdata(self, *docs: JsonDict) -> None:
         self.masterdata = list(docs)
 
+    _through: int = 0  # every seq up to this is held (advanced as events come)
+
     @property
     def acked_through(self) -> int:
-        n = 0
-        while n + 1 in self.events:
-            n += 1
-        return n
+        while self._through + 1 in self.events:
+            self._through += 1
+        return self._through
 
     def missing(self, through: int) -> list[int]:
         return [seq for seq in range(1, through + 1) if seq not in self.events]
