@@ -68,6 +68,10 @@ bench: venv mosquitto
 	$(BIN)/python benchmarks/bench_plan.py --scenario surge
 	$(BIN)/python benchmarks/bench_plan.py --scenario normal
 	$(BIN)/python benchmarks/bench_gateway_plan.py
+	$(BIN)/python benchmarks/bench_outbox.py --backlog 1000000
+	$(BIN)/python benchmarks/bench_outbox.py --backlog 1000000 --live-rate 50 --live-seconds 10
+	$(BIN)/python benchmarks/bench_outbox.py --backlog 1000000 --transport http --per-message 500
+	$(BIN)/python -m tests.faults.kill_cycles --kills 200 --seed 2026
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
