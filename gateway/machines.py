@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from drivers.base import DeviceRejected, DriverError
@@ -33,6 +34,12 @@ logger = logging.getLogger(__name__)
 # PackML states in which a machine has stopped working on its job (a task running there
 # is held; HELD, HOLDING, ABORTED and ABORTING are faults even with no task).
 FAULT_STATES = frozenset({"HELD", "HOLDING", "ABORTED", "ABORTING", "STOPPED", "STOPPING"})
+# Telemetry while the hub is away: once the events waiting for it pass this share of the
+# outbox budget, a machine's state changes are reported at most once a minute (a fault
+# always is); the next event says how many changes it stands for ("downsampled"). Order
+# and traceability events are never thinned.
+TELEMETRY_SHARE = 0.5
+TELEMETRY_MIN_INTERVAL_S = 60.0
 # States a PackML machine leaves only on a Reset command.
 _NEEDS_RESET = frozenset({"COMPLETE", "STOPPED"})
 # How long a machine may take to be ready for the next job before it is asked anyway.
@@ -60,6 +67,8 @@ class Machines:
         self._jobs: set[asyncio.Task[None]] = set()
         # A status waiting for the rest of its batch of tag changes, by station.
         self._pending: dict[str, MachineStatus] = {}
+        self._reported: dict[str, float] = {}  # station → when its last machine.state went
+        self._skipped: dict[str, int] = {}  # station → state changes not reported since
         core.subscribe("task.started", self._task_started)
         core.subscribe("task.resumed", self._task_started)
 
@@ -204,6 +213,16 @@ class Machines:
         except Exception:
             logger.exception("station %s: machine status not handled", station)
 
+    def _thinned(self, station: str, state: str) -> bool:
+        """Whether this state change goes unreported (see TELEMETRY_SHARE)."""
+        if state in FAULT_STATES:
+            return False
+        budget = self.core.config.policies.outbox_budget_mib * 1024 * 1024
+        if self.core.outbox.size_bytes < TELEMETRY_SHARE * budget:
+            return False
+        last = self._reported.get(station)
+        return last is not None and time.monotonic() - last < TELEMETRY_MIN_INTERVAL_S
+
     def _status(self, station: str, status: MachineStatus) -> None:
         core = self.core
         cfg = core.config.stations[station]
@@ -218,9 +237,10 @@ class Machines:
                     "ON CONFLICT(station) DO UPDATE SET machine_state = excluded.machine_state",
                     (station, status.state),
                 )
-                core.emit(
-                    "machine.state",
-                    {
+                if self._thinned(station, status.state):
+                    self._skipped[station] = self._skipped.get(station, 0) + 1
+                else:
+                    data: dict[str, Any] = {
                         "machine": machine_id,
                         "station": station,
                         "state": status.state,
@@ -230,8 +250,11 @@ class Machines:
                         "bad": status.bad,
                         "job_id": status.job_id,
                         "synthesised": False,
-                    },
-                )
+                    }
+                    if skipped := self._skipped.pop(station, 0):
+                        data["downsampled"] = skipped
+                    core.emit("machine.state", data)
+                    self._reported[station] = time.monotonic()
             running = current is not None and current["status"] == "running"
             if status.state in FAULT_STATES:
                 # A machine sitting STOPPED between jobs is normal (many power up so); a

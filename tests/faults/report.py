@@ -43,8 +43,9 @@ class HubRecorder:
             return {int(e["seq"]): e for e in self.received}
 
     def close(self) -> None:
-        self._client.loop_stop()
         self._client.disconnect()
+        self._client.loop_stop()
+        self._client.reinitialise()  # closes the socket now, not in a garbage collection
 
 
 @dataclass(frozen=True)

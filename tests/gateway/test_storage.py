@@ -3,6 +3,7 @@ nothing dropped; the free-space floor pauses intake with an alarm."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -70,5 +71,38 @@ def test_below_the_free_space_floor_intake_waits(tmp_path: Path) -> None:
         with pytest.raises(IntakePaused):
             line.send("in/orders", order("SO-1", ("TEE-WHT-M", 1)))
         assert gw.store.all("SELECT order_id FROM orders") == []
+    finally:
+        gw.store.close()
+
+
+def test_machine_telemetry_is_thinned_while_the_outbox_is_half_full(tmp_path: Path) -> None:
+    from drivers.opcua_machine import MachineStatus
+
+    gw = _gateway(tmp_path, outbox_budget_mib=1)
+    try:
+        machines = gw.floor.machines
+
+        def states() -> list[dict[str, object]]:
+            rows = gw.store.all("SELECT body FROM outbox WHERE type = 'machine.state'")
+            return [json.loads(r["body"])["data"] for r in rows]
+
+        def status(state: str) -> MachineStatus:
+            return MachineStatus(state, None, 0, 0, None, None)
+
+        machines._status("dtg-1", status("EXECUTE"))
+        machines._status("dtg-1", status("IDLE"))
+        assert [s["state"] for s in states()] == ["EXECUTE", "IDLE"]  # all of them, normally
+        with gw.store.transaction():  # the hub is away: half the budget waits
+            for _ in range(600):
+                gw.core.emit("task.completed", {"note": "x" * 1000})
+        for state in ("EXECUTE", "IDLE", "EXECUTE", "IDLE"):
+            machines._status("dtg-1", status(state))
+        assert [s["state"] for s in states()] == ["EXECUTE", "IDLE"]  # thinned
+        machines._status("dtg-1", status("HELD"))  # a fault always goes
+        assert [s["state"] for s in states()][-1] == "HELD"
+        assert states()[-1]["downsampled"] == 4
+        # Order and traceability events are never thinned.
+        completed = gw.store.all("SELECT seq FROM outbox WHERE type = 'task.completed'")
+        assert len(completed) == 600
     finally:
         gw.store.close()

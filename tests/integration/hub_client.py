@@ -62,5 +62,6 @@ class HubClient:
         raise AssertionError(f"hub did not see the expected events in {timeout} s")
 
     def close(self) -> None:
-        self._client.loop_stop()
         self._client.disconnect()
+        self._client.loop_stop()
+        self._client.reinitialise()  # closes the socket now, not in a garbage collection
