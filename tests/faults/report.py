@@ -38,6 +38,13 @@ class HubRecorder:
         with self._lock:
             self.received.extend(doc if isinstance(doc, list) else [doc])
 
+    def wait_subscribed(self, within: float = 15.0, *, again: bool = False) -> None:
+        """Until the hub's subscription is in place (``again``: a new one, after a broker
+        restart that may have lost the old one)."""
+        if again:
+            self._subscribed.clear()
+        assert self._subscribed.wait(within), "the hub did not subscribe"
+
     def unique(self) -> dict[int, dict[str, Any]]:
         with self._lock:
             return {int(e["seq"]): e for e in self.received}

@@ -4,7 +4,10 @@
   never reached the gateway, which is then SIGKILLed; restarted, it sends them again, the
   hub gets duplicates, and its dedup by seq sees each event once;
 - the broker stopped (SIGTERM) and killed (SIGKILL) in the middle of a burst of work, then
-  restarted: the events committed meanwhile reach the hub.
+  restarted: every event the gateway still held reaches the hub. A broker that shuts down
+  saves what it holds, so nothing at all is lost; a broker killed outright can lose what
+  it had acknowledged in its last second (Mosquitto saves to disk once a second here):
+  that loss is the broker's, and the report counts it apart.
 
 Each test reports lost, duplicated and unexpected events and the recovery time.
 """
@@ -47,6 +50,15 @@ def _last_seq(db: Path) -> int:
     try:
         row = conn.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()
         return int(row[0]) if row else 0
+    finally:
+        conn.close()
+
+
+def _oldest_unsent(db: Path) -> int | None:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT min(seq) FROM outbox").fetchone()
+        return int(row[0]) if row and row[0] is not None else None
     finally:
         conn.close()
 
@@ -121,7 +133,11 @@ def test_the_broker_stopped_mid_burst_loses_nothing(
     hub = HubClient("127.0.0.1", broker.port)
     recorder = HubRecorder(broker.port, name="outage-recorder")
     _master_data(hub)
-    gw = GatewayProcess(tmp_path, broker.port, free_port())
+    # The gateway reaches the broker through a proxy, so that after the restart the hub
+    # is subscribed again before the gateway is back (a broker killed outright may have
+    # lost the hub's session; what it then gets before the hub returns has no taker).
+    proxy = ProxyThread(broker.port)
+    gw = GatewayProcess(tmp_path, proxy.port, free_port())
     try:
         gw.start()
         hub.publish("in/orders", [_order(n) for n in range(6)])
@@ -147,8 +163,14 @@ def test_the_broker_stopped_mid_burst_loses_nothing(
         driver = asyncio.run(burst())
         broker.stop()
         pending = httpx.get(gw.base + "/api/health").json()["outbox_pending"]
+        # What the broker had acknowledged before it went is the broker's to keep; the
+        # gateway answers for the rest, which it still holds.
+        ours = _oldest_unsent(gw.db)
+        proxy.set("reset")
         broker.start()
         started = time.monotonic()
+        recorder.wait_subscribed(again=True)
+        proxy.set("pass")
         _wait(lambda: httpx.get(gw.base + "/api/health").json()["outbox_pending"] == 0)
         last = _last_seq(gw.db)
         with contextlib.suppress(AssertionError):
@@ -156,8 +178,16 @@ def test_the_broker_stopped_mid_burst_loses_nothing(
         r = report(recorder, last, time.monotonic() - started)
     finally:
         gw.stop()
+        proxy.close()
         hub.close()
         recorder.close()
-    print(f"broker {how.name} mid-burst: {r}; {pending} events waited in the outbox")  # noqa: T201
+    by_broker = [s for s in r.lost if ours is None or s < ours]
+    print(  # noqa: T201 - the fault report
+        f"broker {how.name} mid-burst: {r}; {pending} events waited in the outbox; "
+        f"{len(by_broker)} of the lost ones the broker had acknowledged"
+    )
     assert driver.acknowledged
-    assert r.lost == [] and r.unexpected == []
+    assert r.unexpected == []
+    assert [s for s in r.lost if s not in by_broker] == []  # the gateway lost nothing
+    if how == signal.SIGTERM:  # a broker that shuts down saves what it holds
+        assert r.lost == []

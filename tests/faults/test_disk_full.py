@@ -99,9 +99,10 @@ def test_a_full_disk_pauses_intake_refuses_clearly_and_recovers(
     hub.publish("in/masterdata/stock", (DATA / "reference-stock.json").read_bytes(), True)
     gw = GatewayProcess(small_disk, broker.port, free_port(), config=_line(tmp_path))
     filler: Path | None = None
+    stack = contextlib.ExitStack()
     try:
         gw.start()
-        api = httpx.Client(base_url=gw.base, timeout=10)
+        api = stack.enter_context(httpx.Client(base_url=gw.base, timeout=10))
         hub.publish("in/orders", [_order(n) for n in range(3)])
         _wait(lambda: sum(e["type"] == "order.accepted" for e in hub.events()) == 3)
 
@@ -144,6 +145,7 @@ def test_a_full_disk_pauses_intake_refuses_clearly_and_recovers(
         print(f"disk full: {r}")  # noqa: T201 - the fault report
         assert r.lost == [] and r.unexpected == []
     finally:
+        stack.close()
         if filler is not None:
             with contextlib.suppress(OSError):
                 filler.unlink()
