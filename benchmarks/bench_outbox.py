@@ -41,6 +41,7 @@ from gateway.cli import _without_pandas  # noqa: E402
 
 _without_pandas()
 
+import httpx  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
@@ -206,27 +207,57 @@ async def drain_http(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         batch_max=args.per_message, poll_s=60, masterdata_poll_s=3600,
     )  # fmt: skip
     link = HttpLink(settings, _State())
+    live_total = int(args.live_rate * args.live_seconds)
     rss_before = peak = rss_mib()
     t0 = time.perf_counter()
     running = asyncio.create_task(link.run(_NoInbound(), outbox))
+    live_sent = 0
+    stats: dict[str, Any] = {}
     try:
-        while link.published < args.backlog:
+        next_live = time.perf_counter()
+        while link.published < args.backlog + live_total:
+            now = time.perf_counter()
+            if not link.connected:
+                next_live = now  # live events start with the link: earlier ones are backlog
+            elif live_sent < live_total and now >= next_live:
+                with store.transaction():
+                    outbox.append(
+                        "task.completed",
+                        {**event_data(10**9 + live_sent), "committed_at": time.time()},
+                        datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    )
+                live_sent += 1
+                next_live += 1.0 / args.live_rate
             peak = max(peak, rss_mib())
             await asyncio.sleep(0.005)
         drain_s = time.perf_counter() - t0
+        async with httpx.AsyncClient() as c:
+            stats = (await c.get(f"{settings.root}/stats")).json()
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
         hub.terminate()
         await hub.wait()
         store.close()
-    return {
+    live = stats.get("live_ms", [])
+    extra: dict[str, Any] = {}
+    if live:
+        q = statistics.quantiles(live, n=100)
+        extra = {
+            "live_events": len(live),
+            "live_ms_p50": round(q[49], 1),
+            "live_ms_p99": round(q[98], 1),
+            "live_ms_max": round(max(live), 1),
+        }
+    return extra | {
         "transport": "http",
         "backlog": args.backlog,
         "events_per_post": args.per_message,
         "drain_s": round(drain_s, 2),
         "events_per_s": round(args.backlog / drain_s),
         "retries": link.retries,
+        "hub_held": stats.get("held"),
+        "hub_duplicates": stats.get("duplicates"),
         "rss_before_mib": round(rss_before, 1),
         "rss_peak_mib": round(peak, 1),
     }

@@ -1,6 +1,7 @@
 """The hub link over HTTP(S), for sites where MQTT is not allowed (hub-protocol.md, "HTTP").
 
-- **Events out.** The outbox drains oldest first in batches: ``POST {base}/v1/gateways/
+- **Events out.** The backlog drains oldest first in batches, with the live events
+  committed since carried in each batch ahead of it: ``POST {base}/v1/gateways/
   {site}/{line}/events`` with a JSON array of envelopes, a bearer token and an
   ``Idempotency-Key`` naming the batch's seq range. The hub answers ``{"acked_through": N}``:
   every event up to N is held there and leaves the outbox; the rest of the batch goes
@@ -35,7 +36,7 @@ import httpx
 
 from cloud_sync.backoff import Backoff
 from cloud_sync.contract import topic_prefix
-from cloud_sync.ports import InboundMessage, InboundSink, Outbox
+from cloud_sync.ports import InboundMessage, InboundSink, Outbox, OutboxRecord
 
 __all__ = ["HttpLink", "HttpSettings", "LinkState"]
 
@@ -154,16 +155,40 @@ class HttpLink:
     # -- events out -------------------------------------------------------------------------
 
     async def _push(self, client: httpx.AsyncClient, outbox: Outbox) -> None:
+        """Send the outbox: the backlog oldest first, live events beside it.
+
+        Events committed before the link started are the backlog. While it drains, each
+        batch also carries the live events committed since (up to a quarter of the
+        batch), so a scan made now reaches the hub within a request, not after the whole
+        backlog. The hub holds them ahead of the rest (the contract lets it receive events
+        out of order) and its ``acked_through`` covers them once the backlog reaches them:
+        only then do they leave the outbox. Once the backlog is out, one stream from the
+        highest event held; anything the hub still lacks goes again from there."""
         s = self._settings
         backoff = Backoff(s.backoff_initial_s, s.backoff_max_s)
-        cursor = 0
+        live_from = outbox.last_seq
+        cursor = 0  # every event up to here is held by the hub
+        live_cursor = live_from  # the newest live event sent
+        early: set[int] = set()  # live events sent ahead, not yet covered by acked_through
         while True:
-            records = outbox.peek(cursor, s.batch_max)
-            if not records:
-                await outbox.wait_for_new(max(cursor, outbox.last_seq))
-                continue
+            live: list[OutboxRecord] = []
+            if cursor < live_from:
+                live = outbox.peek(live_cursor, max(1, s.batch_max // 4))
+                backlog = outbox.peek(cursor, s.batch_max - len(live))
+                records = [r for r in backlog if r.seq <= live_from]
+                if not records:
+                    cursor = live_from  # the backlog is out (acked before a restart)
+                    continue
+                records += live
+            else:
+                records = outbox.peek(cursor, s.batch_max)
+                if not records:
+                    await outbox.wait_for_new(max(cursor, outbox.last_seq))
+                    continue
             body = b"[" + b",".join(r.payload for r in records) + b"]"
             key = f"{s.gateway_id}:{records[0].seq}-{records[-1].seq}"
+            if live:
+                key += f"+{live[0].seq}-{live[-1].seq}"
             try:
                 acked_through = await self._post(client, body, key)
             except _Retry as retry:
@@ -177,8 +202,8 @@ class HttpLink:
                 log.error("hub refused events: %s; events stay in the outbox", refused)
                 self._on_problem("events", f"the hub refused events: {refused}")
                 await asyncio.Event().wait()  # no retry of a refusal: until a restart
-            held = [r.seq for r in records if r.seq <= acked_through]
-            if not held:
+            first = records[0].seq
+            if acked_through < first:
                 # It holds none of them (it lost its store?): the same batch again, later.
                 self.retries += 1
                 delay = backoff.next()
@@ -188,11 +213,27 @@ class HttpLink:
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
+            if live:
+                live_cursor = live[-1].seq
+                early.update(r.seq for r in live)
+            held = sorted(
+                {r.seq for r in records if r.seq <= acked_through}
+                | {q for q in early if q <= acked_through}
+            )
+            early.difference_update(held)
             outbox.ack(held)
             self._published += len(held)
             self._on_problem("events", None)
             # What the hub does not hold yet goes again, from the first one it lacks.
-            cursor = held[-1]
+            cursor = max(
+                cursor,
+                min(
+                    acked_through,
+                    records[-1].seq
+                    if not live
+                    else max(r.seq for r in records if r.seq <= live_from),
+                ),
+            )
 
     async def _post(self, client: httpx.AsyncClient, body: bytes, key: str) -> int:
         try:

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -53,6 +54,12 @@ class HttpHub:
     orders: list[JsonDict] = field(default_factory=list)
     masterdata: list[JsonDict] = field(default_factory=list)
     order_polls: int = 0
+    # False: a hub that keeps only events that follow on from what it holds (the contract
+    # allows out-of-order delivery; such a hub makes the gateway send the rest again).
+    keeps_ahead: bool = True
+    # For benchmarks: events whose data carries "committed_at" (epoch seconds) get their
+    # commit-to-hub latency recorded, in milliseconds.
+    live_ms: list[float] = field(default_factory=list)
 
     def fail(self, *faults: str) -> None:
         self.faults.extend(faults)
@@ -94,12 +101,16 @@ class HttpHub:
             batch = json.loads(await request.body())
         except json.JSONDecodeError:
             return self._answer(JSONResponse({"error": "not JSON"}, status_code=400))
-        for envelope in batch if isinstance(batch, list) else [batch]:
+        envelopes = batch if isinstance(batch, list) else [batch]
+        for envelope in sorted(envelopes, key=lambda e: int(e["seq"])):
             seq = int(envelope["seq"])
             if seq in self.events:
                 self.duplicates += 1
-            else:
+            elif self.keeps_ahead or seq == self.acked_through + 1:
                 self.events[seq] = envelope
+                committed = envelope.get("data", {}).get("committed_at")
+                if isinstance(committed, float):
+                    self.live_ms.append((time.time() - committed) * 1000)
         if fault == "timeout":
             await asyncio.sleep(self.slow_s)  # held, but the client gave up waiting
         body = json.dumps({"acked_through": self.acked_through}).encode()
@@ -114,6 +125,17 @@ class HttpHub:
         after = int(request.query_params.get("after") or 0)
         page = self.orders[after : after + 100]
         return self._answer(JSONResponse({"orders": page, "cursor": str(after + len(page))}))
+
+    async def _stats(self, _request: Request) -> Response:
+        return JSONResponse(
+            {
+                "held": len(self.events),
+                "acked_through": self.acked_through,
+                "duplicates": self.duplicates,
+                "posts": self.posts,
+                "live_ms": self.live_ms,
+            }
+        )
 
     async def _masterdata(self, request: Request) -> Response:
         if not self._authorised(request):
@@ -131,6 +153,7 @@ class HttpHub:
                 Route(f"{root}/events", self._events, methods=["POST"]),
                 Route(f"{root}/orders", self._orders, methods=["GET"]),
                 Route(f"{root}/masterdata", self._masterdata, methods=["GET"]),
+                Route(f"{root}/stats", self._stats, methods=["GET"]),
             ]
         )
 

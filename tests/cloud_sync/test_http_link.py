@@ -185,3 +185,33 @@ async def test_orders_are_pulled_with_a_cursor_that_survives_a_restart() -> None
             await _until(lambda: state.get("hub_orders_cursor") == "3")
         got = [json.loads(m.payload) for m in sink.messages if m.topic == "in/orders"]
         assert got == [[{"order_id": "SO-3"}]]
+
+
+async def test_a_live_event_rides_ahead_of_the_backlog_and_is_not_sent_twice() -> None:
+    async with _hub() as (hub, url):
+        outbox = ListOutbox()
+        outbox.add(3000)  # the backlog: committed while the hub was away
+        link = HttpLink(_settings(url, batch_max=100), DictState())
+        async with _running(link, outbox):
+            await _until(lambda: hub.posts >= 2)
+            outbox.add(1)  # an operator's scan, now: seq 3001
+            await _until(lambda: 3001 in hub.events)
+            assert hub.acked_through < 3000  # the backlog is still draining
+            await _until(lambda: not outbox.pending)
+        arrival = list(hub.events)
+        assert arrival.index(3001) < 3000  # it did not wait for the backlog
+        assert sorted(hub.events) == list(range(1, 3002))
+        assert hub.duplicates == 0  # held ahead, acknowledged once the backlog caught up
+        assert link.published == 3001
+
+
+async def test_a_hub_that_keeps_only_what_follows_on_still_gets_everything() -> None:
+    async with _hub(keeps_ahead=False) as (hub, url):
+        outbox = ListOutbox()
+        outbox.add(1000)
+        link = HttpLink(_settings(url, batch_max=100), DictState())
+        async with _running(link, outbox):
+            await _until(lambda: hub.posts >= 2)
+            outbox.add(5)  # live: dropped by this hub when they arrive early
+            await _until(lambda: not outbox.pending)
+        assert sorted(hub.events) == list(range(1, 1006))
