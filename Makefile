@@ -71,6 +71,7 @@ bench: venv mosquitto
 	$(BIN)/python benchmarks/bench_outbox.py --backlog 1000000
 	$(BIN)/python benchmarks/bench_outbox.py --backlog 1000000 --live-rate 50 --live-seconds 10
 	$(BIN)/python benchmarks/bench_outbox.py --backlog 1000000 --transport http --per-message 500
+	$(BIN)/python benchmarks/bench_outbox.py --backlog 1000000 --transport http --per-message 500 --live-rate 50 --live-seconds 10
 	$(BIN)/python -m tests.faults.kill_cycles --kills 200 --seed 2026
 
 clean:
