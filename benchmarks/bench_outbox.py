@@ -45,7 +45,7 @@ import httpx  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from cloud_sync.http import HttpLink, HttpSettings  # noqa: E402
+from cloud_sync.http import HttpLink, HttpSettings, MemoryLinkState  # noqa: E402
 from cloud_sync.mqtt import MqttLink, MqttSettings  # noqa: E402
 from cloud_sync.ports import InboundMessage  # noqa: E402
 from gateway.outbox import Outbox  # noqa: E402
@@ -174,17 +174,6 @@ class _NoInbound:
         del messages
 
 
-class _State:
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    def get(self, key: str) -> str | None:
-        return self.values.get(key)
-
-    def set(self, key: str, value: str) -> None:
-        self.values[key] = value
-
-
 async def drain_http(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     store = Store(tmp / "gateway.db")
     store.open()
@@ -206,7 +195,7 @@ async def drain_http(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         base_url=f"http://127.0.0.1:{port}", site=SITE, line=LINE,
         batch_max=args.per_message, poll_s=60, masterdata_poll_s=3600,
     )  # fmt: skip
-    link = HttpLink(settings, _State())
+    link = HttpLink(settings, MemoryLinkState())
     live_total = int(args.live_rate * args.live_seconds)
     rss_before = peak = rss_mib()
     t0 = time.perf_counter()

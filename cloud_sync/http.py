@@ -38,7 +38,7 @@ from cloud_sync.backoff import Backoff
 from cloud_sync.contract import topic_prefix
 from cloud_sync.ports import InboundMessage, InboundSink, Outbox, OutboxRecord
 
-__all__ = ["HttpLink", "HttpSettings", "LinkState"]
+__all__ = ["HttpLink", "HttpSettings", "LinkState", "MemoryLinkState"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,20 @@ class LinkState(Protocol):
     def get(self, key: str) -> str | None: ...
 
     def set(self, key: str, value: str) -> None: ...
+
+
+class MemoryLinkState:
+    """A LinkState in memory: for a link whose cursor need not outlive the process (tests,
+    benchmarks); the gateway keeps its own in the store."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+
+    def get(self, key: str) -> str | None:
+        return self.values.get(key)
+
+    def set(self, key: str, value: str) -> None:
+        self.values[key] = value
 
 
 @dataclass(frozen=True)

@@ -16,22 +16,11 @@ from typing import Any
 
 import pytest
 
-from cloud_sync.http import HttpLink, HttpSettings
+from cloud_sync.http import HttpLink, HttpSettings, MemoryLinkState
 from simulators.http_hub import HttpHub, serve_http_hub
 from tests.cloud_sync.doubles import ListOutbox, ListSink
 
 SITE, LINE, TOKEN = "hz01", "line3", "t0ken-of-line3"
-
-
-class DictState:
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    def get(self, key: str) -> str | None:
-        return self.values.get(key)
-
-    def set(self, key: str, value: str) -> None:
-        self.values[key] = value
 
 
 @asynccontextmanager
@@ -81,7 +70,7 @@ async def test_events_go_in_batches_and_leave_the_outbox_once_held() -> None:
     async with _hub() as (hub, url):
         outbox = ListOutbox()
         outbox.add(120)
-        link = HttpLink(_settings(url), DictState())
+        link = HttpLink(_settings(url), MemoryLinkState())
         async with _running(link, outbox):
             await _until(lambda: not outbox.pending)
             outbox.add(7)  # live ones, after the backlog
@@ -102,7 +91,7 @@ async def test_a_failed_batch_goes_again_and_the_hub_holds_each_event_once(fault
         outbox = ListOutbox()
         outbox.add(80)
         hub.fail(fault, fault)  # the first two tries of the first batch
-        link = HttpLink(_settings(url), DictState())
+        link = HttpLink(_settings(url), MemoryLinkState())
         async with _running(link, outbox):
             await _until(lambda: not outbox.pending)
         assert sorted(hub.events) == list(range(1, 81))  # nothing lost
@@ -120,7 +109,7 @@ async def test_retry_after_is_honoured(fault: str) -> None:
         outbox = ListOutbox()
         outbox.add(10)
         hub.fail(fault)
-        link = HttpLink(_settings(url), DictState())
+        link = HttpLink(_settings(url), MemoryLinkState())
         started = time.monotonic()
         async with _running(link, outbox):
             await _until(lambda: not outbox.pending)
@@ -136,7 +125,7 @@ async def test_a_refusal_is_not_retried_and_raises_a_problem() -> None:
         hub.fail("refuse")
         problems: list[tuple[str, str | None]] = []
         hub.add_orders({"order_id": "SO-1"})
-        link = HttpLink(_settings(url), DictState(), lambda w, p: problems.append((w, p)))
+        link = HttpLink(_settings(url), MemoryLinkState(), lambda w, p: problems.append((w, p)))
         async with _running(link, outbox) as sink:
             await _until(lambda: any(p for _, p in problems))
             posts = hub.posts
@@ -156,7 +145,7 @@ async def test_a_wrong_token_is_refused_not_retried() -> None:
     async with _hub() as (hub, url):
         outbox = ListOutbox()
         outbox.add(3)
-        link = HttpLink(_settings(url, token="stolen"), DictState())
+        link = HttpLink(_settings(url, token="stolen"), MemoryLinkState())
         async with _running(link, outbox):
             await _until(lambda: link.refused is not None)
         assert "HTTP 401" in (link.refused or "")
@@ -165,7 +154,7 @@ async def test_a_wrong_token_is_refused_not_retried() -> None:
 
 async def test_orders_are_pulled_with_a_cursor_that_survives_a_restart() -> None:
     async with _hub() as (hub, url):
-        state = DictState()
+        state = MemoryLinkState()
         hub.add_orders({"order_id": "SO-1"}, {"order_id": "SO-2"})
         hub.set_masterdata({"kind": "catalog", "version": "v1"}, {"kind": "stock", "items": []})
         async with _running(HttpLink(_settings(url), state), ListOutbox()) as sink:
@@ -191,7 +180,7 @@ async def test_a_live_event_rides_ahead_of_the_backlog_and_is_not_sent_twice() -
     async with _hub() as (hub, url):
         outbox = ListOutbox()
         outbox.add(3000)  # the backlog: committed while the hub was away
-        link = HttpLink(_settings(url, batch_max=100), DictState())
+        link = HttpLink(_settings(url, batch_max=100), MemoryLinkState())
         async with _running(link, outbox):
             await _until(lambda: hub.posts >= 2)
             outbox.add(1)  # an operator's scan, now: seq 3001
@@ -209,7 +198,7 @@ async def test_a_hub_that_keeps_only_what_follows_on_still_gets_everything() -> 
     async with _hub(keeps_ahead=False) as (hub, url):
         outbox = ListOutbox()
         outbox.add(1000)
-        link = HttpLink(_settings(url, batch_max=100), DictState())
+        link = HttpLink(_settings(url, batch_max=100), MemoryLinkState())
         async with _running(link, outbox):
             await _until(lambda: hub.posts >= 2)
             outbox.add(5)  # live: dropped by this hub when they arrive early

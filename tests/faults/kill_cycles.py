@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import Mosquitto, free_port
-from tests.faults.report import HubRecorder, Report, report
+from tests.faults.report import HubRecorder, Report, last_committed_seq, report
 from tests.integration.gateway_process import ROOT, GatewayProcess
 from tests.integration.hub_client import HubClient
 from tests.integration.line_driver import BADGES, Driver
@@ -91,15 +91,6 @@ def _integrity(db: Path) -> str:
         conn.close()
 
 
-def _last_seq(db: Path) -> int:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        row = conn.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()
-        return int(row[0]) if row else 0
-    finally:
-        conn.close()
-
-
 def run_kill_cycles(workdir: Path, broker: Mosquitto, kills: int, seed: int) -> KillRun:
     rng = random.Random(seed)
     hub = HubClient("127.0.0.1", broker.port)
@@ -135,7 +126,7 @@ def run_kill_cycles(workdir: Path, broker: Mosquitto, kills: int, seed: int) -> 
             ),
             timeout=60,
         )
-        last = _last_seq(gw.db)
+        last = last_committed_seq(gw.db)
         deadline = time.monotonic() + 30
         while len(recorder.unique()) < last and time.monotonic() < deadline:
             time.sleep(0.05)

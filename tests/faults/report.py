@@ -5,9 +5,11 @@ envelope it receives, repeats included, as a hub deduplicating by seq would see 
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -78,3 +80,23 @@ def report(hub: HubRecorder, last_seq: int, recovery_s: float) -> Report:
         unexpected=sorted(s for s in seqs if not 1 <= s <= last_seq),
         recovery_s=recovery_s,
     )
+
+
+def last_committed_seq(db: Path) -> int:
+    """The seq of the newest event the gateway committed (its counter, read-only)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()
+        return int(row[0]) if row else 0
+    finally:
+        conn.close()
+
+
+def oldest_unsent_seq(db: Path) -> int | None:
+    """The oldest event the gateway still holds for the hub (None: it holds none)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT min(seq) FROM outbox").fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+    finally:
+        conn.close()

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import shutil
 import signal
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +28,7 @@ import pytest
 
 from tests.conftest import Mosquitto, free_port
 from tests.faults.proxy import ProxyThread
-from tests.faults.report import HubRecorder, report
+from tests.faults.report import HubRecorder, last_committed_seq, oldest_unsent_seq, report
 from tests.integration.gateway_process import ROOT, GatewayProcess
 from tests.integration.hub_client import HubClient
 from tests.integration.line_driver import Driver
@@ -43,24 +42,6 @@ def _order(n: int) -> dict[str, Any]:
         "ship_by": "2030-01-01T17:00:00+08:00",
         "lines": [{"sku": "PEN-ENG", "qty": 1, "personalization": {"text": "b"}}],
     }
-
-
-def _last_seq(db: Path) -> int:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        row = conn.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()
-        return int(row[0]) if row else 0
-    finally:
-        conn.close()
-
-
-def _oldest_unsent(db: Path) -> int | None:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        row = conn.execute("SELECT min(seq) FROM outbox").fetchone()
-        return int(row[0]) if row and row[0] is not None else None
-    finally:
-        conn.close()
 
 
 def _wait(pred: Any, within: float = 30.0) -> float:
@@ -106,14 +87,14 @@ def test_a_crash_between_publish_and_puback_duplicates_but_loses_nothing(
         with httpx.Client(timeout=5) as c:  # an operator's actions still commit events
             c.post(f"{gw.base}/api/stations/laser-1/login", json={"badge": "OP-1006"})
             c.post(f"{gw.base}/api/stations/laser-1/next")
-        before = _last_seq(gw.db)
+        before = last_committed_seq(gw.db)
         _wait(lambda: len(recorder.unique()) >= before)  # at the hub, unacknowledged here
         gw.kill()
         proxy.set("pass")
         started = time.monotonic()
         gw.start()
         _wait(lambda: sum(e["type"] == "order.accepted" for e in recorder.unique().values()) == 8)
-        last = _last_seq(gw.db)
+        last = last_committed_seq(gw.db)
         _wait(lambda: len(recorder.unique()) >= last)
         r = report(recorder, last, time.monotonic() - started)
     finally:
@@ -165,14 +146,14 @@ def test_the_broker_stopped_mid_burst_loses_nothing(
         pending = httpx.get(gw.base + "/api/health").json()["outbox_pending"]
         # What the broker had acknowledged before it went is the broker's to keep; the
         # gateway answers for the rest, which it still holds.
-        ours = _oldest_unsent(gw.db)
+        ours = oldest_unsent_seq(gw.db)
         proxy.set("reset")
         broker.start()
         started = time.monotonic()
         recorder.wait_subscribed(again=True)
         proxy.set("pass")
         _wait(lambda: httpx.get(gw.base + "/api/health").json()["outbox_pending"] == 0)
-        last = _last_seq(gw.db)
+        last = last_committed_seq(gw.db)
         with contextlib.suppress(AssertionError):
             _wait(lambda: len(recorder.unique()) >= last, within=10)
         r = report(recorder, last, time.monotonic() - started)

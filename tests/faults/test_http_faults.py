@@ -10,21 +10,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from cloud_sync.http import HttpLink, HttpSettings
+from cloud_sync.http import HttpLink, HttpSettings, MemoryLinkState
 from simulators.http_hub import HttpHub, serve_http_hub
 from tests.cloud_sync.doubles import ListOutbox, ListSink
 from tests.faults.report import Report
-
-
-class _State:
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    def get(self, key: str) -> str | None:
-        return self.values.get(key)
-
-    def set(self, key: str, value: str) -> None:
-        self.values[key] = value
 
 
 async def test_a_hub_in_trouble_gets_every_event_once_in_the_end() -> None:
@@ -36,7 +25,7 @@ async def test_a_hub_in_trouble_gets_every_event_once_in_the_end() -> None:
             poll_s=0.1, masterdata_poll_s=0.5, backoff_initial_s=0.05, backoff_max_s=0.3,
         )  # fmt: skip
         outbox = ListOutbox()
-        link = HttpLink(settings, _State())
+        link = HttpLink(settings, MemoryLinkState())
         task = asyncio.create_task(link.run(ListSink(), outbox))
         try:
             for _ in range(10):  # events keep coming while the hub struggles
