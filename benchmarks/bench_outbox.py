@@ -29,10 +29,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -174,6 +174,52 @@ class _NoInbound:
         del messages
 
 
+class _Link(Protocol):
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def published(self) -> int: ...
+
+    def run(self, sink: Any, outbox: Outbox) -> Coroutine[Any, Any, None]: ...
+
+
+async def run_link(
+    link: _Link, outbox: Outbox, store: Store, args: argparse.Namespace, live_total: int
+) -> tuple[float, float, float, int]:
+    """Run ``link`` until it published the backlog and ``live_total`` live events, the live
+    ones committed at ``args.live_rate`` from the moment it is up (earlier ones would be
+    backlog). (drain seconds, RSS before, RSS peak, live events sent)."""
+    rss_before = peak = rss_mib()
+    t0 = time.perf_counter()
+    running = asyncio.create_task(link.run(_NoInbound(), outbox))
+    live_sent = 0
+    try:
+        next_live = time.perf_counter()
+        # Polled by the link's own count of acknowledged events: a count(*) of a
+        # million-row outbox every few milliseconds would be the benchmark's own load.
+        while link.published < args.backlog + live_total:
+            now = time.perf_counter()
+            if not link.connected:
+                next_live = now
+            elif live_sent < live_total and now >= next_live:
+                with store.transaction():
+                    # Stamped within microseconds of the commit that follows.
+                    outbox.append(
+                        "task.completed",
+                        {**event_data(10**9 + live_sent), "committed_at": time.time()},
+                        datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    )
+                live_sent += 1
+                next_live += 1.0 / args.live_rate
+            peak = max(peak, rss_mib())
+            await asyncio.sleep(0.005)
+        return time.perf_counter() - t0, rss_before, peak, live_sent
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+
 async def drain_http(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     store = Store(tmp / "gateway.db")
     store.open()
@@ -197,41 +243,18 @@ async def drain_http(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     )  # fmt: skip
     link = HttpLink(settings, MemoryLinkState())
     live_total = int(args.live_rate * args.live_seconds)
-    rss_before = peak = rss_mib()
-    t0 = time.perf_counter()
-    running = asyncio.create_task(link.run(_NoInbound(), outbox))
-    live_sent = 0
-    stats: dict[str, Any] = {}
     try:
-        next_live = time.perf_counter()
-        while link.published < args.backlog + live_total:
-            now = time.perf_counter()
-            if not link.connected:
-                next_live = now  # live events start with the link: earlier ones are backlog
-            elif live_sent < live_total and now >= next_live:
-                with store.transaction():
-                    outbox.append(
-                        "task.completed",
-                        {**event_data(10**9 + live_sent), "committed_at": time.time()},
-                        datetime.now(UTC).isoformat(timespec="milliseconds"),
-                    )
-                live_sent += 1
-                next_live += 1.0 / args.live_rate
-            peak = max(peak, rss_mib())
-            await asyncio.sleep(0.005)
-        drain_s = time.perf_counter() - t0
+        drain_s, rss_before, peak, live_sent = await run_link(link, outbox, store, args, live_total)
         async with httpx.AsyncClient() as c:
-            stats = (await c.get(f"{settings.root}/stats")).json()
+            stats: dict[str, Any] = (await c.get(f"{settings.root}/stats")).json()
     finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
         hub.terminate()
         await hub.wait()
         store.close()
     live = stats.get("live_ms", [])
     extra: dict[str, Any] = {}
     if live:
-        q = statistics.quantiles(live, n=100)
+        q = statistics.quantiles(live, n=100, method="inclusive")
         extra = {
             "live_events": len(live),
             "live_ms_p50": round(q[49], 1),
@@ -243,7 +266,7 @@ async def drain_http(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "backlog": args.backlog,
         "events_per_post": args.per_message,
         "drain_s": round(drain_s, 2),
-        "events_per_s": round(args.backlog / drain_s),
+        "events_per_s": round((args.backlog + live_sent) / drain_s),
         "retries": link.retries,
         "hub_held": stats.get("held"),
         "hub_duplicates": stats.get("duplicates"),
@@ -284,35 +307,7 @@ async def drain(args: argparse.Namespace, tmp: Path, port: int) -> dict[str, Any
         **({"backlog_window": args.backlog_window} if args.backlog_window else {}),
     )
     link = MqttLink(settings, lambda: datetime.now(UTC))
-    rss_before = rss_mib()
-    peak = rss_before
-    t0 = time.perf_counter()
-    running = asyncio.create_task(link.run(_NoInbound(), outbox))
-    live_sent = 0
-    try:
-        next_live = time.perf_counter()
-        # Polled by the link's own count of acknowledged events: a count(*) of a
-        # million-row outbox every few milliseconds would be the benchmark's own load.
-        while link.published < args.backlog + live_total:
-            now = time.perf_counter()
-            if not link.connected:
-                next_live = now  # live events start with the link: earlier ones are backlog
-            elif live_sent < live_total and now >= next_live:
-                with store.transaction():
-                    # Stamped within microseconds of the commit that follows.
-                    outbox.append(
-                        "task.completed",
-                        {**event_data(10**9 + live_sent), "committed_at": time.time()},
-                        datetime.now(UTC).isoformat(timespec="milliseconds"),
-                    )
-                live_sent += 1
-                next_live += 1.0 / args.live_rate
-            peak = max(peak, rss_mib())
-            await asyncio.sleep(0.005)
-        drain_s = time.perf_counter() - t0
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
+    drain_s, rss_before, peak, live_sent = await run_link(link, outbox, store, args, live_total)
     async with asyncio.timeout(120):
         out, _ = await sub.communicate()
     seen = json.loads(out.decode().strip().splitlines()[-1])
@@ -331,7 +326,7 @@ async def drain(args: argparse.Namespace, tmp: Path, port: int) -> dict[str, Any
         "rss_peak_mib": round(peak, 1),
     }
     if live:
-        q = statistics.quantiles(live, n=100)
+        q = statistics.quantiles(live, n=100, method="inclusive")
         result |= {
             "live_events": len(live),
             "live_ms_p50": round(q[49], 1),
