@@ -40,16 +40,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.cli import _without_pandas  # noqa: E402
+from gateway.cli.main import _without_pandas  # noqa: E402
 
 _without_pandas()  # what `linegate run` does before it builds the gateway
 
 from cloud_sync.ports import InboundMessage  # noqa: E402
-from gateway.app import Gateway  # noqa: E402
-from gateway.config import LineConfig  # noqa: E402
-from gateway.config_load import load_line_config  # noqa: E402
-from gateway.plan_input import line_problem  # noqa: E402
+from gateway.app.root import Gateway  # noqa: E402
+from gateway.config.line import LineConfig  # noqa: E402
+from gateway.config.load import load_line_config  # noqa: E402
 from gateway.planner import scenarios  # noqa: E402
+from gateway.planning.line_problem import line_problem  # noqa: E402
 
 SURGE_MORNING = datetime.fromisoformat("2026-11-11T08:00:00+08:00")
 DATA = ROOT / "simulators" / "data"

@@ -184,8 +184,8 @@ def bench_intake_in_process(args: argparse.Namespace) -> dict[str, Any]:
     """The gateway's own intake, without broker or MQTT: ``Inbound.deliver`` in batches of
     500 messages, as the hub link hands them over."""
     from cloud_sync.ports import InboundMessage
-    from gateway.app import Gateway
-    from gateway.config_load import load_line_config
+    from gateway.app.root import Gateway
+    from gateway.config.load import load_line_config
 
     tmp = Path(tempfile.mkdtemp(prefix="lg-bench-"))
     try:

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.cli import _without_pandas  # noqa: E402
+from gateway.cli.main import _without_pandas  # noqa: E402
 
 _without_pandas()
 
@@ -48,8 +48,8 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from cloud_sync.http import HttpLink, HttpSettings, MemoryLinkState  # noqa: E402
 from cloud_sync.mqtt import MqttLink, MqttSettings  # noqa: E402
 from cloud_sync.ports import InboundMessage  # noqa: E402
-from gateway.outbox import Outbox  # noqa: E402
-from gateway.store import Store  # noqa: E402
+from gateway.store.db import Store  # noqa: E402
+from gateway.store.outbox import Outbox  # noqa: E402
 
 SITE, LINE = "bench", "outbox"
 PREFIX = f"linegate/v1/{SITE}/{LINE}/"

@@ -5,7 +5,7 @@ A driver owns one connection to one device. Its ``__init__`` does no I/O; ``conn
 opens the link and checks the device answers; ``run`` keeps the link busy (polling,
 subscriptions, reading a byte stream) until it is cancelled or the link is lost, and
 then raises. Reconnecting is not the driver's business: the supervisor in
-``gateway/supervisor.py`` calls ``close``, backs off and calls ``connect`` again, so the
+``gateway/floor/supervisor.py`` calls ``close``, backs off and calls ``connect`` again, so the
 retry policy lives in one place. Every device await runs under ``asyncio.timeout`` with
 the device's configured timeout. ``CancelledError`` is never caught and swallowed.
 """

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from cloud_sync.mqtt import MqttLink, MqttSettings
-from gateway.app import mqtt_link
+from gateway.app.root import mqtt_link
 from gateway.clock import SystemClock
-from gateway.config_load import load_line_config
-from gateway.secrets import SecretError
+from gateway.config.load import load_line_config
+from gateway.config.secrets import SecretError
 from tests.cloud_sync.certs import Pki, make_pki
 from tests.cloud_sync.doubles import ListOutbox, ListSink
 from tests.conftest import Mosquitto, _mosquitto_binary

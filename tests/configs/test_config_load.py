@@ -11,8 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from drivers.opcua_machine import OpcUaMachineConfig
-from gateway.config import HubSection, LineConfig, LineSection, StationConfig
-from gateway.config_load import ConfigError, ConfigProblem, check_config, load_line_config
+from gateway.config.line import HubSection, LineConfig, LineSection, StationConfig
+from gateway.config.load import ConfigError, ConfigProblem, check_config, load_line_config
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_LINE = ROOT / "station_configs" / "reference-line"

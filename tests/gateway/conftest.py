@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from cloud_sync.ports import InboundMessage
-from gateway.app import Gateway
-from gateway.config_load import load_line_config
-from gateway.inbound import Inbound
-from gateway.station import StationService
+from gateway.app.root import Gateway
+from gateway.config.load import load_line_config
+from gateway.desk.service import StationService
+from gateway.orderbook.inbound import Inbound
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_LINE = ROOT / "station_configs" / "reference-line"

@@ -3,7 +3,7 @@
 The reference line is copied to a temporary folder with its device ports and paths moved
 (:func:`simulators.relocate.relocate_line`), every simulator of it runs in-process on
 loopback and ptys (:class:`simulators.line.SimulatedLine`), and a real
-:class:`gateway.app.Gateway` (no hub link, station API on a free port) drives them with
+:class:`gateway.app.root.Gateway` (no hub link, station API on a free port) drives them with
 its real drivers. Tests act as operators do: on the station service, and on the devices
 (scan on the simulated scanner, put a parcel on the simulated scale …).
 """
@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from cloud_sync.ports import InboundMessage
-from gateway.app import Gateway
-from gateway.config import LineConfig
-from gateway.config_load import load_line_config
-from gateway.simulate import device_specs
-from gateway.station import StationService
-from gateway.supervisor import SupervisorPolicy
+from gateway.app.root import Gateway
+from gateway.cli.simulate import device_specs
+from gateway.config.line import LineConfig
+from gateway.config.load import load_line_config
+from gateway.desk.service import StationService
+from gateway.floor.supervisor import SupervisorPolicy
 from simulators.line import SimulatedLine
 from simulators.relocate import relocate_line
 from tests.gateway.conftest import REFERENCE_LINE, catalog_bytes, stock_doc

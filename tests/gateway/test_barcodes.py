@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.barcodes import Scan, ScanKind, classify
-from gateway.gs1 import GS, Gs1Data
-from gateway.replies import Refused
-from gateway.station import StationService
+from gateway.desk.barcodes import Scan, ScanKind, classify
+from gateway.desk.gs1 import GS, Gs1Data
+from gateway.desk.replies import Refused
+from gateway.desk.service import StationService
 from tests.gateway.conftest import Line, order, stock_doc
 from tests.gateway.test_gs1 import gs1_data
 

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from gateway.calendar import Shift, working_windows
-from gateway.config_load import ConfigError, load_line_config
+from gateway.config.calendar import Shift, working_windows
+from gateway.config.load import ConfigError, load_line_config
 from tests.gateway.conftest import REFERENCE_LINE
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

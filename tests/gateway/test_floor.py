@@ -1,6 +1,6 @@
 """The devices at work, each against its real simulator: the gateway's floor wiring.
 
-Every test runs a real :class:`gateway.app.Gateway` on the test's loop against the
+Every test runs a real :class:`gateway.app.root.Gateway` on the test's loop against the
 reference line's simulated devices (OPC UA servers, Modbus scales on a pty and on TCP,
 serial scanners on ptys, HID scanners on Unix sockets, ZPL printers on TCP), with the
 device retry policy lowered so that a device counts as failed within a fraction of a
@@ -23,9 +23,9 @@ import httpx
 import pytest_asyncio
 
 from drivers.opcua_machine.packml import PackMLState
-from gateway.app import Gateway
-from gateway.labels import reprint
-from gateway.tasks import Work
+from gateway.app.root import Gateway
+from gateway.desk.labels import reprint
+from gateway.orderbook.tasks import Work
 from tests.gateway.conftest import catalog_bytes, do_unit_task, order, stock_doc
 from tests.gateway.floor_fixture import (
     FAST_DEVICES,

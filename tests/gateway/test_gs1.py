@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.gs1 import (
+from gateway.desk.gs1 import (
     CSET82,
     GS,
     PREDEFINED_LENGTH,

@@ -181,14 +181,14 @@ def test_a_message_that_trips_a_bug_is_rejected_and_the_rest_go_on(
 ) -> None:
     # A stand-in for a bug, at the one seam a test can reach: explode raising for one order
     # after that order's first events were appended.
-    from gateway.work import explode as real
+    from gateway.orderbook.workorders import explode as real
 
     def explode(core: Any, order: Any, kitted: bool) -> None:
         real(core, order, kitted)
         if order.order_id == "SO-BUG":
             raise RuntimeError("bug")
 
-    monkeypatch.setattr("gateway.inbound.explode", explode)
+    monkeypatch.setattr("gateway.orderbook.inbound.explode", explode)
     line.inbound.deliver(
         [
             InboundMessage("in/orders", json.dumps(order("SO-1", ("TEE-WHT-M", 1))).encode()),

@@ -9,10 +9,10 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gateway.app import Gateway
+from gateway.app.root import Gateway
 from gateway.clock import ScaledClock
-from gateway.config_load import load_line_config
-from gateway.kpi import period_kpis, period_of
+from gateway.config.load import load_line_config
+from gateway.orderbook.kpi import period_kpis, period_of
 from tests.gateway.conftest import REFERENCE_LINE, Line, do_unit_task, order, pack
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from gateway.clock import iso
-from gateway.outbox import Outbox
-from gateway.store import Store
+from gateway.store.db import Store
+from gateway.store.outbox import Outbox
 
 TS = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 

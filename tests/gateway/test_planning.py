@@ -25,19 +25,19 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.alarms import clear_alarm, raise_alarm
-from gateway.app import Gateway
-from gateway.config import LineConfig
-from gateway.config_load import load_line_config
-from gateway.line_plan import LineJob, LinePlan, compact
-from gateway.line_solve import solve_line
-from gateway.plan_input import line_problem, task_key
+from gateway.app.root import Gateway
+from gateway.config.line import LineConfig
+from gateway.config.load import load_line_config
+from gateway.desk.service import StationService
+from gateway.orderbook.alarms import clear_alarm, raise_alarm
 from gateway.planner.feasibility import check_plan
 from gateway.planner.model import solve
 from gateway.planner.problem import Assignment, Plan
-from gateway.planning import LinePlanner
-from gateway.station import StationService
-from gateway.web import create_app
+from gateway.planning.line_plan import LineJob, LinePlan, compact
+from gateway.planning.line_problem import line_problem, task_key
+from gateway.planning.line_solve import solve_line
+from gateway.planning.planner import LinePlanner
+from gateway.web.station_api import create_app
 from tests.gateway.conftest import REFERENCE_LINE, Line, catalog_bytes, stock_doc
 
 # A Thursday morning on the reference line (shifts 08:00-24:00, Asia/Shanghai).

@@ -9,8 +9,8 @@ import pytest
 
 from gateway.planner.feasibility import check_plan
 from gateway.planner.problem import Plan, Problem
-from gateway.planner.worker import PlanWorker, WorkerLimits
-from gateway.replanning import Replanner
+from gateway.planning.replanning import Replanner
+from gateway.planning.worker import PlanWorker, WorkerLimits
 from tests.planner.builders import small_generated
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.replies import Refused
+from gateway.desk.replies import Refused
 from tests.gateway.conftest import Line, do_unit_task, order, pack, stock_doc
 
 

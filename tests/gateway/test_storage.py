@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import Gateway
-from gateway.config_load import load_line_config
-from gateway.storage import IntakePaused
+from gateway.app.root import Gateway
+from gateway.app.storage import IntakePaused
+from gateway.config.load import load_line_config
 from tests.gateway.conftest import REFERENCE_LINE, Line, catalog_bytes, order
 
 

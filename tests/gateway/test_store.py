@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.migrations import MIGRATIONS
-from gateway.store import Store, StoreError
+from gateway.store.db import Store, StoreError
+from gateway.store.migrations import MIGRATIONS
 
 
 def test_migrations_run_once_and_pragmas_hold(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import pytest
 
 from drivers.base import DeviceUnavailable, Driver, DriverState
-from gateway.supervisor import DeviceHealth, DeviceSupervisor, SupervisorPolicy
+from gateway.floor.supervisor import DeviceHealth, DeviceSupervisor, SupervisorPolicy
 
 FAST = SupervisorPolicy(
     initial_s=0.01, max_s=0.04, budget=3, window_s=10.0, healthy_s=10.0, connect_timeout_s=0.5
@@ -101,7 +101,7 @@ async def test_the_budget_spent_marks_failed_once_and_ready_clears_it(
     driver.up = False
     changes: list[DeviceHealth] = []
     sup = DeviceSupervisor(driver, policy=FAST, on_change=changes.append)
-    caplog.set_level(logging.INFO, logger="gateway.supervisor")
+    caplog.set_level(logging.INFO, logger="gateway.floor.supervisor")
     task = asyncio.create_task(sup.run())
     await _until(lambda: driver.connects >= 10)
     assert changes[-1].state is DriverState.FAILED

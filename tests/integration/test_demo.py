@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from cloud_sync.memory import MemoryHub, MemoryLink
-from gateway.app import Gateway
-from gateway.cli import _parser
+from gateway.app.root import Gateway
+from gateway.cli.demo import REFERENCE_LINE, Demo, demo_start, run_demo
+from gateway.cli.main import _parser
 from gateway.clock import ScaledClock
-from gateway.config_load import load_line_config
-from gateway.demo import REFERENCE_LINE, Demo, demo_start, run_demo
+from gateway.config.load import load_line_config
 from simulators.hub import MemoryTransport, SimulatedHub
 from simulators.operators import Person, SimulatedOperator, assign_staff, station_loads
 from simulators.orders import (

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.config_load import load_line_config
+from gateway.config.load import load_line_config
 from simulators.control import ControlClient
 from simulators.operators import Person, SimulatedOperator, assign_staff, station_loads
 from simulators.relocate import free_port

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.health import Notifier
+from gateway.app.health import Notifier
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.planner.cli_files import plan_jsp
+from gateway.cli.plan_files import plan_jsp
 from gateway.planner.instances import JobShop, Operation, parse_jobshop
 from gateway.planner.jobshop import check_schedule, dispatch_schedule, solve_jobshop
 
@@ -168,7 +168,7 @@ def test_plan_jsp_rejects_a_malformed_file(tmp_path: Path) -> None:
 
 def test_importing_the_cli_entry_does_not_load_the_solver() -> None:
     # The CLI module imports cli_files at start-up; ortools must load only when solving.
-    code = "import sys, gateway.planner.cli_files; print('ortools' in sys.modules)"
+    code = "import sys, gateway.cli.plan_files; print('ortools' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )

@@ -12,7 +12,7 @@ import pytest
 
 from gateway.planner.feasibility import check_plan
 from gateway.planner.problem import Plan, Problem, metrics
-from gateway.planner.worker import PlanWorker, SolverFailed, WorkerLimits
+from gateway.planning.worker import PlanWorker, SolverFailed, WorkerLimits
 from tests.planner.builders import small_generated
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,14 +67,14 @@ async def test_a_worker_over_its_memory_limit_fails_cleanly() -> None:
 
 
 async def test_a_worker_past_its_deadline_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("gateway.planner.worker._GRACE_S", 0.0)
+    monkeypatch.setattr("gateway.planning.worker._GRACE_S", 0.0)
     # The interpreter and ortools alone take longer than a 50 ms deadline.
     with pytest.raises(SolverFailed, match="took longer"):
         await PlanWorker().solve(generated(10), WorkerLimits(time_limit_s=0.05))
 
 
 def test_the_worker_module_does_not_bring_the_solver_into_the_caller() -> None:
-    code = "import sys, gateway.planner.worker; print('ortools' in sys.modules)"
+    code = "import sys, gateway.planning.worker; print('ortools' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )

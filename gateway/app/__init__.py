@@ -1,0 +1,3 @@
+"""The running process: the composition root, the hub link's wiring, systemd health, room on
+disk.
+"""

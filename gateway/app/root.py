@@ -1,0 +1,326 @@
+"""The composition root: config → store → services → hub link and station API, one loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import socket
+import sqlite3
+from collections.abc import Coroutine, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import uvicorn
+
+from cloud_sync.http import HttpLink, HttpSettings
+from cloud_sync.mqtt import MqttLink, MqttSettings
+from cloud_sync.ports import InboundSink
+from cloud_sync.ports import Outbox as OutboxPort
+from gateway import __version__
+from gateway.app.health import Notifier, watchdog
+from gateway.app.storage import StorageGuard
+from gateway.clock import Clock, SystemClock
+from gateway.config.line import LineConfig
+from gateway.config.secrets import read_secret
+from gateway.desk.service import StationService
+from gateway.floor.floor import Floor
+from gateway.floor.supervisor import SupervisorPolicy
+from gateway.orderbook.alarms import clear_alarm, raise_alarm
+from gateway.orderbook.context import LineContext
+from gateway.orderbook.inbound import Inbound
+from gateway.orderbook.kpi import emit_snapshot, period_of
+from gateway.planning.planner import LinePlanner
+from gateway.store.db import Store
+from gateway.store.outbox import Outbox
+from gateway.web.station_api import create_app
+
+logger = logging.getLogger(__name__)
+
+
+class HubLink(Protocol):
+    """What the gateway needs of a hub link (MQTT, or in memory for the demo)."""
+
+    def run(self, sink: InboundSink, outbox: OutboxPort) -> Coroutine[Any, Any, None]: ...
+
+
+def mqtt_link(
+    config: LineConfig, clock: Clock, host: str | None = None, port: int | None = None
+) -> MqttLink:
+    """The MQTT hub link of ``config`` (``host``/``port`` override its url, without TLS).
+    Raises SecretError when the password file cannot be read."""
+    hub = config.hub
+    password = None
+    if hub.password_file is not None:
+        password = read_secret(hub.password_file, "MQTT password", config.config_dir)
+    settings = MqttSettings(
+        host=host or hub.host,
+        port=port or hub.port,
+        site=config.line.site,
+        line=config.line.line,
+        client_id=config.mqtt_client_id,
+        keepalive_s=hub.keepalive_s,
+        version=__version__,
+        events_per_message=100,
+        tls=hub.tls and host is None,
+        ca_file=hub.ca_file,
+        cert_file=hub.cert_file,
+        key_file=hub.key_file,
+        verify=hub.verify,
+        username=hub.username,
+        password=password,
+    )
+    return MqttLink(settings, clock.now)
+
+
+def http_link(config: LineConfig, store: Store, core: LineContext) -> HttpLink:
+    """The HTTP hub link of ``config``: its cursor kept in the store, a refusal by the hub
+    raised as an alarm. Raises SecretError when the token file cannot be read."""
+    hub = config.hub
+    token = None
+    if hub.token_file is not None:
+        token = read_secret(hub.token_file, "hub token", config.config_dir)
+    settings = HttpSettings(
+        base_url=hub.url,
+        site=config.line.site,
+        line=config.line.line,
+        token=token,
+        ca_file=hub.ca_file,
+        cert_file=hub.cert_file,
+        key_file=hub.key_file,
+        verify=hub.verify,
+        poll_s=hub.poll_s,
+        masterdata_poll_s=hub.masterdata_poll_s,
+        version=__version__,
+    )
+    return HttpLink(settings, _StoreState(store), _HubProblems(core))
+
+
+class _StoreState:
+    """The HTTP link's cursor in the store's settings (one small transaction per change)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def get(self, key: str) -> str | None:
+        return self._store.get_setting(key)
+
+    def set(self, key: str, value: str) -> None:
+        with self._store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+
+class _HubProblems:
+    """A refusal by the hub as the alarm ``hub_refused:events`` (or ``:orders``), cleared
+    once the hub takes them again."""
+
+    def __init__(self, core: LineContext) -> None:
+        self._core = core
+        self._raised: set[str] = set()
+        self._looked: set[str] = set()  # alarms a previous run may have left raised
+
+    def __call__(self, what: str, problem: str | None) -> None:
+        alarm_id = f"hub_refused:{what}"
+        if what not in self._looked:
+            self._looked.add(what)
+            if self._core.store.one(
+                "SELECT 1 FROM alarms WHERE alarm_id = ? AND cleared_at IS NULL", (alarm_id,)
+            ):
+                self._raised.add(what)
+        if problem is None and what not in self._raised:
+            return
+        with self._core.store.transaction():
+            if problem is None:
+                clear_alarm(self._core, alarm_id, f"the hub takes {what} again")
+                self._raised.discard(what)
+            else:
+                raise_alarm(self._core, alarm_id, "hub_refused", "hub", "major", problem)
+                self._raised.add(what)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: the gateway owns SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Gateway:
+    """One line's gateway. ``run`` opens the store and serves until cancelled."""
+
+    def __init__(
+        self,
+        config: LineConfig,
+        *,
+        data_dir: Path | None = None,
+        clock: Clock | None = None,
+        link: HubLink | None = None,
+        http_port: int | None = None,
+        device_policy: SupervisorPolicy | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config = config
+        # systemd's notify socket (READY, WATCHDOG); a no-op unless the caller passes one.
+        self.notifier = notifier or Notifier({})
+        self.clock = clock or SystemClock()
+        self.store = Store(config.store_path(data_dir))
+        self.outbox = Outbox(self.store, config.gateway_id)
+        self.core = LineContext(config, self.store, self.outbox, self.clock)
+        self.storage = StorageGuard(self.core)
+        self.inbound = Inbound(self.core, admit=self.storage.check_intake)
+        self.stations = StationService(self.core)
+        # Built now (no I/O), started in run(): the drivers connect in the background, so
+        # a device that is away never delays the line's start.
+        self.floor = Floor(self.core, self.stations, policy=device_policy or _device_policy(config))
+        # The plan orders the stations' queues; without it (or until its first plan) the
+        # dispatch rule does. The solver itself runs in a child process per replan.
+        self.planner: LinePlanner | None = None
+        if config.planner.enabled:
+            self.planner = LinePlanner(self.core, config.planner)
+            self.stations.sequencer = self.planner
+        self.link = link
+        self._http_port = config.http.port if http_port is None else http_port
+        self.health: dict[str, Any] = {"gateway_id": config.gateway_id, "version": __version__}
+        self.started = asyncio.Event()
+        self.http_port: int | None = None
+
+    def open(self) -> None:
+        """Open the store and load what lives in memory: seq, catalog, ledger."""
+        self.store.open()
+        self.outbox.load()
+        version = self.store.get_setting("catalog_version")
+        if version is not None:
+            row = self.store.one("SELECT doc FROM catalogs WHERE version = ?", (version,))
+            if row is not None:
+                self.core.catalog.use_json(row["doc"])
+        self.core.reload_ledger()
+
+    async def run(self) -> None:
+        self.open()
+        try:
+            sock = self._bind()
+        except OSError:
+            self.store.close()
+            raise
+        server = _Server(
+            uvicorn.Config(
+                create_app(self.stations, self.health, self.floor, self.planner),
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+            )
+        )
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            self.http_port = sock.getsockname()[1]
+            logger.info(
+                "gateway %s: station API on http://%s:%d/api/stations, store %s",
+                self.config.gateway_id,
+                self.config.http.host,
+                self.http_port,
+                self.store.path,
+            )
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(_fail_when_done(serving, "the station API stopped"))
+                if self.link is not None:
+                    tg.create_task(self.link.run(self.inbound, self.outbox))
+                tg.create_task(self._kpi_snapshots())
+                tg.create_task(self.storage.watch(), name="storage")
+                tg.create_task(self.floor.run(), name="floor")
+                if self.planner is not None:
+                    tg.create_task(self.planner.run(), name="planner")
+                while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
+                    await asyncio.sleep(0.01)
+                self.started.set()
+                self.notifier.send(
+                    "READY=1",
+                    f"STATUS=serving line {self.config.gateway_id} on port {self.http_port}",
+                )
+                tg.create_task(watchdog(self.notifier, self.health_problem), name="watchdog")
+                # Everything built so far lives as long as the process: keep the collector
+                # from rescanning it, or a full collection stalls every answer in flight.
+                gc.freeze()
+        finally:
+            self.notifier.send("STOPPING=1")
+            # Let uvicorn close its connections itself, then the store.
+            server.should_exit = True
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                async with asyncio.timeout(5):
+                    await serving
+            sock.close()
+            self.store.close()
+
+    def health_problem(self) -> str | None:
+        """What keeps the gateway from doing its job, or None: a write to the store must
+        go through (the event loop runs, or this would not be called at all). Devices and
+        the hub link are not asked: they degrade and recover by themselves."""
+        try:
+            with self.store.transaction() as conn:
+                conn.execute(
+                    "INSERT INTO settings (key, value) VALUES ('health_at', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (self.core.now_iso(),),
+                )
+        except sqlite3.Error as exc:
+            if "full" in str(exc):
+                # A full disk: a restart would find it as full. Stay up, refuse what cannot
+                # be saved, and let the disk alarm and the operators' screens say so.
+                logger.error("the store cannot commit, the disk is full: %s", exc)
+                return None
+            return f"the store cannot commit: {exc}"
+        return None
+
+    async def _kpi_snapshots(self) -> None:
+        """Emit ``kpi.snapshot`` for each period as its end passes on the gateway's clock.
+
+        Polled once a second rather than slept until the boundary: the clock may be scaled
+        (the demo) or jump (NTP), and a check is cheap.
+        """
+        interval = self.config.policies.kpi_interval_s
+        last = self.store.get_setting("kpi_last_end")
+        last_end = (
+            datetime.fromisoformat(last) if last else period_of(self.clock.now(), interval)[1]
+        )
+        while True:
+            _, end = period_of(self.clock.now(), interval)
+            # After a long stop, at most a day of missed periods: the rest is history.
+            start = max(last_end, end - timedelta(days=1))
+            while start < end:
+                emit_snapshot(self.core, start, start + timedelta(seconds=interval))
+                start += timedelta(seconds=interval)
+            last_end = max(last_end, end)
+            await asyncio.sleep(1.0)
+
+    def _bind(self) -> socket.socket:
+        # Bind before serving so port 0 ("any free port") is known to the caller at once.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit this on Linux. Without it, a kept-alive connection
+        # waits ~40 ms (Nagle against delayed ACK) for every answer written in two parts.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((self.config.http.host, self._http_port))
+        sock.listen(128)
+        sock.setblocking(False)
+        return sock
+
+
+def _device_policy(config: LineConfig) -> SupervisorPolicy:
+    p = config.policies
+    return SupervisorPolicy(
+        initial_s=p.device_retry_initial_s,
+        max_s=p.device_retry_max_s,
+        budget=p.device_restart_budget,
+        window_s=p.device_restart_window_s,
+    )
+
+
+async def _fail_when_done(task: asyncio.Task[None], what: str) -> None:
+    await asyncio.shield(task)
+    raise RuntimeError(what)

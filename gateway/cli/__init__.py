@@ -1,0 +1,1 @@
+"""The command line: `linegate run | check-config | trace | devices | simulate | plan | demo`."""

@@ -1,0 +1,3 @@
+"""The station desk: what an operator does at a station (badge, scans, tasks, packing, defects,
+labels) and what the screen shows.
+"""

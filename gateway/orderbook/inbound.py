@@ -1,0 +1,470 @@
+"""What the hub sends: master data and orders, validated, applied, or rejected with reasons.
+
+Implements :class:`cloud_sync.ports.InboundSink`. A batch of messages is applied in one
+transaction (one fsync for a burst), each message inside its own savepoint, so one bad
+message — even one that trips a bug — is rejected with its codes while the good ones
+around it go on. The link acknowledges the batch to the broker only after the commit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from cloud_sync import contract
+from cloud_sync.ports import InboundMessage
+from gateway.clock import iso
+from gateway.orderbook.alarms import clear_alarm, raise_alarm
+from gateway.orderbook.catalog import catalog_problems
+from gateway.orderbook.context import LineContext
+from gateway.orderbook.tasks import machine_state
+from gateway.orderbook.workorders import (
+    drop_work,
+    explode,
+    order_shortages,
+    rekit_waiting,
+    report_shortage,
+)
+
+logger = logging.getLogger(__name__)
+
+Error = dict[str, str]
+_UNSTARTED = ("blocked", "ready", "dispatched")
+
+
+def _err(code: str, field: str, message: str) -> Error:
+    return {"code": code, "field": field, "message": message}
+
+
+def validation_errors(exc: ValidationError) -> list[Error]:
+    """pydantic errors as the contract's ``{code, field, message}``."""
+    out: list[Error] = []
+    for e in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in e["loc"])
+        qty_range = e["loc"][-1:] == ("qty",) and e["type"] in (
+            "greater_than_equal",
+            "less_than_equal",
+        )
+        out.append(_err("QTY_OUT_OF_RANGE" if qty_range else "SCHEMA", loc, e["msg"]))
+    return out
+
+
+class Inbound:
+    """The gateway's inbound sink."""
+
+    def __init__(self, core: LineContext, admit: Callable[[], None] | None = None) -> None:
+        self._core = core
+        # Called before each batch; raises (a store error) to leave it in the broker,
+        # e.g. while the disk is below its free-space floor (gateway/app/storage.py).
+        self._admit = admit
+        self.accepted = 0
+        self.rejected = 0
+
+    def deliver(self, messages: Sequence[InboundMessage]) -> None:
+        if self._admit is not None:
+            self._admit()
+        # Fast path: the whole batch in one transaction. Should a message trip a bug, the
+        # batch is rolled back and applied again, each message in its own savepoint.
+        counts = (self.accepted, self.rejected)
+        try:
+            with self._core.store.transaction():
+                for message in messages:
+                    self._handle(message)
+            return
+        except sqlite3.OperationalError:
+            raise  # the store itself failed (disk, I/O): nothing is acked, the broker redelivers
+        except Exception:  # noqa: BLE001 - any bug: retry message by message, below
+            self.accepted, self.rejected = counts
+            logger.warning("a batch of %d messages failed; applying them one by one", len(messages))
+        self._deliver_isolated(messages)
+
+    def _deliver_isolated(self, messages: Sequence[InboundMessage]) -> None:
+        store = self._core.store
+        with store.transaction() as conn:
+            for i, message in enumerate(messages):
+                conn.execute(f"SAVEPOINT m{i}")
+                next_seq = self._core.outbox.next_seq
+                try:
+                    self._handle(message)
+                    self._core.bulk.flush()  # inside this message's savepoint
+                except sqlite3.OperationalError:
+                    raise
+                except Exception:  # a bug must not block the messages around it
+                    logger.exception("message on %s could not be applied", message.topic)
+                    self._core.bulk.discard()
+                    conn.execute(f"ROLLBACK TO m{i}")
+                    self._core.outbox.rewind(next_seq)
+                    self._core.reload_ledger()
+                    self._reject(
+                        message,
+                        None,
+                        [_err("INTERNAL", "", "the gateway failed to apply this message")],
+                    )
+                conn.execute(f"RELEASE m{i}")
+
+    def _handle(self, message: InboundMessage) -> None:
+        topic = message.topic
+        if topic != contract.IN_ORDERS:
+            self._core.bulk.flush()  # cancels and stock read the work rows of this batch
+        if topic == contract.IN_ORDERS:
+            self._orders(message)
+        elif topic == contract.IN_CANCEL:
+            self._cancel(message)
+        elif topic == contract.IN_CATALOG:
+            self._catalog(message)
+        elif topic == contract.IN_STOCK:
+            self._stock(message)
+        else:
+            logger.warning("message on unexpected topic %s ignored", topic)
+
+    # -- rejection ----------------------------------------------------------------
+
+    def _reject(
+        self,
+        message: InboundMessage,
+        order_id: str | None,
+        errors: list[Error],
+        raw: bytes | None = None,
+        emit: bool = True,
+    ) -> None:
+        core = self._core
+        rid = core.store.conn.execute(
+            "INSERT INTO rejections (ts, topic, order_id, errors, raw) VALUES (?, ?, ?, ?, ?) "
+            "RETURNING id",
+            (
+                core.now_iso(),
+                message.topic,
+                order_id,
+                json.dumps(errors),
+                raw if raw is not None else message.payload,
+            ),
+        ).fetchone()[0]
+        if emit:
+            self.rejected += 1
+            core.emit(
+                "order.rejected", {"errors": errors, "raw_ref": f"rejections/{rid}"}, order_id
+            )
+        logger.info(
+            "rejected %s on %s: %s",
+            order_id or "message",
+            message.topic,
+            "; ".join(e["code"] for e in errors),
+        )
+
+    # -- orders ---------------------------------------------------------------------
+
+    def _orders(self, message: InboundMessage) -> None:
+        try:
+            doc = json.loads(message.payload)
+        except (ValueError, UnicodeDecodeError) as exc:
+            self._reject(message, None, [_err("INVALID_JSON", "", f"not valid JSON: {exc}")])
+            return
+        except RecursionError:
+            # A hostile or broken hub: [[[[...]]]] deeper than the parser goes.
+            self._reject(message, None, [_err("INVALID_JSON", "", "JSON nested too deeply")])
+            return
+        items = doc if isinstance(doc, list) else [doc]
+        if not items:
+            self._reject(message, None, [_err("SCHEMA", "", "an empty array holds no order")])
+            return
+        for item in items:
+            # The raw form of one order of an array is only made if it is rejected.
+            self._order(message, item, message.payload if len(items) == 1 else None)
+
+    def _order(self, message: InboundMessage, item: Any, payload: bytes | None) -> None:
+        def raw() -> bytes:
+            return payload if payload is not None else _dump(item)
+
+        core = self._core
+        order_id = item.get("order_id") if isinstance(item, dict) else None
+        order_id = order_id if isinstance(order_id, str) and len(order_id) <= 64 else None
+        try:
+            order = contract.Order.model_validate(item)
+        except ValidationError as exc:
+            self._reject(message, order_id, validation_errors(exc), raw())
+            return
+        existing = core.store.one(
+            "SELECT revision, status FROM orders WHERE order_id = ?", (order.order_id,)
+        )
+        if existing is not None:
+            self._core.bulk.flush()  # its work may still wait in the buffer
+            if order.revision == existing["revision"]:
+                logger.debug(
+                    "order %s revision %d again: nothing to do", order.order_id, order.revision
+                )
+                return
+            problem = self._revision_problem(order, existing["revision"], existing["status"])
+            if problem:
+                self._reject(message, order.order_id, [problem], raw())
+                return
+        errors = self._catalog_errors(order)
+        if errors:
+            self._reject(message, order.order_id, errors, raw())
+            return
+        if existing is not None:
+            drop_work(core, order.order_id)
+        self._accept(order)
+
+    def _revision_problem(self, order: contract.Order, revision: int, status: str) -> Error | None:
+        if order.revision < revision:
+            return _err(
+                "STALE_REVISION",
+                "revision",
+                f"revision {order.revision} is older than {revision} already accepted",
+            )
+        if status in ("completed", "cancelled"):
+            return _err("ORDER_CLOSED", "order_id", f"the order is already {status}")
+        started = self._core.store.one(
+            "SELECT 1 FROM tasks WHERE order_id = ? AND status NOT IN (?, ?, ?) LIMIT 1",
+            (order.order_id, *_UNSTARTED),
+        ) or self._core.store.one(
+            "SELECT 1 FROM attempts WHERE order_id = ? LIMIT 1", (order.order_id,)
+        )
+        if started:
+            return _err(
+                "IN_PROGRESS",
+                "revision",
+                "work on this order has started; it can no longer be revised",
+            )
+        return None
+
+    def _catalog_errors(self, order: contract.Order) -> list[Error]:
+        core = self._core
+        cat = core.catalog
+        if cat.version is None:
+            return [_err("NO_CATALOG", "", "no catalog has been received from the hub yet")]
+        errors: list[Error] = []
+        capabilities = {c for s in core.config.stations.values() for c in s.capabilities}
+        for i, line in enumerate(order.lines):
+            sku = cat.skus.get(line.sku)
+            if sku is None:
+                errors.append(
+                    _err(
+                        "UNKNOWN_SKU",
+                        f"lines.{i}.sku",
+                        f"SKU {line.sku} is not in catalog {cat.version}",
+                    )
+                )
+                continue
+            missing = [
+                o.capability
+                for o in cat.routings[sku.routing].operations
+                if o.capability not in capabilities
+            ]
+            if missing:
+                errors.append(
+                    _err(
+                        "NO_STATION",
+                        f"lines.{i}.sku",
+                        f"no station of this line can {', '.join(missing)}",
+                    )
+                )
+        units = sum(line.qty for line in order.lines)
+        limit = core.config.policies.max_units_per_order
+        if units > limit:
+            errors.append(
+                _err(
+                    "QTY_OUT_OF_RANGE",
+                    "lines",
+                    f"{units} units in one order; this line takes at most {limit}",
+                )
+            )
+        return errors
+
+    def _accept(self, order: contract.Order) -> None:
+        core = self._core
+        units = sum(line.qty for line in order.lines)
+        ship_by = iso(order.ship_by)
+        core.store.conn.execute(
+            "INSERT INTO orders (order_id, revision, status, ship_by, priority, catalog_version, "
+            "doc, accepted_at, units) VALUES (?, ?, 'released', ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(order_id) DO UPDATE SET revision = excluded.revision, "
+            "status = 'released', ship_by = excluded.ship_by, priority = excluded.priority, "
+            "catalog_version = excluded.catalog_version, doc = excluded.doc, "
+            "accepted_at = excluded.accepted_at, units = excluded.units",
+            (
+                order.order_id,
+                order.revision,
+                ship_by,
+                order.priority,
+                core.catalog.version,
+                order.model_dump_json(exclude_none=True),
+                core.now_iso(),
+                units,
+            ),
+        )
+        core.emit(
+            "order.accepted",
+            {
+                "revision": order.revision,
+                "units": units,
+                "ship_by": ship_by,
+                "priority": order.priority,
+            },
+            order.order_id,
+        )
+        short = order_shortages(core, order)
+        explode(core, order, kitted=not short)
+        if short:
+            report_shortage(core, order.order_id, short)
+        self.accepted += 1
+
+    # -- cancel -------------------------------------------------------------------------
+
+    def _cancel(self, message: InboundMessage) -> None:
+        core = self._core
+        try:
+            cancel = contract.Cancel.model_validate_json(message.payload)
+        except ValidationError as exc:
+            self._reject(message, None, validation_errors(exc), emit=False)
+            return
+        row = core.store.one("SELECT status FROM orders WHERE order_id = ?", (cancel.order_id,))
+        if row is None or row["status"] in ("completed", "cancelled"):
+            why = "unknown order" if row is None else f"order already {row['status']}"
+            self._reject(
+                message, cancel.order_id, [_err("NOT_CANCELLABLE", "order_id", why)], emit=False
+            )
+            return
+        cancel_order(core, cancel.order_id, cancel.reason)
+
+    # -- master data --------------------------------------------------------------------
+
+    def _catalog(self, message: InboundMessage) -> None:
+        core = self._core
+        problems: list[str]
+        try:
+            catalog = contract.Catalog.model_validate_json(message.payload)
+            problems = catalog_problems(catalog)
+        except ValidationError as exc:
+            problems = [f"{e['field']}: {e['message']}" for e in validation_errors(exc)]
+        if problems:
+            self._reject(message, None, [_err("SCHEMA", "", p) for p in problems], emit=False)
+            raise_alarm(
+                core,
+                "masterdata:catalog",
+                "masterdata",
+                "hub",
+                "critical",
+                "catalog refused, the previous one stays in force: " + "; ".join(problems[:5]),
+            )
+            return
+        if catalog.version != core.catalog.version:
+            core.store.conn.execute(
+                "INSERT INTO catalogs (version, doc, received_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(version) DO UPDATE SET doc = excluded.doc",
+                (catalog.version, message.payload.decode(), core.now_iso()),
+            )
+            core.store.set_setting("catalog_version", catalog.version)
+            previous = core.catalog.version
+            core.catalog.use(catalog)
+            core.store.on_rollback(lambda: _restore_catalog(core, previous))
+            logger.info("catalog %s in force", catalog.version)
+        clear_alarm(core, "masterdata:catalog", f"catalog {catalog.version} accepted")
+
+    def _stock(self, message: InboundMessage) -> None:
+        core = self._core
+        try:
+            stock = contract.Stock.model_validate_json(message.payload)
+        except ValidationError as exc:
+            errors = validation_errors(exc)
+            self._reject(message, None, errors, emit=False)
+            raise_alarm(
+                core,
+                "masterdata:stock",
+                "masterdata",
+                "hub",
+                "warning",
+                "stock snapshot refused: "
+                + "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]),
+            )
+            return
+        conn = core.store.conn
+        conn.execute("DELETE FROM stock")
+        totals: dict[tuple[str, str], tuple[float, str | None]] = {}
+        for item in stock.items:
+            key = (item.material, item.lot or "")
+            qty, _ = totals.get(key, (0.0, None))
+            totals[key] = (
+                qty + float(item.qty),
+                item.expires.isoformat() if item.expires else None,
+            )
+        conn.executemany(
+            "INSERT INTO stock (material, lot, qty, expires) VALUES (?, ?, ?, ?)",
+            [(m, lot, q, e) for (m, lot), (q, e) in totals.items()],
+        )
+        core.store.set_setting("stock_as_of", iso(stock.as_of))
+        core.ledger_touched()
+        core.reload_ledger()
+        clear_alarm(core, "masterdata:stock", "stock snapshot accepted")
+        rekit_waiting(core)
+
+
+def _restore_catalog(core: LineContext, version: str | None) -> None:
+    row = core.store.one("SELECT doc FROM catalogs WHERE version = ?", (version,))
+    if row is not None:
+        core.catalog.use_json(row["doc"])
+
+
+def _dump(item: Any) -> bytes:
+    return json.dumps(item, ensure_ascii=False).encode()
+
+
+def cancel_order(core: LineContext, order_id: str, reason: str) -> None:
+    """Cancel what has not started; a unit in work is left to its operator to finish or scrap."""
+    conn = core.store.conn
+    conn.execute(
+        "UPDATE orders SET status = 'cancelled', cancel_reason = ? WHERE order_id = ?",
+        (reason, order_id),
+    )
+    conn.execute(
+        "UPDATE tasks SET status = 'cancelled', station = NULL WHERE order_id = ? "
+        "AND status IN (?, ?, ?)",
+        (order_id, *_UNSTARTED),
+    )
+    # A parcel being packed is not shipped: its pack task ends too; the units stay put.
+    for (station,) in conn.execute(
+        "SELECT station FROM tasks WHERE order_id = ? AND serial IS NULL "
+        "AND status IN ('running', 'paused')",
+        (order_id,),
+    ).fetchall():
+        machine_state(core, station, "IDLE", "order cancelled")
+    conn.execute(
+        "UPDATE tasks SET status = 'cancelled' WHERE order_id = ? AND serial IS NULL "
+        "AND status IN ('running', 'paused')",
+        (order_id,),
+    )
+    conn.execute(
+        "UPDATE sessions SET task_id = NULL WHERE task_id IN "
+        "(SELECT task_id FROM tasks WHERE order_id = ? AND status = 'cancelled')",
+        (order_id,),
+    )
+    in_work = {
+        r[0]
+        for r in conn.execute(
+            "SELECT serial FROM tasks WHERE order_id = ? AND status IN ('running', 'paused') "
+            "AND serial IS NOT NULL",
+            (order_id,),
+        )
+    }
+    for serial, material, lot, qty in conn.execute(
+        "SELECT serial, material, lot, qty FROM reservations WHERE order_id = ?", (order_id,)
+    ).fetchall():
+        if serial not in in_work:
+            core.ledger.adjust(material, lot, float(qty))
+    conn.execute(
+        f"DELETE FROM reservations WHERE order_id = ? AND serial NOT IN "
+        f"({','.join('?' * len(in_work))})",
+        (order_id, *in_work),
+    )
+    conn.execute(
+        "UPDATE units SET status = 'cancelled' WHERE order_id = ? AND status = 'open' "
+        f"AND serial NOT IN ({','.join('?' * len(in_work))})",
+        (order_id, *in_work),
+    )
+    core.ledger_touched()
+    core.emit("order.cancelled", {"reason": reason, "units_in_work": sorted(in_work)}, order_id)

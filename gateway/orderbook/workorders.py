@@ -1,0 +1,285 @@
+"""Orders into work: work orders with frozen routings, units with serials, tasks, kitting.
+
+An order line becomes a work order that keeps a snapshot of its routing and SKU (a later
+catalog does not change accepted work). Each piece becomes a unit with a serial for its
+traveller label, and each unit gets one task per operation; the pack operation is one task
+per order, where its units come together. A unit's tasks are released only once the
+kitting check reserved all its materials.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from functools import partial
+from typing import Any
+
+from cloud_sync.contract import Order, Routing, Sku
+from gateway.clock import iso
+from gateway.orderbook.alarms import clear_alarm, raise_alarm
+from gateway.orderbook.context import LineContext
+
+PACK = "pack"
+
+
+def serial_prefix(core: LineContext) -> str:
+    return core.config.line.line.upper()
+
+
+def sku_snapshot(core: LineContext, sku: Sku) -> dict[str, Any]:
+    """What a work order keeps of its SKU: weight, tolerance and BOM with lot tracking."""
+    routing = core.catalog.routings[sku.routing]
+    first_op = routing.operations[0].op
+    return {
+        "sku": sku.sku,
+        "name": sku.name or sku.sku,
+        "unit_weight_g": float(sku.unit_weight_g or 0.0),
+        "weight_tolerance_g": float(sku.weight_tolerance_g or 0.0),
+        "bom": [
+            {
+                "material": b.material,
+                "qty": float(b.qty),
+                "op": b.op or first_op,
+                "lot_tracked": core.catalog.materials[b.material].lot_tracked,
+            }
+            for b in sku.bom
+        ],
+    }
+
+
+def _routing_json(routing: Routing) -> str:
+    ops = [op.model_dump(mode="json", exclude_none=True) for op in routing.operations]
+    return json.dumps(ops, ensure_ascii=False)
+
+
+def _sku_json(core: LineContext, sku: Sku) -> str:
+    return json.dumps(sku_snapshot(core, sku), ensure_ascii=False)
+
+
+def order_shortages(core: LineContext, order: Order) -> dict[str, tuple[float, float]]:
+    """The kitting check of a new order from the catalog: {material: (required, available)}."""
+    need: dict[str, float] = defaultdict(float)
+    for line in order.lines:
+        for b in core.catalog.skus[line.sku].bom:
+            need[b.material] += float(b.qty) * line.qty
+    today = core.today()
+    margin = core.config.policies.lot_expiry_margin_days
+    short = {}
+    for material, qty in need.items():
+        available = core.ledger.available(material, today, margin)
+        if available < qty - 1e-9:
+            short[material] = (qty, round(available, 3))
+    return short
+
+
+def explode(core: LineContext, order: Order, kitted: bool) -> int:
+    """Create work orders, units and tasks for an accepted order; returns the unit count.
+
+    With ``kitted`` (the kitting check passed) the materials are reserved, first expiry
+    first, and each unit's first task is ready at once.
+    """
+    conn = core.store.conn
+    ship_by = iso(order.ship_by)
+    now = core.now_iso()
+    units = 0
+    pack_index = 0
+    pack_op = PACK
+    task_rows: list[tuple[Any, ...]] = []
+    unit_rows: list[tuple[Any, ...]] = []
+    prefix = serial_prefix(core)
+    next_serial = core.store.next_counter("serial", sum(line.qty for line in order.lines))
+    reservations: list[tuple[Any, ...]] = []
+    today = core.today()
+    margin = core.config.policies.lot_expiry_margin_days
+    if kitted:
+        core.ledger_touched()
+    for n, line in enumerate(order.lines, start=1):
+        sku = core.catalog.skus[line.sku]
+        routing = core.catalog.routings[sku.routing]
+        wo_id = conn.execute(
+            "INSERT INTO work_orders (order_id, line_no, sku, qty, routing, operations, "
+            "sku_doc, personalization) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING wo_id",
+            (
+                order.order_id,
+                line.line_no or n,
+                line.sku,
+                line.qty,
+                routing.routing,
+                core.catalog.frozen(("routing", routing.routing), partial(_routing_json, routing)),
+                core.catalog.frozen(("sku", sku.sku), partial(_sku_json, core, sku)),
+                json.dumps(line.personalization, ensure_ascii=False),
+            ),
+        ).fetchone()[0]
+        first = next_serial
+        next_serial += line.qty
+        first_op = routing.operations[0].op
+        for k in range(line.qty):
+            serial = f"{prefix}-{first + k:08d}"
+            unit_rows.append((serial, order.order_id, wo_id, k + 1, int(kitted), now))
+            for i, op in enumerate(routing.operations):
+                if op.capability == PACK:
+                    pack_index = max(pack_index, i)
+                    pack_op = op.op
+                    continue
+                status = "ready" if kitted and i == 0 else "blocked"
+                task_rows.append(
+                    (
+                        order.order_id,
+                        serial,
+                        wo_id,
+                        op.op,
+                        i,
+                        op.capability,
+                        status,
+                        ship_by,
+                        order.priority,
+                    )
+                )
+            if kitted:
+                for b in sku.bom:
+                    taken = core.ledger.allocate(b.material, float(b.qty), today, margin)
+                    if taken is None:  # the caller checked; fail loudly if it was wrong
+                        raise RuntimeError(f"allocation of {b.material} failed after check")
+                    reservations.extend(
+                        (order.order_id, serial, b.op or first_op, b.material, lot, qty)
+                        for lot, qty in taken
+                    )
+        units += line.qty
+        core.emit(
+            "workorder.created",
+            {
+                "line_no": line.line_no or n,
+                "sku": line.sku,
+                "qty": line.qty,
+                "routing": routing.routing,
+                "wo_id": wo_id,
+            },
+            order.order_id,
+        )
+    task_rows.append(
+        (order.order_id, None, None, pack_op, pack_index, PACK, "blocked", ship_by, order.priority)
+    )
+    core.bulk.add("units", unit_rows)
+    core.bulk.add("tasks", task_rows)
+    core.bulk.add("reservations", reservations)
+    return units
+
+
+def drop_work(core: LineContext, order_id: str) -> None:
+    """Remove an order's work that never started (a revision replaces it)."""
+    conn = core.store.conn
+    for material, lot, qty in conn.execute(
+        "SELECT material, lot, qty FROM reservations WHERE order_id = ?", (order_id,)
+    ).fetchall():
+        core.ledger.adjust(material, lot, float(qty))
+    conn.execute(
+        "UPDATE sessions SET task_id = NULL WHERE task_id IN "
+        "(SELECT task_id FROM tasks WHERE order_id = ?)",
+        (order_id,),
+    )
+    for table in ("reservations", "tasks", "units", "work_orders"):
+        conn.execute(f"DELETE FROM {table} WHERE order_id = ?", (order_id,))
+
+
+def kit_order(core: LineContext, order_id: str) -> dict[str, tuple[float, float]]:
+    """Reserve the materials of an order's units that are not kitted yet, all or nothing.
+
+    Returns the shortages ({material: (required, available)}); empty when every unit is
+    kitted and its first task released.
+    """
+    conn = core.store.conn
+    rows = conn.execute(
+        "SELECT u.serial, w.sku_doc FROM units u JOIN work_orders w ON w.wo_id = u.wo_id "
+        "WHERE u.order_id = ? AND u.kitted = 0 AND u.status = 'open'",
+        (order_id,),
+    ).fetchall()
+    if not rows:
+        return {}
+    today = core.today()
+    margin = core.config.policies.lot_expiry_margin_days
+    need: dict[str, float] = defaultdict(float)
+    boms = [(serial, json.loads(doc)["bom"]) for serial, doc in rows]
+    for _, bom in boms:
+        for line in bom:
+            need[line["material"]] += line["qty"]
+    short = {
+        m: (q, round(core.ledger.available(m, today, margin), 3))
+        for m, q in need.items()
+        if core.ledger.available(m, today, margin) < q - 1e-9
+    }
+    if short:
+        return short
+    core.ledger_touched()
+    reservations: list[tuple[Any, ...]] = []
+    for serial, bom in boms:
+        for line in bom:
+            taken = core.ledger.allocate(line["material"], line["qty"], today, margin)
+            if taken is None:  # cannot happen after the check above; fail loudly if it does
+                raise RuntimeError(f"allocation of {line['material']} failed after check")
+            reservations.extend(
+                (order_id, serial, line["op"], line["material"], lot, qty) for lot, qty in taken
+            )
+    conn.executemany(
+        "INSERT INTO reservations (order_id, serial, op, material, lot, qty) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        reservations,
+    )
+    serials = [(s,) for s, _ in boms]
+    conn.executemany("UPDATE units SET kitted = 1 WHERE serial = ?", serials)
+    conn.executemany(
+        "UPDATE tasks SET status = 'ready' WHERE serial = ? AND status = 'blocked' "
+        "AND op_index = (SELECT min(op_index) FROM tasks t2 WHERE t2.serial = tasks.serial)",
+        serials,
+    )
+    conn.execute(
+        "UPDATE orders SET status = 'released' WHERE order_id = ? AND status = 'waiting_material'",
+        (order_id,),
+    )
+    return {}
+
+
+def report_shortage(
+    core: LineContext, order_id: str, short: dict[str, tuple[float, float]]
+) -> None:
+    core.store.conn.execute(
+        "UPDATE orders SET status = 'waiting_material' WHERE order_id = ? "
+        "AND status IN ('released', 'waiting_material')",
+        (order_id,),
+    )
+    for material, (required, available) in sorted(short.items()):
+        core.emit(
+            "material.shortage",
+            {"material": material, "required": required, "available": available},
+            order_id,
+        )
+        _shortage_alarm(core, material)
+
+
+def rekit_waiting(core: LineContext) -> None:
+    """After new stock: release waiting orders by ship-by and priority; clear alarms."""
+    still_short: set[str] = set()
+    for (order_id,) in core.store.conn.execute(
+        "SELECT order_id FROM orders WHERE status = 'waiting_material' "
+        "ORDER BY ship_by, priority DESC, order_id"
+    ).fetchall():
+        short = kit_order(core, order_id)
+        still_short.update(short)
+    for row in core.store.all(
+        "SELECT alarm_id, source FROM alarms WHERE kind = 'material_shortage' "
+        "AND cleared_at IS NULL"
+    ):
+        if row["source"] not in still_short:
+            clear_alarm(core, row["alarm_id"], f"{row['source']} is back in stock")
+    for material in sorted(still_short):
+        _shortage_alarm(core, material)
+
+
+def _shortage_alarm(core: LineContext, material: str) -> None:
+    raise_alarm(
+        core,
+        f"shortage:{material}",
+        "material_shortage",
+        material,
+        "warning",
+        f"not enough {material} in stock: orders wait for it",
+    )

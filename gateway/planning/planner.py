@@ -1,0 +1,414 @@
+"""The line's plan in the running gateway: when to replan, what the stations are handed, and
+what the kanban is told.
+
+- **Replanning** (gateway/planning/replanning.py): every ``[planner] interval_s``, and on events:
+  orders arrived or cancelled, a station down or back (its machine faulted or offline), a
+  shortage cleared, a task far off its standard time. A burst of events makes one replan.
+- **Solving** happens in the worker process (gateway/planning/worker.py) with a time and a
+  memory limit: the worker reads the line's database itself, builds the problem
+  (gateway/planning/line_problem.py), solves it and answers a compact plan
+  (gateway/planning/line_solve.py),
+  its first plan within a second and the improved one at the end of the time limit. The
+  previous plan is the solver's hint, and its stations' heads stay first.
+- **Dispatch**: a station asking for its next task gets the first ready task of its
+  sequence in the current plan, at once (one indexed query, no solve). Ready tasks the
+  plan does not know yet (orders that came after it) follow by the dispatch rule, then
+  tasks planned for another station, so no station idles while there is work it can do.
+  With no plan (planner off, first plan not made, plan older than ``stale_s`` because
+  every replan since failed) the dispatch rule orders the whole queue.
+- **Explaining**: every planned order's predicted completion; for those predicted late,
+  why (the bottleneck station, the material, the shift that ends); orders waiting for a
+  material are listed with what they lack. ``snapshot`` is the kanban's data
+  (``GET /api/plan``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from gateway.clock import iso
+from gateway.config.line import PlannerSection
+from gateway.orderbook.context import LineContext
+from gateway.planning.line_plan import LineJob, LinePlan
+from gateway.planning.line_problem import OPEN, down_station
+from gateway.planning.replanning import Replanner
+from gateway.planning.worker import PlanWorker, WorkerLimits
+
+__all__ = ["LinePlanner"]
+
+logger = logging.getLogger(__name__)
+
+# Task states that never come back to a queue: a plan's heads in these are passed for good.
+_GONE = ("done", "cancelled", "scrapped")
+# How far down a station's sequence a queue looks for ready tasks (in ids), per call.
+_LOOKAHEAD = 512
+_CHUNK = 128
+# How often running tasks are checked against their standard time (real seconds).
+_WATCH_S = 5.0
+
+
+class LinePlanner:
+    """Keeps the line planned; see the module docstring."""
+
+    def __init__(
+        self, core: LineContext, settings: PlannerSection, worker: PlanWorker | None = None
+    ) -> None:
+        self.core = core
+        self.settings = settings
+        self.worker = worker or PlanWorker()
+        self.replanner: Replanner[LinePlan] = Replanner(
+            self._make_plan, interval_s=settings.interval_s, settle_s=settings.settle_s
+        )
+        self._heads: dict[str, int] = {}  # station → index of its first task not gone
+        self._overran: set[int] = set()
+        self._std_cache: dict[tuple[int, str], int] = {}
+        # These run after the commit of an operator's action or an order's intake: a
+        # trouble here is logged, never raised into what committed.
+        triggers: dict[str, Callable[[dict[str, Any]], None]] = {
+            "order.accepted": lambda _: self.request("orders arrived"),
+            "order.cancelled": lambda _: self.request("order cancelled"),
+            "alarm.raised": self._alarm_raised,
+            "alarm.cleared": self._alarm_cleared,
+            "task.completed": self._task_completed,
+        }
+        for topic, callback in triggers.items():
+            core.subscribe(topic, _logged(topic, callback))
+
+    # -- triggers ---------------------------------------------------------------------
+
+    def request(self, reason: str) -> None:
+        self.replanner.request(reason)
+
+    def _station_of_alarm(self, data: Mapping[str, Any]) -> str | None:
+        return down_station(self.core.config, str(data.get("kind")), str(data.get("source")))
+
+    def _alarm_raised(self, data: dict[str, Any]) -> None:
+        station = self._station_of_alarm(data)
+        if station is not None:
+            self.request(f"station {station} down")
+
+    def _alarm_cleared(self, data: dict[str, Any]) -> None:
+        station = self._station_of_alarm(data)
+        if station is not None:
+            self.request(f"station {station} back")
+        elif data.get("kind") == "material_shortage":
+            self.request("shortage cleared")
+
+    def _task_completed(self, data: dict[str, Any]) -> None:
+        """A task done in far less than its standard time frees its station early."""
+        started, ended = data.get("started_at"), data.get("completed_at")
+        if data.get("serial") is None or not started or not ended:
+            return
+        std = self._standard_s(int(data["task_id"]))
+        took = (datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()
+        if std and took * self.settings.overrun_factor + self.settings.overrun_grace_s < std:
+            self.request("task far off its standard time")
+
+    def _standard_s(self, task_id: int) -> int:
+        row = self.core.store.one("SELECT wo_id, op FROM tasks WHERE task_id = ?", (task_id,))
+        if row is None or row["wo_id"] is None:
+            return 0
+        key = (int(row["wo_id"]), str(row["op"]))
+        if key not in self._std_cache:
+            if len(self._std_cache) > 10_000:
+                self._std_cache.clear()
+            doc = self.core.store.one(
+                "SELECT operations FROM work_orders WHERE wo_id = ?", (key[0],)
+            )
+            ops = json.loads(doc["operations"]) if doc is not None else []
+            self._std_cache[key] = next(
+                (int(o.get("run_s", 0)) for o in ops if o["op"] == key[1]), 0
+            )
+        return self._std_cache[key]
+
+    def check_overruns(self) -> int:
+        """Ask for a replan for each running task newly past factor × its standard time."""
+        now = self.core.clock.now()
+        found = 0
+        running = self.core.store.all(
+            "SELECT task_id, started_at FROM tasks WHERE status = 'running' "
+            "AND serial IS NOT NULL AND started_at IS NOT NULL"
+        )
+        live = {int(r["task_id"]) for r in running}
+        self._overran &= live
+        for r in running:
+            task_id = int(r["task_id"])
+            if task_id in self._overran:
+                continue
+            std = self._standard_s(task_id)
+            elapsed = (now - datetime.fromisoformat(r["started_at"])).total_seconds()
+            limit = std * self.settings.overrun_factor + self.settings.overrun_grace_s
+            if std and elapsed > limit:
+                self._overran.add(task_id)
+                found += 1
+        if found:
+            self.request("task far off its standard time")
+        return found
+
+    # -- running ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Replan on the interval and on requests, watch running tasks; until cancelled."""
+        self.request("start")
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.replanner.run(), name="replanner")
+            tg.create_task(self._watch(), name="overrun watch")
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(_WATCH_S)
+            try:
+                self.check_overruns()
+            except Exception:  # a planner's trouble must never stop the line
+                logger.exception("checking running tasks against their standard time failed")
+
+    async def _make_plan(self, previous: LinePlan | None, reasons: tuple[str, ...]) -> LinePlan:
+        now = self.core.clock.now()
+        marks = ",".join("?" * len(OPEN))
+        if self.core.store.one(f"SELECT 1 FROM tasks WHERE status IN ({marks}) LIMIT 1", OPEN):
+            job = LineJob(self.core.config, self.core.store.path, now, previous, reasons)
+            limits = WorkerLimits(
+                time_limit_s=self.settings.time_limit_s,
+                memory_mib=self.settings.memory_mib,
+                workers=self.settings.workers,
+            )
+
+            def first(answer: object) -> None:
+                # The line works by the solver's first plan (well under a second) while
+                # the solver improves it for the rest of its time limit.
+                self.replanner.offer(self._adopt(_line_plan(answer)))
+
+            plan = _line_plan(await self.worker.run(job, limits, first))
+        else:  # nothing open: no process to start
+            plan = LinePlan(now, "nothing to plan", {}, {}, (), {}, frozenset(), reasons, 0.0)
+        return self._adopt(plan)
+
+    def _adopt(self, plan: LinePlan) -> LinePlan:
+        """A new plan: stamped with when it came; the stations' heads start over."""
+        self._heads = {}
+        return replace(plan, received=time.monotonic())
+
+    async def stop_solver(self) -> None:
+        """Kill a solve in progress (its replan fails; the line keeps its last plan)."""
+        await self.worker.stop()
+
+    # -- dispatch -----------------------------------------------------------------------
+
+    def current(self) -> LinePlan | None:
+        """The plan stations follow, or None: the dispatch rule then."""
+        live = self.replanner.current
+        if live is None or live.empty:
+            return None
+        if time.monotonic() - live.received > self.settings.stale_s:
+            return None
+        return live
+
+    def source(self) -> str:
+        """What orders the queues now: the plan, or the rule and why."""
+        live = self.replanner.current
+        if live is None or live.empty:
+            return "rule (no plan yet)"
+        if self.current() is None:
+            return "rule (the plan is stale)"
+        return "plan"
+
+    def queue(self, station_id: str, capabilities: Sequence[str], limit: int) -> list[sqlite3.Row]:
+        """The station's ready tasks in plan order, then the rest by the dispatch rule; the
+        rule alone without a plan."""
+        conn = self.core.store.conn
+        live = self.current()
+        out: list[sqlite3.Row] = []
+        if live is not None:
+            out = self._planned(conn, live, station_id, limit)
+        if len(out) >= limit:
+            return out[:limit]
+        taken = {r["task_id"] for r in out}
+        marks = ",".join("?" * len(capabilities))
+        rule = conn.execute(
+            f"SELECT * FROM tasks WHERE status = 'ready' AND capability IN ({marks}) "
+            "ORDER BY ship_by, priority DESC, task_id LIMIT ?",
+            (*capabilities, limit + len(taken)),
+        ).fetchall()
+        rest = [r for r in rule if r["task_id"] not in taken]
+        if live is not None:
+            # Unplanned work first; work planned for another station only when idle.
+            rest.sort(key=lambda r: live.is_planned(r["task_id"]))
+        return [*out, *rest][:limit]
+
+    def _planned(
+        self, conn: sqlite3.Connection, live: LinePlan, station_id: str, limit: int
+    ) -> list[sqlite3.Row]:
+        sequence = live.sequence(station_id)
+        head = self._heads.get(station_id, 0)
+        out: list[sqlite3.Row] = []
+        i = head
+        at_head = True
+        while i < len(sequence) and i < head + _LOOKAHEAD and len(out) < limit:
+            chunk = sequence[i : i + _CHUNK].tolist()
+            rows = {
+                r["task_id"]: r
+                for r in conn.execute(
+                    f"SELECT * FROM tasks WHERE task_id IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+            }
+            for task_id in chunk:
+                row = rows.get(task_id)
+                if row is None or row["status"] in _GONE:
+                    if at_head:
+                        self._heads[station_id] = i + 1
+                else:
+                    at_head = False
+                    if row["status"] == "ready":
+                        out.append(row)
+                        if len(out) >= limit:
+                            break
+                i += 1
+        return out
+
+    # -- the kanban's data ---------------------------------------------------------------
+
+    def snapshot(self, per_station: int = 20) -> dict[str, Any]:
+        """The plan for the kanban: state, each station's next tasks, order forecasts."""
+        stats = self.replanner.stats
+        live = self.replanner.current
+        out: dict[str, Any] = {
+            "enabled": True,
+            "source": self.source(),
+            "replans": stats.replans,
+            "first_plans": stats.first_plans,
+            "failures": stats.failures,
+            "last_error": stats.last_error,
+            "last_reasons": list(stats.last_reasons),
+            "requests": dict(stats.requests),
+            "solving": self.worker.running,
+        }
+        if live is None:
+            return out | {"plan": None}
+        out["plan"] = {
+            "made_at": iso(live.made_at),
+            "method": live.method,
+            "solve_s": round(live.solve_s, 3),
+            "reasons": list(live.reasons),
+            "down": sorted(live.down),
+            "stations": self._station_rows(live, per_station),
+            "late": [_late_row(live, o.order_id) for o in live.late],
+            "waiting": [
+                {"order_id": oid, "materials": list(m), "reasons": [_waiting_reason(m)]}
+                for oid, m in sorted(live.waiting.items())
+            ],
+        }
+        return out
+
+    def _station_rows(self, live: LinePlan, per_station: int) -> dict[str, list[dict[str, Any]]]:
+        conn = self.core.store.conn
+        out: dict[str, list[dict[str, Any]]] = {}
+        for station in self.core.config.stations:
+            sp = live.stations.get(station)
+            shown: list[dict[str, Any]] = []
+            out[station] = shown
+            if sp is None:
+                continue
+            head = self._heads.get(station, 0)
+            ids = sp.tasks[head : head + per_station * 4].tolist()
+            if not ids:
+                continue
+            rows = {
+                r["task_id"]: r
+                for r in conn.execute(
+                    "SELECT task_id, order_id, serial, op, status FROM tasks "
+                    f"WHERE task_id IN ({','.join('?' * len(ids))})",
+                    ids,
+                )
+            }
+            for i, task_id in enumerate(ids, start=head):
+                row = rows.get(task_id)
+                if row is None or row["status"] in _GONE:
+                    continue
+                shown.append(
+                    {
+                        "task_id": task_id,
+                        "order_id": row["order_id"],
+                        "serial": row["serial"],
+                        "op": row["op"],
+                        "status": row["status"],
+                        "start": iso(live.at(sp.starts[i])),
+                        "end": iso(live.at(sp.ends[i])),
+                        "setup_s": sp.setups[i],
+                    }
+                )
+                if len(shown) >= per_station:
+                    break
+        return out
+
+    def forecast(self, order_id: str) -> dict[str, Any] | None:
+        """One order's forecast: predicted completion, late or not, and why; None when the
+        current plan does not know the order."""
+        live = self.replanner.current
+        if live is None:
+            return None
+        if order_id in live.waiting:
+            return {
+                "order_id": order_id,
+                "planned": False,
+                "predicted_completion": None,
+                "late": None,
+                "reasons": [_waiting_reason(live.waiting[order_id])],
+                "made_at": iso(live.made_at),
+            }
+        done = live.completion.get(order_id)
+        if done is None:
+            return None
+        late = next((o for o in live.late if o.order_id == order_id), None)
+        return {
+            "order_id": order_id,
+            "planned": True,
+            "predicted_completion": iso(live.at(done)),
+            "late": late is not None,
+            "late_s": late.lateness if late is not None else 0,
+            "reasons": list(late.reasons) if late is not None else [],
+            "made_at": iso(live.made_at),
+        }
+
+
+def _logged(
+    topic: str, callback: Callable[[dict[str, Any]], None]
+) -> Callable[[dict[str, Any]], None]:
+    def guarded(data: dict[str, Any]) -> None:
+        try:
+            callback(data)
+        except Exception:  # the line goes on; the next trigger or the interval replans
+            logger.exception("the planner's %s trigger failed", topic)
+
+    return guarded
+
+
+def _line_plan(answer: object) -> LinePlan:
+    if not isinstance(answer, LinePlan):
+        raise TypeError(f"the worker answered a {type(answer).__name__}, not a line plan")
+    return answer
+
+
+def _late_row(live: LinePlan, order_id: str) -> dict[str, Any]:
+    late = next(o for o in live.late if o.order_id == order_id)
+    return {
+        "order_id": order_id,
+        "ship_by": iso(live.at(late.ship_by)),
+        "predicted_completion": iso(live.at(late.completion)),
+        "late_s": late.lateness,
+        "reasons": list(late.reasons),
+    }
+
+
+def _waiting_reason(materials: Sequence[str]) -> str:
+    if not materials:
+        return "material: waiting to be kitted"
+    return f"material: {', '.join(materials)} short, not planned until in stock"

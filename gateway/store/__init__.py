@@ -1,0 +1,1 @@
+"""The store: SQLite file and migrations, typed rows, the transactional outbox, bulk writes."""

@@ -1,0 +1,210 @@
+"""The SQLite store: one file, WAL, FULL sync, numbered migrations, integrity checked.
+
+Every write happens inside :meth:`Store.transaction` on the event loop thread, so a state
+change and the events that report it commit together or not at all. ``synchronous=FULL``
+makes a commit durable before the operator is told "done" (and before an inbound message
+is acknowledged to the broker).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from gateway.store.migrations import MIGRATIONS
+
+logger = logging.getLogger(__name__)
+
+
+class StoreError(Exception):
+    """The database cannot be used: damaged, or from a newer linegate."""
+
+
+class Store:
+    """The gateway's SQLite database."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._db: sqlite_utils.Database | None = None
+        self._depth = 0
+        self._before_commit: list[Callable[[], None]] = []
+        self._after_commit: list[Callable[[], None]] = []
+        self._after_rollback: list[Callable[[], None]] = []
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError("store is not open")
+        return self._conn
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        if self._db is None:
+            raise StoreError("store is not open")
+        return self._db
+
+    def open(self) -> None:
+        """Open the file, refuse a damaged one, and migrate it to the current schema."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        try:
+            self._check_integrity(conn)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=5000")
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        self._db = sqlite_utils.Database(conn)
+        self._migrate()
+
+    def open_readonly(self) -> None:
+        """Open an existing database for reading only (the CLI, beside a running gateway)."""
+        if not self.path.exists():
+            raise StoreError(f"no database at {self.path}")
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        self._conn = conn
+        self._db = sqlite_utils.Database(conn)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+            self._db = None
+
+    def _check_integrity(self, conn: sqlite3.Connection) -> None:
+        try:
+            rows = conn.execute("PRAGMA integrity_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{self.path} is not a usable SQLite database ({exc}); refusing to start. "
+                "Restore it from a backup or move it aside to start empty."
+            ) from exc
+        problems = [str(r[0]) for r in rows if r[0] != "ok"]
+        if problems:
+            raise StoreError(
+                f"{self.path} failed its integrity check ({'; '.join(problems[:5])}); "
+                "refusing to start. Restore it from a backup or move it aside to start empty."
+            )
+
+    def _migrate(self) -> None:
+        conn = self.conn
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+        )
+        applied = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+        known = {v for v, _ in MIGRATIONS}
+        newer = applied - known
+        if newer:
+            raise StoreError(
+                f"{self.path} has schema version {max(newer)}, newer than this linegate "
+                f"knows ({max(known)}); upgrade linegate or use another data directory"
+            )
+        for version, sql in MIGRATIONS:
+            if version in applied:
+                continue
+            logger.info("applying schema migration %d", version)
+            # executescript commits first; wrap the script in its own transaction so a
+            # failed migration leaves the file at the previous version.
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{sql}\n"
+                f"INSERT INTO schema_migrations (version) VALUES ({version});\nCOMMIT;"
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic, durable unit of work; nested calls join the outer one."""
+        conn = self.conn
+        if self._depth:
+            self._depth += 1
+            try:
+                yield conn
+            finally:
+                self._depth -= 1
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield conn
+        except BaseException:
+            self._depth = 0
+            conn.execute("ROLLBACK")
+            callbacks, self._after_rollback = self._after_rollback, []
+            self._after_commit = []
+            self._before_commit = []
+            for cb in callbacks:
+                cb()
+            raise
+        try:
+            before, self._before_commit = self._before_commit, []
+            for cb in before:
+                cb()
+        except BaseException:
+            self._depth = 0
+            conn.execute("ROLLBACK")
+            self._after_commit = []
+            callbacks, self._after_rollback = self._after_rollback, []
+            for cb in callbacks:
+                cb()
+            raise
+        self._depth = 0
+        conn.execute("COMMIT")
+        callbacks, self._after_commit = self._after_commit, []
+        self._after_rollback = []
+        for cb in callbacks:
+            cb()
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
+
+    def before_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` inside the current transaction, just before it commits."""
+        self._before_commit.append(callback)
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` after the current transaction commits."""
+        self._after_commit.append(callback)
+
+    def on_rollback(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` if the current transaction rolls back (to drop caches)."""
+        self._after_rollback.append(callback)
+
+    def next_counter(self, name: str, step: int = 1) -> int:
+        """Allocate ``step`` numbers from a named counter; returns the first. In a transaction."""
+        row = self.conn.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value RETURNING value",
+            (name, step),
+        ).fetchone()
+        return int(row[0]) - step + 1
+
+    def get_setting(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_setting(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def one(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.conn.execute(sql, params).fetchone()
+        return row
+
+    def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        return list(self.conn.execute(sql, params).fetchall())
