@@ -310,4 +310,3 @@ def _move_reservation(svc: StationService, task: Row, material: str, lot: str, n
             (task["order_id"], serial, task["op"], material, lot, share),
         )
     core.ledger.adjust(material, lot, -need.qty)
-    core.ledger_touched()

@@ -6,25 +6,57 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cloud_sync.contract import Catalog, Material, Routing, Sku
+from pydantic import TypeAdapter
+
+from cloud_sync.contract import Catalog, Material, Operation, Routing, Sku
+from gateway.store.db import Undo, no_undo
 
 
 @dataclass
 class CatalogCache:
-    """Lookups into the active catalog; empty until the hub sent one."""
+    """Lookups into the active catalog; empty until the hub sent one.
 
+    ``undo`` is the store's undo: a catalog put in force by a transaction that rolls back
+    is taken back with it.
+    """
+
+    undo: Undo = no_undo
     version: str | None = None
     skus: dict[str, Sku] = field(default_factory=dict)
     routings: dict[str, Routing] = field(default_factory=dict)
     materials: dict[str, Material] = field(default_factory=dict)
     _frozen: dict[tuple[str, str], str] = field(default_factory=dict)
+    # The routings frozen in work orders, parsed: one parse per distinct text.
+    _parsed: dict[str, tuple[Operation, ...]] = field(default_factory=dict)
 
     def use(self, catalog: Catalog) -> None:
+        before = (self._frozen, self.version, self.skus, self.routings, self.materials)
         self._frozen = {}
         self.version = catalog.version
         self.skus = {s.sku: s for s in catalog.skus}
         self.routings = {r.routing: r for r in catalog.routings}
         self.materials = {m.material: m for m in catalog.materials}
+        self.undo(lambda: self._restore(*before))
+
+    def _restore(
+        self,
+        frozen: dict[tuple[str, str], str],
+        version: str | None,
+        skus: dict[str, Sku],
+        routings: dict[str, Routing],
+        materials: dict[str, Material],
+    ) -> None:
+        self._frozen, self.version, self.skus = frozen, version, skus
+        self.routings, self.materials = routings, materials
+
+    def operations(self, frozen: str) -> tuple[Operation, ...]:
+        """A work order's frozen routing (its ``operations`` JSON), parsed once."""
+        ops = self._parsed.get(frozen)
+        if ops is None:
+            if len(self._parsed) > 1000:  # routings are few; texts from old catalogs go
+                self._parsed.clear()
+            ops = self._parsed[frozen] = operations_of(frozen)
+        return ops
 
     def frozen(self, key: tuple[str, str], build: Callable[[], str]) -> str:
         """The JSON snapshot a work order keeps of a routing or SKU, built once per catalog."""
@@ -35,6 +67,14 @@ class CatalogCache:
 
     def use_json(self, doc: str) -> None:
         self.use(Catalog.model_validate(json.loads(doc)))
+
+
+def operations_of(frozen: str) -> tuple[Operation, ...]:
+    """Parse a frozen routing (the JSON list a work order keeps)."""
+    return tuple(_OPERATIONS.validate_json(frozen))
+
+
+_OPERATIONS = TypeAdapter(list[Operation])
 
 
 def catalog_problems(catalog: Catalog) -> list[str]:

@@ -1,10 +1,10 @@
-"""The shared parts every domain service works with: store, outbox, clock, config, ledger."""
+"""What every part of the order book works with: store, outbox, clock, config, catalog,
+ledger, and the events' subscribers."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,22 +18,23 @@ from gateway.store.db import Store
 from gateway.store.outbox import Outbox
 
 
-@dataclass
 class LineContext:
-    """What the services share; built once by the composition root."""
+    """What the services share; built once by the composition root.
 
-    config: LineConfig
-    store: Store
-    outbox: Outbox
-    clock: Clock
-    catalog: CatalogCache = field(default_factory=CatalogCache)
-    ledger: Ledger = field(default_factory=Ledger)
+    The catalog and the ledger are caches of the database kept in step with it by the
+    store's undo: a change made in a transaction that rolls back is taken back.
+    """
 
-    def __post_init__(self) -> None:
-        self._tz = ZoneInfo(self.config.line.timezone)
-        self._txn_now: tuple[datetime, str, date] | None = None
-        self.bulk = BulkInserts(self.store)
-        self._ledger_guarded = False
+    def __init__(self, config: LineConfig, store: Store, outbox: Outbox, clock: Clock) -> None:
+        self.config = config
+        self.store = store
+        self.outbox = outbox
+        self.clock = clock
+        self.catalog = CatalogCache(undo=store.undo)
+        self.ledger = Ledger(undo=store.undo)
+        self.bulk = BulkInserts(store)
+        self._tz = ZoneInfo(config.line.timezone)
+        self._txn_now: tuple[int, datetime, str, date] | None = None
         self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
         # Stations whose machine is connected: their machine.state comes from the machine.
         self.live_machines: set[str] = set()
@@ -50,56 +51,37 @@ class LineContext:
         for callback in self._listeners.get(topic, ()):
             self.store.on_commit(functools.partial(callback, data))
 
-    def now(self) -> datetime:
+    def _stamp(self) -> tuple[int, datetime, str, date]:
         """The instant of the change being made: one per transaction, since a transaction
         is one atomic change (and a burst of orders reads the clock once, not per row)."""
+        txn = self.store.transaction_id
+        if self._txn_now is None or self._txn_now[0] != txn:
+            ts = self.clock.now()
+            self._txn_now = (txn, ts, iso(ts), ts.astimezone(self._tz).date())
+        return self._txn_now
+
+    def now(self) -> datetime:
         if not self.store.in_transaction:
             return self.clock.now()
-        if self._txn_now is None:
-            ts = self.clock.now()
-            self._txn_now = (ts, iso(ts), ts.astimezone(self._tz).date())
-            self.store.on_commit(self._forget_now)
-            self.store.on_rollback(self._forget_now)
-        return self._txn_now[0]
-
-    def ledger_touched(self) -> None:
-        """The ledger changes ahead of the commit: should the transaction roll back, rebuild
-        it from the tables (once per transaction, however many changes)."""
-        if not self._ledger_guarded:
-            self._ledger_guarded = True
-            self.store.on_rollback(self._ledger_rolled_back)
-            self.store.on_commit(self._ledger_committed)
-
-    def reload_ledger(self) -> None:
-        self.ledger.load(self.store.conn, self.store.get_setting("stock_as_of"))
-
-    def _ledger_rolled_back(self) -> None:
-        self._ledger_guarded = False
-        self.reload_ledger()
-
-    def _ledger_committed(self) -> None:
-        self._ledger_guarded = False
-
-    def _forget_now(self) -> None:
-        self._txn_now = None
+        return self._stamp()[1]
 
     def now_iso(self) -> str:
-        if self.store.in_transaction:
-            self.now()
-            assert self._txn_now is not None
-            return self._txn_now[1]
-        return iso(self.clock.now())
+        if not self.store.in_transaction:
+            return iso(self.clock.now())
+        return self._stamp()[2]
 
     def today(self) -> date:
         """The line's calendar date: lot expiry is judged by it."""
-        if self.store.in_transaction:
-            self.now()
-            assert self._txn_now is not None
-            return self._txn_now[2]
-        return self.clock.now().astimezone(self._tz).date()
+        if not self.store.in_transaction:
+            return self.clock.now().astimezone(self._tz).date()
+        return self._stamp()[3]
 
     def local(self, ts: datetime) -> datetime:
         return ts.astimezone(self._tz)
+
+    def reload_ledger(self) -> None:
+        """Rebuild the ledger from the tables (at start-up, and after a stock snapshot)."""
+        self.ledger.load(self.store.conn, self.store.get_setting("stock_as_of"))
 
     def emit(self, type_: str, data: dict[str, Any], order_id: str | None = None) -> int:
         """Append an event to the outbox in the current transaction."""

@@ -66,51 +66,35 @@ class Inbound:
         self.rejected = 0
 
     def deliver(self, messages: Sequence[InboundMessage]) -> None:
+        """Apply a batch in one transaction (one fsync for a burst), each message in a
+        savepoint of its own: a message that trips a bug is rolled back alone (the store
+        takes back its events, rows and ledger changes) and rejected as ``INTERNAL``."""
         if self._admit is not None:
             self._admit()
-        # Fast path: the whole batch in one transaction. Should a message trip a bug, the
-        # batch is rolled back and applied again, each message in its own savepoint.
-        counts = (self.accepted, self.rejected)
-        try:
-            with self._core.store.transaction():
-                for message in messages:
-                    self._handle(message)
-            return
-        except sqlite3.OperationalError:
-            raise  # the store itself failed (disk, I/O): nothing is acked, the broker redelivers
-        except Exception:  # noqa: BLE001 - any bug: retry message by message, below
-            self.accepted, self.rejected = counts
-            logger.warning("a batch of %d messages failed; applying them one by one", len(messages))
-        self._deliver_isolated(messages)
-
-    def _deliver_isolated(self, messages: Sequence[InboundMessage]) -> None:
         store = self._core.store
-        with store.transaction() as conn:
-            for i, message in enumerate(messages):
-                conn.execute(f"SAVEPOINT m{i}")
-                next_seq = self._core.outbox.next_seq
+        with store.transaction():
+            for message in messages:
+                counts = (self.accepted, self.rejected)
                 try:
-                    self._handle(message)
-                    self._core.bulk.flush()  # inside this message's savepoint
+                    with store.savepoint():
+                        self._handle(message)
                 except sqlite3.OperationalError:
-                    raise
+                    raise  # the store itself failed (disk, I/O): nothing is acked
                 except Exception:  # a bug must not block the messages around it
                     logger.exception("message on %s could not be applied", message.topic)
-                    self._core.bulk.discard()
-                    conn.execute(f"ROLLBACK TO m{i}")
-                    self._core.outbox.rewind(next_seq)
-                    self._core.reload_ledger()
+                    self.accepted, self.rejected = counts
                     self._reject(
                         message,
                         None,
                         [_err("INTERNAL", "", "the gateway failed to apply this message")],
                     )
-                conn.execute(f"RELEASE m{i}")
 
     def _handle(self, message: InboundMessage) -> None:
         topic = message.topic
         if topic != contract.IN_ORDERS:
-            self._core.bulk.flush()  # cancels and stock read the work rows of this batch
+            # Cancels, stock and catalogs read and change the work of orders this batch
+            # may have just accepted: their rows must be in the tables, not in the buffer.
+            self._core.store.flush()
         if topic == contract.IN_ORDERS:
             self._orders(message)
         elif topic == contract.IN_CANCEL:
@@ -192,7 +176,7 @@ class Inbound:
             "SELECT revision, status FROM orders WHERE order_id = ?", (order.order_id,)
         )
         if existing is not None:
-            self._core.bulk.flush()  # its work may still wait in the buffer
+            self._core.store.flush()  # its work may still wait in the buffer
             if order.revision == existing["revision"]:
                 logger.debug(
                     "order %s revision %d again: nothing to do", order.order_id, order.revision
@@ -360,9 +344,7 @@ class Inbound:
                 (catalog.version, message.payload.decode(), core.now_iso()),
             )
             core.store.set_setting("catalog_version", catalog.version)
-            previous = core.catalog.version
             core.catalog.use(catalog)
-            core.store.on_rollback(lambda: _restore_catalog(core, previous))
             logger.info("catalog %s in force", catalog.version)
         clear_alarm(core, "masterdata:catalog", f"catalog {catalog.version} accepted")
 
@@ -398,16 +380,9 @@ class Inbound:
             [(m, lot, q, e) for (m, lot), (q, e) in totals.items()],
         )
         core.store.set_setting("stock_as_of", iso(stock.as_of))
-        core.ledger_touched()
         core.reload_ledger()
         clear_alarm(core, "masterdata:stock", "stock snapshot accepted")
         rekit_waiting(core)
-
-
-def _restore_catalog(core: LineContext, version: str | None) -> None:
-    row = core.store.one("SELECT doc FROM catalogs WHERE version = ?", (version,))
-    if row is not None:
-        core.catalog.use_json(row["doc"])
 
 
 def _dump(item: Any) -> bytes:
@@ -466,5 +441,4 @@ def cancel_order(core: LineContext, order_id: str, reason: str) -> None:
         f"AND serial NOT IN ({','.join('?' * len(in_work))})",
         (order_id, *in_work),
     )
-    core.ledger_touched()
     core.emit("order.cancelled", {"reason": reason, "units_in_work": sorted(in_work)}, order_id)

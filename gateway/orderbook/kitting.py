@@ -14,6 +14,8 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from gateway.store.db import Undo, no_undo
+
 NO_LOT = ""
 _NEVER = date.max
 
@@ -31,10 +33,15 @@ class LotBalance:
 
 
 class Ledger:
-    """Free quantity per material and lot."""
+    """Free quantity per material and lot.
 
-    def __init__(self) -> None:
+    Every change is recorded with ``undo`` (the store's :meth:`~gateway.store.db.Store.undo`),
+    so a rolled-back transaction or savepoint takes its changes back with it.
+    """
+
+    def __init__(self, undo: Undo = no_undo) -> None:
         self._lots: dict[str, list[LotBalance]] = {}
+        self._undo = undo
 
     def load(self, conn: sqlite3.Connection, as_of: str | None) -> None:
         lots: dict[str, list[LotBalance]] = {}
@@ -64,6 +71,10 @@ class Ledger:
                 found.free -= float(qty)
         for balances in lots.values():
             balances.sort(key=lambda b: (b.expires or _NEVER, b.lot))
+        previous, self._lots = self._lots, lots
+        self._undo(lambda: self._restore(previous))
+
+    def _restore(self, lots: dict[str, list[LotBalance]]) -> None:
         self._lots = lots
 
     def lots(self, material: str) -> list[LotBalance]:
@@ -103,7 +114,7 @@ class Ledger:
         for bal in lots:  # the common case: the first usable lot holds it all
             if bal.free > 1e-9 and bal.usable(today, margin_days):
                 if bal.free >= qty - 1e-9:
-                    bal.free -= qty
+                    self._take(bal, qty)
                     return [(bal.lot, qty)]
                 break
         if self.available(material, today, margin_days) < qty - 1e-9:
@@ -116,7 +127,7 @@ class Ledger:
             if not bal.usable(today, margin_days) or bal.free <= 1e-9:
                 continue
             part = min(bal.free, left)
-            bal.free -= part
+            self._take(bal, part)
             left -= part
             taken.append((bal.lot, part))
         return taken
@@ -126,5 +137,15 @@ class Ledger:
         bal = self.lot(material, lot)
         if bal is None:
             bal = LotBalance(lot, None, 0.0)
-            self._lots.setdefault(material, []).append(bal)
-        bal.free += delta
+            balances = self._lots.setdefault(material, [])
+            balances.append(bal)
+            self._undo(lambda: balances.remove(bal))
+        self._take(bal, -delta)
+
+    def _take(self, bal: LotBalance, qty: float) -> None:
+        bal.free -= qty
+        self._undo(lambda: _give_back(bal, qty))
+
+
+def _give_back(bal: LotBalance, qty: float) -> None:
+    bal.free += qty

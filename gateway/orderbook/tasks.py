@@ -175,7 +175,6 @@ def consume(core: LineContext, task: Row, work: Work) -> list[dict[str, Any]]:
             task["order_id"],
         )
         lots.append({"material": entry["material"], "lot": entry["lot"], "qty": entry["qty"]})
-    core.ledger_touched()
     return lots
 
 
@@ -184,7 +183,6 @@ def release_reservations(core: LineContext, task: Row) -> None:
     for r in reservations(core, task):
         core.ledger.adjust(r["material"], r["lot"], float(r["qty"]))
         core.store.conn.execute("DELETE FROM reservations WHERE id = ?", (r["id"],))
-    core.ledger_touched()
 
 
 def release_unit(core: LineContext, serial: str) -> None:
@@ -193,7 +191,6 @@ def release_unit(core: LineContext, serial: str) -> None:
     for r in core.store.all("SELECT * FROM reservations WHERE serial = ?", (serial,)):
         core.ledger.adjust(r["material"], r["lot"], float(r["qty"]))
     core.store.conn.execute("DELETE FROM reservations WHERE serial = ?", (serial,))
-    core.ledger_touched()
 
 
 def record_attempt(

@@ -91,8 +91,6 @@ def explode(core: LineContext, order: Order, kitted: bool) -> int:
     reservations: list[tuple[Any, ...]] = []
     today = core.today()
     margin = core.config.policies.lot_expiry_margin_days
-    if kitted:
-        core.ledger_touched()
     for n, line in enumerate(order.lines, start=1):
         sku = core.catalog.skus[line.sku]
         routing = core.catalog.routings[sku.routing]
@@ -209,7 +207,6 @@ def kit_order(core: LineContext, order_id: str) -> dict[str, tuple[float, float]
     }
     if short:
         return short
-    core.ledger_touched()
     reservations: list[tuple[Any, ...]] = []
     for serial, bom in boms:
         for line in bom:

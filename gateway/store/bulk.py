@@ -1,19 +1,22 @@
 """New work rows, inserted together just before the transaction commits.
 
 A burst of orders creates units, tasks and reservations by the thousand; one
-``executemany`` per table per transaction instead of three per order is most of what makes
-intake fast. Anything that reads those tables inside the same transaction calls
-:meth:`BulkInserts.flush` first (the inbound handler does, for revisions, cancels and
-stock), so the buffer is never visible as missing rows.
+``executemany`` per table per transaction instead of three per order saves about 5 % of
+intake's CPU time. The rows are a :class:`~gateway.store.db.Writer`: written before the
+commit, and whenever :meth:`Store.flush` asks for the transaction's writes to be visible
+to SQL (intake does, before a message that reads existing work). An add is recorded with
+the store's undo, so a rollback of the transaction or of a savepoint forgets it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from gateway.store.db import Store
 
-_STATEMENTS = {
+Table = Literal["units", "tasks", "reservations"]
+
+_STATEMENTS: dict[Table, str] = {
     "units": "INSERT INTO units (serial, order_id, wo_id, unit_index, status, kitted, "
     "created_at) VALUES (?, ?, ?, ?, 'open', ?, ?)",
     "tasks": "INSERT INTO tasks (order_id, serial, wo_id, op, op_index, capability, status, "
@@ -28,16 +31,22 @@ class BulkInserts:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._rows: dict[str, list[tuple[Any, ...]]] = {table: [] for table in _STATEMENTS}
-        self._armed = False
+        self._rows: dict[Table, list[tuple[Any, ...]]] = {table: [] for table in _STATEMENTS}
+        # Bumped by each flush: an undo recorded before it finds its rows in the database,
+        # where the rollback itself removes them.
+        self._generation = 0
+        store.add_writer(self)
 
-    def add(self, table: str, rows: list[tuple[Any, ...]]) -> None:
-        if not self._armed:
-            self._armed = True
-            self._store.before_commit(self.flush)
-            self._store.on_commit(self._disarm)
-            self._store.on_rollback(self.discard)
-        self._rows[table].extend(rows)
+    def add(self, table: Table, rows: list[tuple[Any, ...]]) -> None:
+        held = self._rows[table]
+        mark, generation = len(held), self._generation
+
+        def forget() -> None:
+            if generation == self._generation:
+                del held[mark:]
+
+        held.extend(rows)
+        self._store.undo(forget)
 
     def flush(self) -> None:
         """Write what waits, in the current transaction."""
@@ -45,12 +54,7 @@ class BulkInserts:
             if rows:
                 self._store.conn.executemany(_STATEMENTS[table], rows)
                 rows.clear()
+        self._generation += 1
 
-    def discard(self) -> None:
-        """Forget what waits (its transaction, or savepoint, was rolled back)."""
-        for rows in self._rows.values():
-            rows.clear()
-        self._armed = False
-
-    def _disarm(self) -> None:
-        self._armed = False
+    def committed(self) -> None:
+        """Nothing is held after a commit (the flush before it wrote everything)."""

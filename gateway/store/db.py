@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlite_utils
 
@@ -26,6 +26,25 @@ class StoreError(Exception):
     """The database cannot be used: damaged, or from a newer linegate."""
 
 
+# How an in-memory change registers its undo (:meth:`Store.undo`).
+Undo = Callable[[Callable[[], None]], None]
+
+
+def no_undo(_: Callable[[], None]) -> None:
+    """For caches outside any store transaction (a planning worker's read-only snapshot):
+    nothing to take back."""
+
+
+class Writer(Protocol):
+    """Rows held in memory during a transaction and written just before its commit."""
+
+    def flush(self) -> None:
+        """Write what is held into the current transaction (it may be called again)."""
+
+    def committed(self) -> None:
+        """The transaction that holds what was flushed has committed."""
+
+
 class Store:
     """The gateway's SQLite database."""
 
@@ -34,9 +53,11 @@ class Store:
         self._conn: sqlite3.Connection | None = None
         self._db: sqlite_utils.Database | None = None
         self._depth = 0
-        self._before_commit: list[Callable[[], None]] = []
+        self._txn = 0
+        self._savepoints = 0
+        self._writers: list[Writer] = []
+        self._undo: list[Callable[[], None]] = []
         self._after_commit: list[Callable[[], None]] = []
-        self._after_rollback: list[Callable[[], None]] = []
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -123,9 +144,23 @@ class Store:
                 f"INSERT INTO schema_migrations (version) VALUES ({version});\nCOMMIT;"
             )
 
+    # -- transactions ----------------------------------------------------------------------
+
+    def add_writer(self, writer: Writer) -> None:
+        """A component that holds rows in memory during a transaction (the outbox, bulk
+        inserts): ``flush`` writes them just before each commit (and on :meth:`flush`),
+        ``committed`` follows the commit. Registered once, by the composition root or the
+        component itself."""
+        self._writers.append(writer)
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic, durable unit of work; nested calls join the outer one."""
+        """One atomic, durable unit of work; nested calls join the outer one.
+
+        On any failure (the work raised, a writer's flush failed, the commit failed) the
+        database rolls back and so does every in-memory change recorded with :meth:`undo`,
+        newest first; the callbacks of :meth:`on_commit` are dropped.
+        """
         conn = self.conn
         if self._depth:
             self._depth += 1
@@ -136,51 +171,81 @@ class Store:
             return
         conn.execute("BEGIN IMMEDIATE")
         self._depth = 1
+        self._txn += 1
         try:
             yield conn
+            for writer in self._writers:
+                writer.flush()
+            conn.execute("COMMIT")
         except BaseException:
             self._depth = 0
-            conn.execute("ROLLBACK")
-            callbacks, self._after_rollback = self._after_rollback, []
-            self._after_commit = []
-            self._before_commit = []
-            for cb in callbacks:
-                cb()
-            raise
-        try:
-            before, self._before_commit = self._before_commit, []
-            for cb in before:
-                cb()
-        except BaseException:
-            self._depth = 0
-            conn.execute("ROLLBACK")
-            self._after_commit = []
-            callbacks, self._after_rollback = self._after_rollback, []
-            for cb in callbacks:
-                cb()
+            if conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            self._undo_to(0, 0)
             raise
         self._depth = 0
-        conn.execute("COMMIT")
+        self._undo.clear()
         callbacks, self._after_commit = self._after_commit, []
-        self._after_rollback = []
+        for writer in self._writers:
+            writer.committed()
         for cb in callbacks:
+            cb()
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of the current transaction that can fail alone: when its body raises,
+        the database returns to where it began, and so does every in-memory change
+        recorded with :meth:`undo` since; the exception goes on to the caller."""
+        if not self._depth:
+            raise StoreError("a savepoint needs a transaction")
+        conn = self.conn
+        self._savepoints += 1
+        name = f"sp{self._savepoints}"
+        conn.execute(f"SAVEPOINT {name}")
+        mark = (len(self._undo), len(self._after_commit))
+        try:
+            yield
+        except BaseException:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+            self._undo_to(*mark)
+            raise
+        conn.execute(f"RELEASE {name}")
+
+    def flush(self) -> None:
+        """Write what the writers hold into the current transaction, so that SQL reads
+        of this transaction see it."""
+        for writer in self._writers:
+            writer.flush()
+
+    def undo(self, callback: Callable[[], None]) -> None:
+        """Record how to take back an in-memory change made in the current transaction
+        (a cache adjusted ahead of the commit): called, newest first, if the transaction
+        (or the savepoint around the change) rolls back. Outside a transaction there is
+        nothing to take back, and nothing is recorded."""
+        if self._depth:
+            self._undo.append(callback)
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` after the current transaction commits (dropped if it, or the
+        savepoint around this call, rolls back)."""
+        self._after_commit.append(callback)
+
+    def _undo_to(self, undo_mark: int, commit_mark: int) -> None:
+        undone, self._undo[undo_mark:] = self._undo[undo_mark:], []
+        del self._after_commit[commit_mark:]
+        for cb in reversed(undone):
             cb()
 
     @property
     def in_transaction(self) -> bool:
         return self._depth > 0
 
-    def before_commit(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` inside the current transaction, just before it commits."""
-        self._before_commit.append(callback)
-
-    def on_commit(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` after the current transaction commits."""
-        self._after_commit.append(callback)
-
-    def on_rollback(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` if the current transaction rolls back (to drop caches)."""
-        self._after_rollback.append(callback)
+    @property
+    def transaction_id(self) -> int:
+        """A number that changes with every transaction begun (for per-transaction caches)."""
+        return self._txn
 
     def next_counter(self, name: str, step: int = 1) -> int:
         """Allocate ``step`` numbers from a named counter; returns the first. In a transaction."""

@@ -18,19 +18,24 @@ from gateway.store.db import Store
 
 
 class Outbox:
-    """Append events inside a store transaction; peek and ack for the hub link."""
+    """Append events inside a store transaction; peek and ack for the hub link.
+
+    Events of the transaction in progress wait in memory and are written with the seq
+    counter just before the commit (a :class:`~gateway.store.db.Writer`: two statements
+    per transaction, not two per event). An append is recorded with the store's undo, so a
+    rollback of the transaction, or of a savepoint around the append, gives its seq back.
+    """
 
     def __init__(self, store: Store, gateway_id: str) -> None:
         self._store = store
         self._gateway_id = gateway_id
         self._committed_seq = 0
         self._next_seq = 1
-        self._in_txn = False
-        self._pending: list[tuple[int, str, bytes]] = []
+        self._pending: list[tuple[int, str, bytes]] = []  # of the transaction in progress
+        self._written = 0  # how many of them are in the database already
         self._new = asyncio.Event()
         self._bytes = 0  # the bodies waiting for the hub, in bytes
-        self._pending_bytes = 0  # of the transaction in progress
-        self._flushed_bytes = 0  # written, the commit still to come
+        store.add_writer(self)
 
     def load(self) -> None:
         """Read the last allocated seq after the store opened."""
@@ -49,15 +54,14 @@ class Outbox:
     def last_seq(self) -> int:
         return self._committed_seq
 
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
     def append(self, type_: str, data: dict[str, Any], ts: str, order_id: str | None = None) -> int:
         """Write one event in the current transaction; returns its seq."""
-        # seq is counted in memory; the rows and the counter are written once per
-        # transaction, just before it commits: the same atomicity, two statements in all.
-        if not self._in_txn:
-            self._in_txn = True
-            self._store.before_commit(self._flush)
-            self._store.on_commit(self._committed)
-            self._store.on_rollback(self._rolled_back)
+        if not self._store.in_transaction:
+            raise RuntimeError("an event is appended inside a store transaction")
         seq = self._next_seq
         self._next_seq += 1
         envelope: dict[str, Any] = {
@@ -73,43 +77,36 @@ class Outbox:
         envelope["data"] = data
         body = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
         self._pending.append((seq, type_, body))
-        self._pending_bytes += len(body)
+        self._store.undo(self._take_back)
         return seq
 
-    @property
-    def next_seq(self) -> int:
-        return self._next_seq
+    def _take_back(self) -> None:
+        """Undo the last append (its transaction or savepoint rolled back; the database
+        forgets its row by itself, if it was written)."""
+        self._pending.pop()
+        self._next_seq -= 1
+        self._written = min(self._written, len(self._pending))
 
-    def rewind(self, next_seq: int) -> None:
-        """Forget the events appended since ``next_seq`` (a rollback to a savepoint)."""
-        self._next_seq = next_seq
-        self._pending = [p for p in self._pending if p[0] < next_seq]
-        self._pending_bytes = sum(len(p[2]) for p in self._pending)
-
-    def _flush(self) -> None:
-        pending, self._pending = self._pending, []
-        self._flushed_bytes, self._pending_bytes = self._pending_bytes, 0
-        self._store.conn.executemany(
-            "INSERT INTO outbox (seq, type, body) VALUES (?, ?, ?)", pending
-        )
+    def flush(self) -> None:
+        fresh = self._pending[self._written :]
+        if not fresh:
+            return
+        self._store.conn.executemany("INSERT INTO outbox (seq, type, body) VALUES (?, ?, ?)", fresh)
         self._store.conn.execute(
             "INSERT INTO counters (name, value) VALUES ('seq', ?) "
             "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
             (self._next_seq - 1,),
         )
+        self._written = len(self._pending)
 
-    def _committed(self) -> None:
-        self._in_txn = False
-        self._committed_seq = self._next_seq - 1
-        self._bytes += self._flushed_bytes
-        self._flushed_bytes = 0
-        self._new.set()
-
-    def _rolled_back(self) -> None:
-        self._in_txn = False
+    def committed(self) -> None:
+        if not self._pending:
+            return
+        self._bytes += sum(len(p[2]) for p in self._pending)
         self._pending = []
-        self._pending_bytes = self._flushed_bytes = 0
-        self._next_seq = self._committed_seq + 1
+        self._written = 0
+        self._committed_seq = self._next_seq - 1
+        self._new.set()
 
     def peek(self, after_seq: int, limit: int) -> list[OutboxRecord]:
         rows = self._store.conn.execute(
