@@ -1,8 +1,11 @@
-"""Wire models of the hub protocol, version 1 (shared/contract is normative).
+"""Wire models of the hub protocol, version 1.1 (shared/contract is normative).
 
 The models mirror ``schemas/*.schema.json`` (vendored copies of shared/contract), and
 ``tests/contract`` keeps them in step. Extra fields are allowed and kept, as the contract
 asks. Numbers and strings are strict: ``"5"`` is not an integer on this wire.
+
+Version 1.1 only adds event types and optional fields, so the topics and the envelope's
+``v`` stay at 1.
 """
 
 from __future__ import annotations
@@ -56,6 +59,12 @@ EVENT_TYPES = (
     "alarm.raised",
     "alarm.cleared",
     "kpi.snapshot",
+    # Version 1.1 additions: hubs keep these even when they do not know them.
+    "order.progress",
+    "order.costed",
+    "material.requested",
+    "report.published",
+    "audit.recorded",
 )
 
 
@@ -83,6 +92,11 @@ def _text_only(value: Any) -> Any:
 WireDatetime = Annotated[AwareDatetime, BeforeValidator(_text_only)]
 
 PersonalizationValue = StrictStr | StrictInt | StrictFloat | StrictBool
+
+# A JSON Schema ``"exclusiveMinimum": 0`` number: sizes and loads are never zero.
+Positive = Annotated[StrictInt | StrictFloat, Field(gt=0)]
+# Length, width, height in mm; a tuple because the schema fixes exactly three items.
+SizeMm = tuple[Positive, Positive, Positive]
 
 
 class Destination(_Open):
@@ -124,16 +138,39 @@ class Cancel(_Open):
     reason: StrictStr = ""
 
 
+class Container(_Open):
+    """A material that is a shipping container: the parcel, chosen per order at packing."""
+
+    # A soft mailer takes only crushable units; a carton takes any.
+    kind: Literal["mailer", "carton"]
+    inner_mm: SizeMm
+    max_load_g: Positive
+
+
 class Material(_Open):
     material: StrictStr
     name: StrictStr | None = None
     uom: StrictStr = "pcs"
     lot_tracked: StrictBool = False
+    # Per uom, in the catalog's currency (what order.costed prices materials at).
+    standard_cost: Annotated[StrictInt | StrictFloat, Field(ge=0)] | None = None
+    container: Container | None = None
 
 
 class QualityChecks(_Open):
     weight: StrictBool = False
     checklist: list[StrictStr] = Field(default_factory=list)
+
+
+class Media(_Open):
+    """A picture or document of the e-SOP; the gateway fetches it once and checks sha256."""
+
+    url: StrictStr
+    sha256: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")]
+    kind: Literal["image", "pdf", "video"] = "image"
+    caption: StrictStr | None = None
+    # The 1-based instruction step it illustrates; None: the whole operation.
+    step: Annotated[StrictInt, Field(ge=1)] | None = None
 
 
 class Operation(_Open):
@@ -145,6 +182,9 @@ class Operation(_Open):
     params: list[StrictStr] = Field(default_factory=list)
     instructions: list[StrictStr] = Field(default_factory=list)
     qc: QualityChecks = Field(default_factory=QualityChecks)
+    # Steps per BCP 47 language tag; ``instructions`` is the fallback for a missing one.
+    instructions_i18n: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict)
+    media: list[Media] = Field(default_factory=list)
 
 
 class Routing(_Open):
@@ -165,6 +205,10 @@ class Sku(_Open):
     unit_weight_g: Annotated[StrictInt | StrictFloat, Field(ge=0)] | None = None
     weight_tolerance_g: Annotated[StrictInt | StrictFloat, Field(ge=0)] | None = None
     bom: list[BomLine] = Field(default_factory=list)
+    # Outer size of one finished unit as it goes into the parcel.
+    dims_mm: SizeMm | None = None
+    # False: rigid or boxed, never into a soft mailer.
+    crushable: StrictBool = True
 
 
 class Catalog(_Open):
@@ -175,6 +219,8 @@ class Catalog(_Open):
     materials: list[Material]
     routings: list[Routing]
     skus: list[Sku]
+    # ISO 4217 code of every cost in the catalog (material standard_cost).
+    currency: Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")] | None = None
 
 
 class StockItem(_Open):

@@ -31,6 +31,14 @@ def test_vendored_schemas_equal_the_shared_contract(name: str) -> None:
     assert json.loads(original.read_text()) == schema(name)
 
 
+@pytest.mark.parametrize("name", ["reference-catalog.json", "reference-stock.json"])
+def test_the_simulators_master_data_equals_the_shared_contract(name: str) -> None:
+    original = SHARED / name
+    if not original.exists():
+        pytest.skip(f"{original} is not beside this checkout")
+    assert json.loads(original.read_text()) == json.loads((DATA / name).read_text())
+
+
 def _fields(model: type[BaseModel]) -> tuple[set[str], set[str]]:
     required = {n for n, f in model.model_fields.items() if f.is_required()}
     return set(model.model_fields), required
@@ -56,14 +64,15 @@ def test_models_name_the_schema_fields(model: type[BaseModel], path: list[str]) 
 
 def test_masterdata_models_name_the_schema_fields() -> None:
     catalog, stock = schema("masterdata")["oneOf"]
+    material = catalog["properties"]["materials"]["items"]
+    operation = catalog["properties"]["routings"]["items"]["properties"]["operations"]["items"]
     pairs: list[tuple[type[BaseModel], dict[str, Any]]] = [
         (contract.Catalog, catalog),
-        (contract.Material, catalog["properties"]["materials"]["items"]),
+        (contract.Material, material),
+        (contract.Container, material["properties"]["container"]),
         (contract.Routing, catalog["properties"]["routings"]["items"]),
-        (
-            contract.Operation,
-            catalog["properties"]["routings"]["items"]["properties"]["operations"]["items"],
-        ),
+        (contract.Operation, operation),
+        (contract.Media, operation["properties"]["media"]["items"]),
         (contract.Sku, catalog["properties"]["skus"]["items"]),
         (contract.BomLine, catalog["properties"]["skus"]["items"]["properties"]["bom"]["items"]),
         (contract.Stock, stock),
