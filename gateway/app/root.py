@@ -28,6 +28,7 @@ from gateway.config.secrets import read_secret
 from gateway.desk.service import StationService
 from gateway.floor.floor import Floor
 from gateway.floor.supervisor import SupervisorPolicy
+from gateway.orderbook import alarms
 from gateway.orderbook.alarms import clear_alarm, raise_alarm
 from gateway.orderbook.context import LineContext
 from gateway.orderbook.inbound import Inbound
@@ -35,6 +36,7 @@ from gateway.orderbook.kpi import emit_snapshot, period_of
 from gateway.planning.planner import LinePlanner
 from gateway.store.db import Store
 from gateway.store.outbox import Outbox
+from gateway.store.rows import Severity
 from gateway.web.station_api import create_app
 
 logger = logging.getLogger(__name__)
@@ -129,9 +131,7 @@ class _HubProblems:
         alarm_id = f"hub_refused:{what}"
         if what not in self._looked:
             self._looked.add(what)
-            if self._core.store.one(
-                "SELECT 1 FROM alarms WHERE alarm_id = ? AND cleared_at IS NULL", (alarm_id,)
-            ):
+            if alarms.active(self._core, alarm_id) is not None:
                 self._raised.add(what)
         if problem is None and what not in self._raised:
             return
@@ -140,7 +140,7 @@ class _HubProblems:
                 clear_alarm(self._core, alarm_id, f"the hub takes {what} again")
                 self._raised.discard(what)
             else:
-                raise_alarm(self._core, alarm_id, "hub_refused", "hub", "major", problem)
+                raise_alarm(self._core, alarm_id, "hub_refused", "hub", Severity.MAJOR, problem)
                 self._raised.add(what)
 
 
@@ -197,9 +197,8 @@ class Gateway:
         self.outbox.load()
         version = self.store.get_setting("catalog_version")
         if version is not None:
-            row = self.store.one("SELECT doc FROM catalogs WHERE version = ?", (version,))
-            if row is not None:
-                self.core.catalog.use_json(row["doc"])
+            for doc in self.store.texts("SELECT doc FROM catalogs WHERE version = ?", (version,)):
+                self.core.catalog.use_json(doc)
         self.core.reload_ledger()
 
     async def run(self) -> None:

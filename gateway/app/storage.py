@@ -25,6 +25,7 @@ from pathlib import Path
 
 from gateway.orderbook.alarms import clear_alarm, raise_alarm
 from gateway.orderbook.context import LineContext
+from gateway.store.rows import Severity
 
 __all__ = ["IntakePaused", "StorageGuard"]
 
@@ -69,7 +70,7 @@ class StorageGuard:
             with self.core.store.transaction():
                 if low:
                     raise_alarm(
-                        self.core, "storage:disk_low", "disk_low", "store", "critical",
+                        self.core, "storage:disk_low", "disk_low", "store", Severity.CRITICAL,
                         f"{free:.0f} MiB free on the data disk (floor {floor} MiB): new orders "
                         "wait in the broker until there is room; stations go on",
                     )  # fmt: skip
@@ -95,7 +96,9 @@ class StorageGuard:
                 f"{budget // _MIB} MiB budget): is the hub link down? Nothing is dropped."
             )
             with self.core.store.transaction():
-                raise_alarm(self.core, "storage:outbox", "outbox_budget", "store", "major", message)
+                raise_alarm(
+                    self.core, "storage:outbox", "outbox_budget", "store", Severity.MAJOR, message
+                )
             self._full_outbox = True
         elif self._full_outbox and used < low:
             with self.core.store.transaction():

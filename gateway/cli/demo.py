@@ -29,6 +29,7 @@ from cloud_sync.contract import topic_prefix
 from cloud_sync.memory import MemoryHub, MemoryLink
 from gateway import __version__
 from gateway.app.root import Gateway, HubLink, mqtt_link
+from gateway.cli.broker import parse_broker
 from gateway.cli.simulate import device_specs
 from gateway.clock import ScaledClock
 from gateway.config.calendar import working_windows
@@ -36,6 +37,7 @@ from gateway.config.line import LineConfig
 from gateway.config.load import EX_CONFIG, ConfigError, load_line_config
 from gateway.store.db import Store, StoreError
 from gateway.store.outbox import Outbox
+from gateway.store.rows import OrderStatus, TaskStatus
 from simulators.hub import HubTransport, MemoryTransport, MqttTransport, SimulatedHub
 from simulators.line import SimulatedLine
 from simulators.operators import (
@@ -196,7 +198,6 @@ def demo_start(config: LineConfig, now: datetime) -> datetime:
 
 
 def _build(args: argparse.Namespace, config: LineConfig, sim_root: Path | None) -> Demo:
-    from gateway.cli.main import parse_broker
 
     speed = float(args.speed)
     clock = ScaledClock(speed, demo_start(config, datetime.now(UTC)))
@@ -489,14 +490,17 @@ def _limits(demo: Demo) -> tuple[float, float]:
 def _progress(demo: Demo, elapsed: float) -> None:
     c = demo.hub.counters
     store = demo.gateway.store
-    queues = store.all(
-        "SELECT capability, count(*) AS n FROM tasks WHERE status = 'ready' "
-        "GROUP BY capability ORDER BY capability"
+    queues = store.texts(
+        "SELECT capability || ' ' || count(*) FROM tasks WHERE status = ? "
+        "GROUP BY capability ORDER BY capability",
+        (TaskStatus.READY,),
     )
-    waiting = store.one("SELECT count(*) AS n FROM orders WHERE status = 'waiting_material'")
-    queue_text = ", ".join(f"{r['capability']} {r['n']}" for r in queues) or "empty"
-    if waiting is not None and waiting["n"]:
-        queue_text += f"; {waiting['n']} orders wait for material"
+    waiting = store.count(
+        "SELECT count(*) FROM orders WHERE status = ?", (OrderStatus.WAITING_MATERIAL,)
+    )
+    queue_text = ", ".join(queues) or "empty"
+    if waiting:
+        queue_text += f"; {waiting} orders wait for material"
     sim = demo.gateway.core.local(demo.clock.now()).strftime("%H:%M")
     print(
         f"[{elapsed:6.1f} s | {sim}] orders accepted {c.accepted}/{c.released_good}, "

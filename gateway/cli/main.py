@@ -13,8 +13,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
+from gateway.cli.broker import parse_broker
 from gateway.config.load import EX_CONFIG, ConfigError, check_config, load_line_config
 
 if TYPE_CHECKING:  # the gateway's imports (uvicorn, paho) are not needed to check a config
@@ -233,14 +233,6 @@ async def _serve(gateway: Gateway) -> None:
         await gateway.run()
     except asyncio.CancelledError:
         logging.getLogger(__name__).info("stopped")
-
-
-def parse_broker(url: str) -> tuple[str, int]:
-    """``mqtt://HOST:PORT`` → (host, port); 1883 when the port is left out."""
-    parts = urlsplit(url)
-    if parts.scheme != "mqtt" or not parts.hostname:
-        raise SystemExit(f"linegate: --broker must look like mqtt://HOST:PORT, not {url!r}")
-    return parts.hostname, parts.port or 1883
 
 
 def _plan(args: argparse.Namespace) -> int:

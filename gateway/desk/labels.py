@@ -9,9 +9,7 @@ is printed by hand from the station screen (or not at all, on a bench).
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from typing import Any
 
 from drivers.label_printer.render import (
     ShippingLabel,
@@ -20,6 +18,7 @@ from drivers.label_printer.render import (
     render_traveller,
 )
 from gateway.orderbook.context import LineContext
+from gateway.store.rows import LabelKind, LabelRow, OrderRow, UnitRow, WorkOrderRow
 
 
 def _printer(core: LineContext, station: str) -> str:
@@ -32,34 +31,33 @@ def _short_time(core: LineContext, ship_by: str) -> str:
 
 def print_traveller(core: LineContext, serial: str, station: str) -> str | None:
     """Print the traveller of ``serial`` unless it already has one; returns the label id."""
-    conn = core.store.conn
-    if conn.execute(
-        "SELECT 1 FROM labels WHERE serial = ? AND kind = 'traveller'", (serial,)
-    ).fetchone():
+    store = core.store
+    if store.exists(
+        "SELECT 1 FROM labels WHERE serial = ? AND kind = ?", (serial, LabelKind.TRAVELLER)
+    ):
         return None
-    row = conn.execute(
-        "SELECT u.order_id, u.unit_index, w.line_no, w.sku, w.qty, w.operations, w.sku_doc, "
-        "w.personalization, o.ship_by, o.priority FROM units u "
-        "JOIN work_orders w ON w.wo_id = u.wo_id JOIN orders o ON o.order_id = u.order_id "
-        "WHERE u.serial = ?",
-        (serial,),
-    ).fetchone()
-    personalization: dict[str, Any] = json.loads(row["personalization"])
+    unit = store.fetch_one(UnitRow, "SELECT * FROM units WHERE serial = ?", (serial,))
+    assert unit is not None, serial
+    wo = store.fetch_one(WorkOrderRow, "SELECT * FROM work_orders WHERE wo_id = ?", (unit.wo_id,))
+    order = store.fetch_one(OrderRow, "SELECT * FROM orders WHERE order_id = ?", (unit.order_id,))
+    assert wo is not None and order is not None, serial
     label = TravellerLabel(
         serial=serial,
-        order_id=row["order_id"],
-        sku=row["sku"],
-        sku_name=json.loads(row["sku_doc"])["name"],
-        line_no=row["line_no"],
-        unit_index=row["unit_index"],
-        unit_count=row["qty"],
-        operations=tuple(op["op"] for op in json.loads(row["operations"])),
-        personalization=tuple((k, str(v)) for k, v in personalization.items()),
-        ship_by=_short_time(core, row["ship_by"]),
-        priority=row["priority"],
+        order_id=unit.order_id,
+        sku=wo.sku,
+        sku_name=wo.snapshot().name,
+        line_no=wo.line_no,
+        unit_index=unit.unit_index,
+        unit_count=wo.qty,
+        operations=tuple(op.op for op in core.catalog.operations(wo.operations)),
+        personalization=tuple((k, str(v)) for k, v in wo.personalization().items()),
+        ship_by=_short_time(core, order.ship_by),
+        priority=order.priority,
     )
     label_id = f"TRV-{serial}"
-    _record(core, label_id, "traveller", row["order_id"], serial, station, render_traveller(label))
+    _record(
+        core, label_id, LabelKind.TRAVELLER, unit.order_id, serial, station, render_traveller(label)
+    )
     return label_id
 
 
@@ -67,36 +65,36 @@ def print_shipping(
     core: LineContext, order_id: str, station: str, units: int, weight_g: float
 ) -> str:
     """Print the shipping label of a weighed parcel; returns its id (its barcode)."""
-    conn = core.store.conn
     n = core.store.next_counter("shipping_label")
     label_id = (
         f"{core.config.policies.shipping_label_prefix}-{core.config.line.line.upper()}-{n:07d}"
     )
-    row = conn.execute("SELECT doc, ship_by FROM orders WHERE order_id = ?", (order_id,)).fetchone()
-    doc: dict[str, Any] = json.loads(row["doc"])
-    dest: dict[str, Any] = doc.get("destination") or {}
+    row = core.store.fetch_one(OrderRow, "SELECT * FROM orders WHERE order_id = ?", (order_id,))
+    assert row is not None, order_id
+    order = row.order()
+    dest = order.destination
     label = ShippingLabel(
         label_id=label_id,
         order_id=order_id,
-        carrier=str(doc.get("carrier") or ""),
-        ship_by=_short_time(core, row["ship_by"]),
-        name=str(dest.get("name") or ""),
-        address=str(dest.get("address") or ""),
-        city=str(dest.get("city") or ""),
-        region=str(dest.get("region") or ""),
-        postcode=str(dest.get("postcode") or ""),
-        country=str(dest.get("country") or ""),
+        carrier=order.carrier or "",
+        ship_by=_short_time(core, row.ship_by),
+        name=(dest.name if dest else None) or "",
+        address=(dest.address if dest else None) or "",
+        city=(dest.city if dest else None) or "",
+        region=(dest.region if dest else None) or "",
+        postcode=(dest.postcode if dest else None) or "",
+        country=(dest.country if dest else None) or "",
         units=units,
         weight_g=weight_g,
     )
-    _record(core, label_id, "shipping", order_id, None, station, render_shipping(label))
+    _record(core, label_id, LabelKind.SHIPPING, order_id, None, station, render_shipping(label))
     return label_id
 
 
 def _record(
     core: LineContext,
     label_id: str,
-    kind: str,
+    kind: LabelKind,
     order_id: str,
     serial: str | None,
     station: str,
@@ -132,24 +130,22 @@ def report_printed(
     core: LineContext, label_id: str, station: str, job_id: str, reason: str | None
 ) -> None:
     """``label.printed`` for a label the printer has taken. In the caller's transaction."""
-    label = core.store.one(
-        "SELECT kind, order_id, serial FROM labels WHERE label_id = ?", (label_id,)
-    )
+    label = core.store.fetch_one(LabelRow, "SELECT * FROM labels WHERE label_id = ?", (label_id,))
     assert label is not None, label_id
-    ref = {"serial": label["serial"]} if label["kind"] == "traveller" else {}
+    ref = {"serial": label.serial} if label.kind is LabelKind.TRAVELLER else {}
     core.emit(
         "label.printed",
         {
-            "kind": label["kind"],
+            "kind": label.kind.value,
             **ref,
-            "order_id": label["order_id"],
+            "order_id": label.order_id,
             "printer": _printer(core, station),
             "label_id": label_id,
             "station": station,
             "job_id": job_id,
             "reprint_reason": reason,
         },
-        label["order_id"],
+        label.order_id,
     )
 
 
@@ -157,3 +153,16 @@ def reprint(core: LineContext, label_id: str, station: str, reason: str) -> str:
     """Print a label again at ``station``; the reason is recorded with the job."""
     with core.store.transaction():
         return send(core, label_id, station, reason)
+
+
+def find(core: LineContext, label_id: str) -> LabelRow | None:
+    return core.store.fetch_one(LabelRow, "SELECT * FROM labels WHERE label_id = ?", (label_id,))
+
+
+def last_printed_at(core: LineContext, station: str) -> LabelRow | None:
+    """The label printed last at ``station`` (what a reprint without an id means)."""
+    return core.store.fetch_one(
+        LabelRow,
+        "SELECT * FROM labels WHERE station = ? ORDER BY ts DESC, rowid DESC LIMIT 1",
+        (station,),
+    )

@@ -26,3 +26,13 @@ class Refused(Exception):
         self.code = code
         self.message = message
         self.next = next_step
+
+
+@dataclass
+class Done:
+    """What an action did, before the service adds the screen's next step (so that an
+    answer's ``next`` is always what the station screen says right after it)."""
+
+    message: str
+    ok: bool = True
+    data: dict[str, Any] = field(default_factory=dict)

@@ -9,59 +9,50 @@ Each scan is one transaction, or a refusal that changes nothing.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import date
-from typing import TYPE_CHECKING
 
-from gateway.desk import pack
+from gateway.desk import badges, pack
 from gateway.desk.barcodes import ScanKind, classify
 from gateway.desk.gs1 import Gs1Data
-from gateway.desk.replies import Refused, Reply
-from gateway.desk.screen import next_step
-from gateway.orderbook.tasks import (
-    Need,
-    Work,
-    live_units,
-    needs,
-    reservations,
-    save_work,
-    suggested_lot,
-    task_row,
-)
-from gateway.orderbook.workorders import PACK
-
-if TYPE_CHECKING:
-    from gateway.desk.service import StationService
+from gateway.desk.replies import Done, Refused
+from gateway.desk.screen import task_next
+from gateway.desk.session import Session
+from gateway.orderbook import tasks
+from gateway.orderbook.tasks import PACK, Need
+from gateway.store.documents import ScannedLot
+from gateway.store.rows import LabelKind, LabelRow, TaskRow, TaskStatus, UnitRow, UnitStatus
 
 __all__ = ["scan"]
 
-Row = sqlite3.Row
+
+def _unit(s: Session, serial: str) -> UnitRow | None:
+    return s.core.store.fetch_one(UnitRow, "SELECT * FROM units WHERE serial = ?", (serial,))
 
 
-def scan(svc: StationService, station_id: str, raw: str, symbology: str | None = None) -> Reply:
+def scan(s: Session, raw: str, symbology: str | None = None) -> Done:
     """One entry for everything a scanner delivers. ``symbology`` is the AIM
     identifier a scanner driver reports ("]C1", "]d2" …); the station API has none."""
     scan = classify(raw, symbology)
     if scan.kind is ScanKind.BADGE:
-        return svc.login(station_id, scan.code)
+        return badges.login(s, scan.code)
     if scan.kind is ScanKind.INVALID:
         raise Refused("BAD_CODE", scan.reason, scan.advice)
-    svc.operator(station_id)
+    s.operator()
     if scan.gs1 is not None:
-        return _scan_gs1(svc, station_id, scan.gs1)
+        return _scan_gs1(s, scan.gs1)
     code = scan.code
-    core = svc.core
-    unit = core.store.one("SELECT * FROM units WHERE serial = ?", (code,))
+    core = s.core
+    unit = _unit(s, code)
     if unit is not None:
-        return _scan_found_unit(svc, station_id, unit)
-    label = core.store.one("SELECT * FROM labels WHERE label_id = ?", (code,))
-    if label is not None and label["kind"] == "shipping":
-        return pack.confirm_label(svc, station_id, label)
+        return _scan_found_unit(s, unit)
+    label = core.store.fetch_one(LabelRow, "SELECT * FROM labels WHERE label_id = ?", (code,))
+    if label is not None and label.kind is LabelKind.SHIPPING:
+        return pack.confirm_label(s, label)
     found = core.ledger.find_lot(code)
     if found is not None:
-        return _scan_material(svc, station_id, found[0], code)
+        return _scan_material(s, found[0], code)
     if code in core.catalog.materials:
-        return _scan_material(svc, station_id, code, None)
+        return _scan_material(s, code, None)
     raise Refused(
         "UNKNOWN_CODE",
         f"'{code}' is not a badge, traveller, lot or label known to this line.",
@@ -69,26 +60,26 @@ def scan(svc: StationService, station_id: str, raw: str, symbology: str | None =
     )
 
 
-def _scan_found_unit(svc: StationService, station_id: str, unit: Row) -> Reply:
-    if PACK in svc.station(station_id).capabilities:
-        return pack.scan_unit(svc, station_id, unit)
-    return _scan_unit(svc, station_id, unit)
+def _scan_found_unit(s: Session, unit: UnitRow) -> Done:
+    if PACK in s.config.capabilities:
+        return pack.scan_unit(s, unit)
+    return _scan_unit(s, unit)
 
 
-def _scan_gs1(svc: StationService, station_id: str, label: Gs1Data) -> Reply:
+def _scan_gs1(s: Session, label: Gs1Data) -> Done:
     """A GS1 label: a lot label (lot in AI 10, our material id in AI 240), or a unit's
     traveller printed as GS1 (serial in AI 21)."""
     if label.lot is not None or label.additional_id is not None:
-        return _scan_lot_label(svc, station_id, label)
+        return _scan_lot_label(s, label)
     if label.serial is not None:
-        unit = svc.core.store.one("SELECT * FROM units WHERE serial = ?", (label.serial,))
+        unit = _unit(s, label.serial)
         if unit is None:
             raise Refused(
                 "UNKNOWN_CODE",
                 f"Serial {label.serial} on this GS1 label is not a unit of this line.",
                 "Scan the traveller label on the item.",
             )
-        return _scan_found_unit(svc, station_id, unit)
+        return _scan_found_unit(s, unit)
     if label.sscc is not None:
         # This line's shipping labels carry its own label ids, not SSCCs.
         raise Refused(
@@ -104,10 +95,10 @@ def _scan_gs1(svc: StationService, station_id: str, label: Gs1Data) -> Reply:
     )
 
 
-def _scan_lot_label(svc: StationService, station_id: str, label: Gs1Data) -> Reply:
+def _scan_lot_label(s: Session, label: Gs1Data) -> Done:
     """The material is AI 240: the catalog maps no GTINs, so a label without it cannot
     be placed. The lot and its expiry must agree with the stock record."""
-    core = svc.core
+    core = s.core
     material, lot = label.additional_id, label.lot
     if material is None:
         raise Refused(
@@ -130,91 +121,82 @@ def _scan_lot_label(svc: StationService, station_id: str, label: Gs1Data) -> Rep
                 f"The label says lot {lot} is {material}; the stock record has it as {found[0]}.",
                 "Put it aside and tell the line lead: the label does not match the stock.",
             )
-    return _scan_material(svc, station_id, material, lot, label.expiry(core.today()))
+    return _scan_material(s, material, lot, label.expiry(core.today()))
 
 
-def _scan_unit(svc: StationService, station_id: str, unit: Row) -> Reply:
-    core = svc.core
-    serial = unit["serial"]
-    cur = svc.current(station_id)
-    if cur is not None and cur["serial"] == serial:
-        if cur["status"] == "dispatched" and not Work.of(cur).confirmed:
-            work = Work.of(cur)
-            work.confirmed = True
+def _scan_unit(s: Session, unit: UnitRow) -> Done:
+    core = s.core
+    serial = unit.serial
+    cur = s.current()
+    if cur is not None and cur.serial == serial:
+        progress = cur.progress()
+        if cur.status is TaskStatus.DISPATCHED and not progress.confirmed:
+            progress.confirmed = True
             with core.store.transaction():
-                save_work(core, cur["task_id"], work)
-        return Reply(f"Unit {serial} confirmed.", next_step(svc, station_id, cur))
-    if cur is not None and cur["status"] in ("running", "paused"):
+                tasks.save_progress(core, cur.task_id, progress)
+        return Done(f"Unit {serial} confirmed.")
+    if cur is not None and cur.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
         raise Refused(
             "BUSY",
-            f"Unit {cur['serial']} is still in work here ({cur['op']}).",
+            f"Unit {cur.serial} is still in work here ({cur.op}).",
             "Complete, pause or fail it before taking another unit.",
         )
-    if unit["status"] != "open":
+    if unit.status is not UnitStatus.OPEN:
         raise Refused(
             "UNIT_CLOSED",
-            f"Unit {serial} is {unit['status']}.",
+            f"Unit {serial} is {unit.status}.",
             "Put it aside and tell the line lead.",
         )
-    caps = svc.station(station_id).capabilities
-    task = core.store.one(
-        "SELECT * FROM tasks WHERE serial = ? AND status NOT IN "
-        "('done', 'cancelled', 'scrapped') ORDER BY op_index LIMIT 1",
-        (serial,),
-    )
+    task = tasks.next_of_unit(core, serial)
     if task is None:
         raise Refused(
             "NOTHING_TO_DO",
             f"Unit {serial} has no work left before packing.",
             "Take it to packing.",
         )
-    if task["capability"] not in caps:
+    if task.capability not in s.config.capabilities:
         raise Refused(
             "WRONG_STATION",
-            f"Unit {serial} needs {task['op']} next, which is not done at this station.",
-            f"Take it to a {task['capability']} station.",
+            f"Unit {serial} needs {task.op} next, which is not done at this station.",
+            f"Take it to a {task.capability} station.",
         )
-    if task["status"] == "blocked":
+    if task.status is TaskStatus.BLOCKED:
         raise Refused(
             "NOT_READY",
             f"Unit {serial} is waiting for materials.",
             "Put it aside; it is released when stock arrives.",
         )
-    if task["status"] != "ready" and task["station"] != station_id:
+    if task.status is not TaskStatus.READY and task.station != s.station_id:
         raise Refused(
             "TAKEN",
-            f"Unit {serial} is assigned to {task['station']}.",
-            f"Take it to {task['station']}.",
+            f"Unit {serial} is assigned to {task.station}.",
+            f"Take it to {task.station}.",
         )
     with core.store.transaction():
         if cur is not None:
-            svc.undispatch(cur)
-        task = svc.dispatch(station_id, task)
-        work = Work.of(task)
-        work.confirmed = True
-        save_work(core, task["task_id"], work)
-        task = task_row(core, task["task_id"])
-    return Reply(
-        f"Unit {serial}: {task['op']} for order {task['order_id']}.",
-        next_step(svc, station_id, task),
-        data={"task_id": task["task_id"]},
+            s.undispatch(cur)
+        task = s.dispatch(task)
+        progress = task.progress()
+        progress.confirmed = True
+        tasks.save_progress(core, task.task_id, progress)
+    return Done(
+        f"Unit {serial}: {task.op} for order {task.order_id}.", data={"task_id": task.task_id}
     )
 
 
 def _scan_material(
-    svc: StationService,
-    station_id: str,
+    s: Session,
     material: str,
     lot: str | None,
     label_expiry: date | None = None,
-) -> Reply:
+) -> Done:
     """``label_expiry``: the expiry a GS1 lot label states (AI 17), checked against
     the stock record."""
-    core = svc.core
-    task = svc.require_current(station_id)
-    if task["status"] not in ("dispatched", "running", "paused"):
+    core = s.core
+    task = s.require_current()
+    if not task.status.in_work:
         raise Refused("NO_TASK", "There is no task in work here.", "Press Next.")
-    required = {n.material: n for n in needs(core, task)}
+    required = {n.material: n for n in tasks.needs(core, task)}
     need = required.get(material)
     what = lot or material
     if need is None:
@@ -222,17 +204,17 @@ def _scan_material(
         raise Refused(
             "WRONG_MATERIAL",
             f"Wrong material: {what} is {material}, which is not used at "
-            f"{task['op']}. This step needs {wanted}.",
+            f"{task.op}. This step needs {wanted}.",
             "Put it back and scan the right material.",
         )
-    work = Work.of(task)
-    if any(e["material"] == material for e in work.lots):
+    progress = task.progress()
+    if progress.scanned(material) is not None:
         raise Refused(
             "ALREADY_SCANNED",
             f"{material} is already recorded for this task.",
-            next_step(svc, station_id, task),
+            task_next(core, task),
         )
-    suggestion = suggested_lot(core, task, material)
+    suggestion = tasks.suggested_lot(core, task, material)
     if need.lot_tracked and lot is None:
         raise Refused(
             "LOT_REQUIRED",
@@ -267,9 +249,9 @@ def _scan_material(
             )
         if lot != suggestion:
             held = sum(
-                r["qty"]
-                for r in reservations(core, task)
-                if r["material"] == material and r["lot"] == lot
+                r.qty
+                for r in tasks.reservations(core, task)
+                if r.material == material and r.lot == lot
             )
             if bal.free + held < need.qty - 1e-9:
                 raise Refused(
@@ -281,32 +263,29 @@ def _scan_material(
                 note = f" Note: lot {suggestion} expires first and should be used first."
     with core.store.transaction():
         if lot is not None and lot != suggestion:
-            _move_reservation(svc, task, material, lot, need)
-        work.lots.append({"material": material, "lot": lot, "qty": need.qty})
-        save_work(core, task["task_id"], work)
-        task = task_row(core, task["task_id"])
-    return Reply(
-        f"{what} accepted for {material} ({need.qty:g}).{note}",
-        next_step(svc, station_id, task),
-    )
+            _move_reservation(s, task, material, lot, need)
+        progress.lots.append(ScannedLot(material=material, lot=lot, qty=need.qty))
+        tasks.save_progress(core, task.task_id, progress)
+    return Done(f"{what} accepted for {material} ({need.qty:g}).{note}")
 
 
-def _move_reservation(svc: StationService, task: Row, material: str, lot: str, need: Need) -> None:
-    core = svc.core
-    for r in reservations(core, task):
-        if r["material"] == material:
-            core.ledger.adjust(material, r["lot"], float(r["qty"]))
-            core.store.conn.execute("DELETE FROM reservations WHERE id = ?", (r["id"],))
+def _move_reservation(s: Session, task: TaskRow, material: str, lot: str, need: Need) -> None:
+    """The operator took another usable lot than the one reserved: the reservation follows."""
+    core = s.core
+    for r in tasks.reservations(core, task):
+        if r.material == material:
+            core.ledger.adjust(material, r.lot, r.qty)
+            core.store.conn.execute("DELETE FROM reservations WHERE id = ?", (r.id,))
     serials = (
-        [task["serial"]]
-        if task["serial"] is not None
-        else [u["serial"] for u in live_units(core, task["order_id"])]
+        [task.serial]
+        if task.serial is not None
+        else [u.unit.serial for u in tasks.live_units(core, task.order_id)]
     )
     share = need.qty / len(serials)
     for serial in serials:
         core.store.conn.execute(
             "INSERT INTO reservations (order_id, serial, op, material, lot, qty) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (task["order_id"], serial, task["op"], material, lot, share),
+            (task.order_id, serial, task.op, material, lot, share),
         )
     core.ledger.adjust(material, lot, -need.qty)

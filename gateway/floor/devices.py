@@ -26,6 +26,7 @@ from gateway.config.line import DeviceConfig, LineConfig
 from gateway.floor.supervisor import DeviceHealth, DeviceSupervisor, SupervisorPolicy
 from gateway.orderbook.alarms import clear_alarm, raise_alarm
 from gateway.orderbook.context import LineContext
+from gateway.store.rows import Severity
 
 if TYPE_CHECKING:
     # asyncua (~40 MiB) and pymodbus are loaded only when a line has such a device.
@@ -215,7 +216,7 @@ class Devices:
                     alarm_id,
                     "device_offline",
                     health.name,
-                    "major",
+                    Severity.MAJOR,
                     f"{health.name} ({health.kind}) is offline after {health.restarts} "
                     f"attempts: {health.error}. Station {self._station_of[health.name]} "
                     "works without it until it is back.",

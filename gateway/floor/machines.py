@@ -10,7 +10,6 @@ the operator completes the task on the screen.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -20,9 +19,10 @@ from drivers.opcua_machine import JobFinished, MachineEvent, MachineStatus
 from gateway.desk.replies import Refused
 from gateway.desk.service import StationService
 from gateway.floor.devices import Devices
+from gateway.orderbook import station_state, tasks
 from gateway.orderbook.alarms import clear_alarm, raise_alarm
 from gateway.orderbook.context import LineContext
-from gateway.orderbook.tasks import Work, operation, save_work, task_row
+from gateway.store.rows import Severity, TaskRow, TaskStatus
 
 if TYPE_CHECKING:
     from drivers.opcua_machine.driver import OpcUaMachine
@@ -48,9 +48,9 @@ _READY_WAIT_S = 10.0
 _FAULT_PAUSE = "machine fault: "
 
 
-def job_id_of(task: Any) -> str:
+def job_id_of(task: TaskRow) -> str:
     """The job id sent to the machine: the task and its attempt, so a rework is a new job."""
-    return f"T{task['task_id']}-{task['attempt']}"
+    return f"T{task.task_id}-{task.attempt}"
 
 
 def _fault_alarm(machine: str) -> str:
@@ -80,10 +80,10 @@ class Machines:
             current = self.stations.current(station) if machine is not None else None
             if machine is None or current is None:
                 continue
-            work = Work.of(current)
-            if work.machine_job == job_id_of(current) and not work.machine_done:
-                machine.adopt_job(work.machine_job)
-                logger.info("station %s: waiting for job %s again", station, work.machine_job)
+            progress = current.progress()
+            if progress.machine_job == job_id_of(current) and not progress.machine_done:
+                machine.adopt_job(progress.machine_job)
+                logger.info("station %s: waiting for job %s again", station, progress.machine_job)
 
     def machine(self, station: str) -> OpcUaMachine | None:
         devs = self.devices.stations.get(station)
@@ -99,17 +99,16 @@ class Machines:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # no devices run outside the gateway's loop (a test of the service alone)
-        job = loop.create_task(self._download(station, data["task_id"]))
+        job = loop.create_task(self._download(station, int(data["task_id"])))
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
 
     async def _download(self, station: str, task_id: int) -> None:
         machine = self.machine(station)
         assert machine is not None
-        task = task_row(self.core, task_id)
-        work = Work.of(task)
+        task = tasks.get(self.core, task_id)
         job_id = job_id_of(task)
-        if work.machine_job == job_id or task["status"] != "running":
+        if task.progress().machine_job == job_id or task.status is not TaskStatus.RUNNING:
             return  # resumed after a fault: the machine still holds the job
         if not self.devices.ready(machine):
             logger.info(
@@ -127,10 +126,9 @@ class Machines:
             logger.warning("station %s: job %s not downloaded: %s", station, job_id, exc)
             return
         with self.core.store.transaction():
-            task = task_row(self.core, task_id)
-            work = Work.of(task)
-            work.machine_job = job_id
-            save_work(self.core, task_id, work)
+            progress = tasks.get(self.core, task_id).progress()
+            progress.machine_job = job_id
+            tasks.save_progress(self.core, task_id, progress)
 
     async def _until_ready(self, machine: OpcUaMachine) -> None:
         """Give a machine that just finished a job the time to get ready for the next.
@@ -156,16 +154,14 @@ class Machines:
                     logger.debug("%s: reset refused: %s", machine.name, exc)
             await asyncio.sleep(0.05)
 
-    def _params(self, task: Any) -> dict[str, str]:
+    def _params(self, task: TaskRow) -> dict[str, str]:
         """The operation's personalisation parameters, by the names the routing gives."""
-        row = self.core.store.one(
-            "SELECT personalization FROM work_orders WHERE wo_id = ?", (task["wo_id"],)
-        )
-        values: dict[str, Any] = json.loads(row["personalization"]) if row is not None else {}
-        names: list[str] = operation(self.core, task).get("params", [])
+        wo = tasks.work_order(self.core, task.wo_id) if task.wo_id is not None else None
+        values = wo.personalization() if wo is not None else {}
+        names = tasks.operation(self.core, task).params
         params = {name: str(values[name]) for name in names if name in values}
-        params["serial"] = task["serial"]
-        params["order_id"] = task["order_id"]
+        params["serial"] = task.serial or ""
+        params["order_id"] = task.order_id
         return params
 
     # -- what the machine reports ----------------------------------------------------------
@@ -227,16 +223,11 @@ class Machines:
         core = self.core
         cfg = core.config.stations[station]
         machine_id = cfg.machine_id or station
-        row = core.store.one("SELECT machine_state FROM sessions WHERE station = ?", (station,))
-        previous = (row["machine_state"] if row is not None else None) or "IDLE"
+        previous = station_state.state_of(core, station)
         current = self.stations.current(station)
         with core.store.transaction():
             if previous != status.state:
-                core.store.conn.execute(
-                    "INSERT INTO sessions (station, machine_state) VALUES (?, ?) "
-                    "ON CONFLICT(station) DO UPDATE SET machine_state = excluded.machine_state",
-                    (station, status.state),
-                )
+                station_state.record(core, station, status.state)
                 if self._thinned(station, status.state):
                     self._skipped[station] = self._skipped.get(station, 0) + 1
                 else:
@@ -255,7 +246,7 @@ class Machines:
                         data["downsampled"] = skipped
                     core.emit("machine.state", data)
                     self._reported[station] = time.monotonic()
-            running = current is not None and current["status"] == "running"
+            running = current is not None and current.status is TaskStatus.RUNNING
             if status.state in FAULT_STATES:
                 # A machine sitting STOPPED between jobs is normal (many power up so); a
                 # fault, or a stop in the middle of a job, is not.
@@ -267,7 +258,7 @@ class Machines:
                     _fault_alarm(machine_id),
                     "machine_fault",
                     machine_id,
-                    "major",
+                    Severity.MAJOR,
                     f"{machine_id} is {status.state}: {why}",
                 )
                 if running:
@@ -280,8 +271,8 @@ class Machines:
                 if (
                     cleared
                     and current is not None
-                    and current["status"] == "paused"
-                    and (Work.of(current).pause_reason or "").startswith(_FAULT_PAUSE)
+                    and current.status is TaskStatus.PAUSED
+                    and (current.progress().pause_reason or "").startswith(_FAULT_PAUSE)
                 ):
                     self.stations.resume_task(current, "machine fault cleared")
 
@@ -294,11 +285,11 @@ class Machines:
                 done.job_id,
             )
             return
-        work = Work.of(current)
-        work.machine_done = True
+        progress = current.progress()
+        progress.machine_done = True
         with self.core.store.transaction():
-            save_work(self.core, current["task_id"], work)
-        if current["status"] != "running":
+            tasks.save_progress(self.core, current.task_id, progress)
+        if current.status is not TaskStatus.RUNNING:
             return
         try:
             self.stations.complete(station)
@@ -311,9 +302,11 @@ class Machines:
         cfg = core.config.stations[station]
         machine_id = cfg.machine_id or station
         with core.store.transaction():
-            task = task_row(core, task_id)
-            raise_alarm(core, _fault_alarm(machine_id), "machine_fault", machine_id, "major", why)
-            if task["status"] == "running":
+            task = tasks.get(core, task_id)
+            raise_alarm(
+                core, _fault_alarm(machine_id), "machine_fault", machine_id, Severity.MAJOR, why
+            )
+            if task.status is TaskStatus.RUNNING:
                 self.stations.pause_task(task, _FAULT_PAUSE + why)
 
     async def close(self) -> None:

@@ -18,6 +18,7 @@ from gateway.desk.labels import report_printed
 from gateway.floor.devices import Devices
 from gateway.orderbook.alarms import clear_alarm, raise_alarm
 from gateway.orderbook.context import LineContext
+from gateway.store.rows import LabelRow, PrintJobRow, PrintStatus, Severity
 
 __all__ = ["PrintQueue"]
 
@@ -59,12 +60,11 @@ class PrintQueue:
     async def _serve(self, name: str, printer: LabelPrinter) -> None:
         wake = self._wake[name]
         while True:
-            job = self.core.store.one(
-                "SELECT j.job_id, j.label_id, j.station, j.reason, l.zpl FROM print_jobs j "
-                "JOIN labels l ON l.label_id = j.label_id "
-                "WHERE j.printer = ? AND j.status = 'queued' ORDER BY j.created_at, j.job_id "
-                "LIMIT 1",
-                (name,),
+            job = self.core.store.fetch_one(
+                PrintJobRow,
+                "SELECT * FROM print_jobs WHERE printer = ? AND status = ? "
+                "ORDER BY created_at, job_id LIMIT 1",
+                (name, PrintStatus.QUEUED),
             )
             if job is None:
                 wake.clear()
@@ -77,20 +77,23 @@ class PrintQueue:
                 continue
             await asyncio.sleep(_RETRY_S)
 
-    async def _print(self, name: str, printer: LabelPrinter, job: Any) -> bool:
+    async def _print(self, name: str, printer: LabelPrinter, job: PrintJobRow) -> bool:
         """Send one job; True when the printer took it."""
         core = self.core
-        job_id = job["job_id"]
+        job_id = job.job_id
+        label = core.store.fetch_one(
+            LabelRow, "SELECT * FROM labels WHERE label_id = ?", (job.label_id,)
+        )
+        assert label is not None, job.label_id  # a job is made for a label that is kept
         try:
-            await printer.print_label(job["zpl"], job_id)
+            await printer.print_label(label.zpl, job_id)
         except DeviceRejected as exc:
             # The printer said why (paper out, head open, paused): hold the queue, tell
             # the line once, and look again shortly.
-            waiting = core.store.one(
-                "SELECT count(*) AS n FROM print_jobs WHERE printer = ? AND status = 'queued'",
-                (name,),
+            n = core.store.count(
+                "SELECT count(*) FROM print_jobs WHERE printer = ? AND status = ?",
+                (name, PrintStatus.QUEUED),
             )
-            n = waiting["n"] if waiting is not None else 1
             with core.store.transaction():
                 self._attempted(job_id, str(exc))
                 raise_alarm(
@@ -98,7 +101,7 @@ class PrintQueue:
                     _problem_alarm(name),
                     "printer_problem",
                     name,
-                    "major",
+                    Severity.MAJOR,
                     f"{name}: {exc}. {n} label(s) waiting; they print when it is fixed.",
                 )
             return False
@@ -111,11 +114,11 @@ class PrintQueue:
             return False
         with core.store.transaction():
             core.store.conn.execute(
-                "UPDATE print_jobs SET status = 'printed', attempts = attempts + 1, "
+                "UPDATE print_jobs SET status = ?, attempts = attempts + 1, "
                 "error = NULL, printed_at = ? WHERE job_id = ?",
-                (core.now_iso(), job_id),
+                (PrintStatus.PRINTED, core.now_iso(), job_id),
             )
-            report_printed(core, job["label_id"], job["station"], job_id, job["reason"])
+            report_printed(core, job.label_id, job.station, job_id, job.reason)
             clear_alarm(core, _problem_alarm(name), f"{name} prints again")
         return True
 

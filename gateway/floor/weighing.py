@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 from drivers.base import DriverError
 from gateway.desk.replies import Refused, Reply
-from gateway.desk.screen import awaiting_weight
 from gateway.desk.service import StationService
+from gateway.desk.steps import awaiting_weight
 from gateway.floor.devices import Devices
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class Weighing:
                 continue
             if last is not None and _emptied(scale, last[0], math.inf):
                 last = None  # seen empty since: ready for the next parcel
-            if not awaiting_weight(self.stations, station):
+            if not self._awaiting(station):
                 continue
             try:
                 async with asyncio.timeout(1.0):
@@ -77,7 +77,7 @@ class Weighing:
                 and abs(reading.grams - last[1]) <= max(min_load, 0.02 * last[1])
             ):
                 continue  # the parcel weighed last is still there
-            if not awaiting_weight(self.stations, station):
+            if not self._awaiting(station):
                 continue  # the operator typed the weight meanwhile
             last = (reading.at, reading.grams)
             self.last[station] = reading.grams
@@ -87,6 +87,9 @@ class Weighing:
             except Refused as exc:
                 answer = exc
             self._say(station, "scale", answer)
+
+    def _awaiting(self, station: str) -> bool:
+        return awaiting_weight(self.stations.core, self.stations.current(station))
 
 
 def _emptied(scale: ModbusScale, after: float, before: float) -> bool:

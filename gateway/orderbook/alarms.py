@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from gateway.orderbook.context import LineContext
+from gateway.store.rows import AlarmRow, Severity
 
 logger = logging.getLogger(__name__)
 
 
+def active(core: LineContext, alarm_id: str) -> AlarmRow | None:
+    """The alarm ``alarm_id`` while it is raised."""
+    return core.store.fetch_one(
+        AlarmRow, "SELECT * FROM alarms WHERE alarm_id = ? AND cleared_at IS NULL", (alarm_id,)
+    )
+
+
 def raise_alarm(
-    core: LineContext, alarm_id: str, kind: str, source: str, severity: str, message: str
+    core: LineContext,
+    alarm_id: str,
+    kind: str,
+    source: str,
+    severity: Severity,
+    message: str,
 ) -> bool:
     """Raise ``alarm_id`` unless it is already active; True when newly raised."""
-    row = core.store.one("SELECT cleared_at FROM alarms WHERE alarm_id = ?", (alarm_id,))
-    if row is not None and row["cleared_at"] is None:
+    if active(core, alarm_id) is not None:
         return False
     core.store.conn.execute(
         "INSERT INTO alarms (alarm_id, kind, source, severity, message, raised_at) "
@@ -29,7 +42,7 @@ def raise_alarm(
             "alarm_id": alarm_id,
             "kind": kind,
             "source": source,
-            "severity": severity,
+            "severity": severity.value,
             "message": message,
         },
     )
@@ -39,11 +52,8 @@ def raise_alarm(
 
 def clear_alarm(core: LineContext, alarm_id: str, message: str) -> bool:
     """Clear ``alarm_id`` if it is active; True when it was."""
-    row = core.store.one(
-        "SELECT kind, source, severity FROM alarms WHERE alarm_id = ? AND cleared_at IS NULL",
-        (alarm_id,),
-    )
-    if row is None:
+    alarm = active(core, alarm_id)
+    if alarm is None:
         return False
     core.store.conn.execute(
         "UPDATE alarms SET cleared_at = ? WHERE alarm_id = ?", (core.now_iso(), alarm_id)
@@ -52,9 +62,9 @@ def clear_alarm(core: LineContext, alarm_id: str, message: str) -> bool:
         "alarm.cleared",
         {
             "alarm_id": alarm_id,
-            "kind": row["kind"],
-            "source": row["source"],
-            "severity": row["severity"],
+            "kind": alarm.kind,
+            "source": alarm.source,
+            "severity": alarm.severity.value,
             "message": message,
         },
     )
@@ -62,11 +72,18 @@ def clear_alarm(core: LineContext, alarm_id: str, message: str) -> bool:
     return True
 
 
-def active_alarms(core: LineContext) -> list[dict[str, str]]:
+def active_alarms(core: LineContext) -> list[dict[str, Any]]:
+    """Every raised alarm, oldest first, as the station API shows them."""
     return [
-        dict(r)
-        for r in core.store.all(
-            "SELECT alarm_id, kind, source, severity, message, raised_at FROM alarms "
-            "WHERE cleared_at IS NULL ORDER BY raised_at"
+        {
+            "alarm_id": a.alarm_id,
+            "kind": a.kind,
+            "source": a.source,
+            "severity": a.severity.value,
+            "message": a.message,
+            "raised_at": a.raised_at,
+        }
+        for a in core.store.fetch_all(
+            AlarmRow, "SELECT * FROM alarms WHERE cleared_at IS NULL ORDER BY raised_at"
         )
     ]

@@ -22,7 +22,7 @@ from gateway.clock import iso
 from gateway.orderbook.alarms import clear_alarm, raise_alarm
 from gateway.orderbook.catalog import catalog_problems
 from gateway.orderbook.context import LineContext
-from gateway.orderbook.tasks import machine_state
+from gateway.orderbook.station_state import IDLE, follow_tasks
 from gateway.orderbook.workorders import (
     drop_work,
     explode,
@@ -30,15 +30,26 @@ from gateway.orderbook.workorders import (
     rekit_waiting,
     report_shortage,
 )
+from gateway.store.documents import RejectionError
+from gateway.store.rows import (
+    UNSTARTED_TASKS,
+    OrderRow,
+    OrderStatus,
+    ReservationRow,
+    Severity,
+    TaskRow,
+    TaskStatus,
+    UnitStatus,
+    WorkOrderStatus,
+)
 
 logger = logging.getLogger(__name__)
 
-Error = dict[str, str]
-_UNSTARTED = ("blocked", "ready", "dispatched")
+Error = RejectionError
 
 
 def _err(code: str, field: str, message: str) -> Error:
-    return {"code": code, "field": field, "message": message}
+    return RejectionError(code=code, field=field, message=message)
 
 
 def validation_errors(exc: ValidationError) -> list[Error]:
@@ -124,20 +135,22 @@ class Inbound:
                 core.now_iso(),
                 message.topic,
                 order_id,
-                json.dumps(errors),
+                json.dumps([e.model_dump() for e in errors]),
                 raw if raw is not None else message.payload,
             ),
-        ).fetchone()[0]
+        ).fetchone()[0]  # the id of the row just written
         if emit:
             self.rejected += 1
             core.emit(
-                "order.rejected", {"errors": errors, "raw_ref": f"rejections/{rid}"}, order_id
+                "order.rejected",
+                {"errors": [e.model_dump() for e in errors], "raw_ref": f"rejections/{rid}"},
+                order_id,
             )
         logger.info(
             "rejected %s on %s: %s",
             order_id or "message",
             message.topic,
-            "; ".join(e["code"] for e in errors),
+            "; ".join(e.code for e in errors),
         )
 
     # -- orders ---------------------------------------------------------------------
@@ -172,17 +185,17 @@ class Inbound:
         except ValidationError as exc:
             self._reject(message, order_id, validation_errors(exc), raw())
             return
-        existing = core.store.one(
-            "SELECT revision, status FROM orders WHERE order_id = ?", (order.order_id,)
+        existing = core.store.fetch_one(
+            OrderRow, "SELECT * FROM orders WHERE order_id = ?", (order.order_id,)
         )
         if existing is not None:
             self._core.store.flush()  # its work may still wait in the buffer
-            if order.revision == existing["revision"]:
+            if order.revision == existing.revision:
                 logger.debug(
                     "order %s revision %d again: nothing to do", order.order_id, order.revision
                 )
                 return
-            problem = self._revision_problem(order, existing["revision"], existing["status"])
+            problem = self._revision_problem(order, existing)
             if problem:
                 self._reject(message, order.order_id, [problem], raw())
                 return
@@ -194,21 +207,20 @@ class Inbound:
             drop_work(core, order.order_id)
         self._accept(order)
 
-    def _revision_problem(self, order: contract.Order, revision: int, status: str) -> Error | None:
-        if order.revision < revision:
+    def _revision_problem(self, order: contract.Order, existing: OrderRow) -> Error | None:
+        if order.revision < existing.revision:
             return _err(
                 "STALE_REVISION",
                 "revision",
-                f"revision {order.revision} is older than {revision} already accepted",
+                f"revision {order.revision} is older than {existing.revision} already accepted",
             )
-        if status in ("completed", "cancelled"):
-            return _err("ORDER_CLOSED", "order_id", f"the order is already {status}")
-        started = self._core.store.one(
+        if existing.status.closed:
+            return _err("ORDER_CLOSED", "order_id", f"the order is already {existing.status}")
+        store = self._core.store
+        started = store.exists(
             "SELECT 1 FROM tasks WHERE order_id = ? AND status NOT IN (?, ?, ?) LIMIT 1",
-            (order.order_id, *_UNSTARTED),
-        ) or self._core.store.one(
-            "SELECT 1 FROM attempts WHERE order_id = ? LIMIT 1", (order.order_id,)
-        )
+            (order.order_id, *UNSTARTED_TASKS),
+        ) or store.exists("SELECT 1 FROM attempts WHERE order_id = ? LIMIT 1", (order.order_id,))
         if started:
             return _err(
                 "IN_PROGRESS",
@@ -266,14 +278,15 @@ class Inbound:
         ship_by = iso(order.ship_by)
         core.store.conn.execute(
             "INSERT INTO orders (order_id, revision, status, ship_by, priority, catalog_version, "
-            "doc, accepted_at, units) VALUES (?, ?, 'released', ?, ?, ?, ?, ?, ?) "
+            "doc, accepted_at, units) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(order_id) DO UPDATE SET revision = excluded.revision, "
-            "status = 'released', ship_by = excluded.ship_by, priority = excluded.priority, "
+            "status = excluded.status, ship_by = excluded.ship_by, priority = excluded.priority, "
             "catalog_version = excluded.catalog_version, doc = excluded.doc, "
             "accepted_at = excluded.accepted_at, units = excluded.units",
             (
                 order.order_id,
                 order.revision,
+                OrderStatus.RELEASED,
                 ship_by,
                 order.priority,
                 core.catalog.version,
@@ -307,9 +320,11 @@ class Inbound:
         except ValidationError as exc:
             self._reject(message, None, validation_errors(exc), emit=False)
             return
-        row = core.store.one("SELECT status FROM orders WHERE order_id = ?", (cancel.order_id,))
-        if row is None or row["status"] in ("completed", "cancelled"):
-            why = "unknown order" if row is None else f"order already {row['status']}"
+        found = core.store.fetch_one(
+            OrderRow, "SELECT * FROM orders WHERE order_id = ?", (cancel.order_id,)
+        )
+        if found is None or found.status.closed:
+            why = "unknown order" if found is None else f"order already {found.status}"
             self._reject(
                 message, cancel.order_id, [_err("NOT_CANCELLABLE", "order_id", why)], emit=False
             )
@@ -325,7 +340,7 @@ class Inbound:
             catalog = contract.Catalog.model_validate_json(message.payload)
             problems = catalog_problems(catalog)
         except ValidationError as exc:
-            problems = [f"{e['field']}: {e['message']}" for e in validation_errors(exc)]
+            problems = [f"{e.field}: {e.message}" for e in validation_errors(exc)]
         if problems:
             self._reject(message, None, [_err("SCHEMA", "", p) for p in problems], emit=False)
             raise_alarm(
@@ -333,7 +348,7 @@ class Inbound:
                 "masterdata:catalog",
                 "masterdata",
                 "hub",
-                "critical",
+                Severity.CRITICAL,
                 "catalog refused, the previous one stays in force: " + "; ".join(problems[:5]),
             )
             return
@@ -360,9 +375,9 @@ class Inbound:
                 "masterdata:stock",
                 "masterdata",
                 "hub",
-                "warning",
+                Severity.WARNING,
                 "stock snapshot refused: "
-                + "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]),
+                + "; ".join(f"{e.field}: {e.message}" for e in errors[:5]),
             )
             return
         conn = core.store.conn
@@ -391,54 +406,57 @@ def _dump(item: Any) -> bytes:
 
 def cancel_order(core: LineContext, order_id: str, reason: str) -> None:
     """Cancel what has not started; a unit in work is left to its operator to finish or scrap."""
-    conn = core.store.conn
+    store = core.store
+    conn = store.conn
     conn.execute(
-        "UPDATE orders SET status = 'cancelled', cancel_reason = ? WHERE order_id = ?",
-        (reason, order_id),
+        "UPDATE orders SET status = ?, cancel_reason = ? WHERE order_id = ?",
+        (OrderStatus.CANCELLED, reason, order_id),
     )
     conn.execute(
-        "UPDATE tasks SET status = 'cancelled', station = NULL WHERE order_id = ? "
-        "AND status IN (?, ?, ?)",
-        (order_id, *_UNSTARTED),
+        "UPDATE work_orders SET status = ? WHERE order_id = ?",
+        (WorkOrderStatus.CANCELLED, order_id),
+    )
+    conn.execute(
+        "UPDATE tasks SET status = ?, station = NULL WHERE order_id = ? AND status IN (?, ?, ?)",
+        (TaskStatus.CANCELLED, order_id, *UNSTARTED_TASKS),
     )
     # A parcel being packed is not shipped: its pack task ends too; the units stay put.
-    for (station,) in conn.execute(
-        "SELECT station FROM tasks WHERE order_id = ? AND serial IS NULL "
-        "AND status IN ('running', 'paused')",
-        (order_id,),
-    ).fetchall():
-        machine_state(core, station, "IDLE", "order cancelled")
+    running, paused = TaskStatus.RUNNING, TaskStatus.PAUSED
+    for parcel in store.fetch_all(
+        TaskRow,
+        "SELECT * FROM tasks WHERE order_id = ? AND serial IS NULL AND status IN (?, ?)",
+        (order_id, running, paused),
+    ):
+        follow_tasks(core, parcel.station, IDLE, "order cancelled")
     conn.execute(
-        "UPDATE tasks SET status = 'cancelled' WHERE order_id = ? AND serial IS NULL "
-        "AND status IN ('running', 'paused')",
-        (order_id,),
+        "UPDATE tasks SET status = ? WHERE order_id = ? AND serial IS NULL AND status IN (?, ?)",
+        (TaskStatus.CANCELLED, order_id, running, paused),
     )
     conn.execute(
         "UPDATE sessions SET task_id = NULL WHERE task_id IN "
-        "(SELECT task_id FROM tasks WHERE order_id = ? AND status = 'cancelled')",
-        (order_id,),
+        "(SELECT task_id FROM tasks WHERE order_id = ? AND status = ?)",
+        (order_id, TaskStatus.CANCELLED),
     )
-    in_work = {
-        r[0]
-        for r in conn.execute(
-            "SELECT serial FROM tasks WHERE order_id = ? AND status IN ('running', 'paused') "
+    in_work = set(
+        store.texts(
+            "SELECT serial FROM tasks WHERE order_id = ? AND status IN (?, ?) "
             "AND serial IS NOT NULL",
-            (order_id,),
+            (order_id, running, paused),
         )
-    }
-    for serial, material, lot, qty in conn.execute(
-        "SELECT serial, material, lot, qty FROM reservations WHERE order_id = ?", (order_id,)
-    ).fetchall():
-        if serial not in in_work:
-            core.ledger.adjust(material, lot, float(qty))
+    )
+    for r in store.fetch_all(
+        ReservationRow, "SELECT * FROM reservations WHERE order_id = ?", (order_id,)
+    ):
+        if r.serial not in in_work:
+            core.ledger.adjust(r.material, r.lot, r.qty)
+    marks = ",".join("?" * len(in_work))
     conn.execute(
-        f"DELETE FROM reservations WHERE order_id = ? AND serial NOT IN "
-        f"({','.join('?' * len(in_work))})",
+        f"DELETE FROM reservations WHERE order_id = ? AND serial NOT IN ({marks})",
         (order_id, *in_work),
     )
     conn.execute(
-        "UPDATE units SET status = 'cancelled' WHERE order_id = ? AND status = 'open' "
-        f"AND serial NOT IN ({','.join('?' * len(in_work))})",
-        (order_id, *in_work),
+        f"UPDATE units SET status = ? WHERE order_id = ? AND status = ? "
+        f"AND serial NOT IN ({marks})",
+        (UnitStatus.CANCELLED, order_id, UnitStatus.OPEN, *in_work),
     )
     core.emit("order.cancelled", {"reason": reason, "units_in_work": sorted(in_work)}, order_id)

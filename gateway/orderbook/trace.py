@@ -6,140 +6,176 @@ import json
 from typing import Any
 
 from gateway.store.db import Store
-
-
-def _rows(store: Store, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-    return list(store.db.query(sql, params))
+from gateway.store.rows import (
+    AttemptRow,
+    ConsumptionRow,
+    DefectRow,
+    LabelKind,
+    LabelRow,
+    OrderRow,
+    QualityRow,
+    StockRow,
+    TaskRow,
+    UnitRow,
+    WorkOrderRow,
+)
 
 
 def trace_serial(store: Store, serial: str) -> dict[str, Any] | None:
     """Everything that happened to a unit: order, operations, lots, quality, defects."""
-    unit = store.one("SELECT * FROM units WHERE serial = ?", (serial,))
+    unit = store.fetch_one(UnitRow, "SELECT * FROM units WHERE serial = ?", (serial,))
     if unit is None:
         return None
-    order_id = unit["order_id"]
-    order = store.one(
-        "SELECT order_id, revision, status, ship_by, priority, catalog_version, accepted_at, "
-        "completed_at, weight_g, label_id, doc FROM orders WHERE order_id = ?",
-        (order_id,),
-    )
-    wo = store.one(
-        "SELECT line_no, sku, qty, routing, personalization FROM work_orders WHERE wo_id = ?",
-        (unit["wo_id"],),
-    )
-    replaced_by = store.one("SELECT serial FROM units WHERE replaces = ?", (serial,))
-    operations = []
-    for a in store.all(
-        "SELECT * FROM attempts WHERE serial = ? OR (order_id = ? AND serial IS NULL) ORDER BY id",
-        (serial, order_id),
-    ):
-        operations.append(
-            {
-                "op": a["op"],
-                "attempt": a["attempt"],
-                "station": a["station"],
-                "operator": a["operator"],
-                "machine": a["machine"],
-                "started_at": a["started_at"],
-                "ended_at": a["ended_at"],
-                "outcome": a["outcome"],
-                "reason": a["reason"],
-                "lots": json.loads(a["lots"]),
-                "order_level": a["serial"] is None,
-            }
-        )
-    quality = [
-        {**q, "measured": json.loads(q["measured"]), "passed": bool(q["passed"])}
-        for q in _rows(
-            store,
-            "SELECT ts, task_id, serial, check_kind AS check_, passed, measured, station, "
-            "operator FROM quality WHERE serial = ? OR (order_id = ? AND serial IS NULL) "
-            "ORDER BY id",
-            (serial, order_id),
-        )
+    order_id = unit.order_id
+    order = store.fetch_one(OrderRow, "SELECT * FROM orders WHERE order_id = ?", (order_id,))
+    wo = store.fetch_one(WorkOrderRow, "SELECT * FROM work_orders WHERE wo_id = ?", (unit.wo_id,))
+    replaced_by = store.texts("SELECT serial FROM units WHERE replaces = ?", (serial,))
+    mine = "WHERE serial = ? OR (order_id = ? AND serial IS NULL) ORDER BY id"
+    operations = [
+        {
+            "op": a.op,
+            "attempt": a.attempt,
+            "station": a.station,
+            "operator": a.operator,
+            "machine": a.machine,
+            "started_at": a.started_at,
+            "ended_at": a.ended_at,
+            "outcome": a.outcome.value,
+            "reason": a.reason,
+            "lots": [lot.model_dump() for lot in a.lots()],
+            "order_level": a.serial is None,
+        }
+        for a in store.fetch_all(AttemptRow, f"SELECT * FROM attempts {mine}", (serial, order_id))
     ]
-    for q in quality:
-        q["check"] = q.pop("check_")
-    doc = json.loads(order["doc"]) if order is not None else {}
+    quality = [
+        {
+            "ts": q.ts,
+            "task_id": q.task_id,
+            "serial": q.serial,
+            "check": q.check_kind,
+            "passed": q.passed,
+            "measured": q.measured(),
+            "station": q.station,
+            "operator": q.operator,
+        }
+        for q in store.fetch_all(QualityRow, f"SELECT * FROM quality {mine}", (serial, order_id))
+    ]
+    channel = order.order().channel if order is not None else None
     return {
         "serial": serial,
-        "status": unit["status"],
-        "replaces": unit["replaces"],
-        "replaced_by": replaced_by["serial"] if replaced_by is not None else None,
+        "status": unit.status.value,
+        "replaces": unit.replaces,
+        "replaced_by": replaced_by[0] if replaced_by else None,
         "order": None
         if order is None
         else {
             "order_id": order_id,
-            "revision": order["revision"],
-            "status": order["status"],
-            "ship_by": order["ship_by"],
-            "priority": order["priority"],
-            "channel": doc.get("channel"),
-            "catalog_version": order["catalog_version"],
-            "accepted_at": order["accepted_at"],
-            "completed_at": order["completed_at"],
-            "weight_g": order["weight_g"],
-            "label_id": order["label_id"],
+            "revision": order.revision,
+            "status": order.status.value,
+            "ship_by": order.ship_by,
+            "priority": order.priority,
+            "channel": channel,
+            "catalog_version": order.catalog_version,
+            "accepted_at": order.accepted_at,
+            "completed_at": order.completed_at,
+            "weight_g": order.weight_g,
+            "label_id": order.label_id,
         },
         "work_order": None
         if wo is None
         else {
-            "line_no": wo["line_no"],
-            "sku": wo["sku"],
-            "qty": wo["qty"],
-            "routing": wo["routing"],
-            "personalization": json.loads(wo["personalization"]),
+            "line_no": wo.line_no,
+            "sku": wo.sku,
+            "qty": wo.qty,
+            "routing": wo.routing,
+            "status": wo.status.value,
+            "personalization": wo.personalization(),
         },
         "operations": operations,
-        "lots": _rows(
-            store,
-            "SELECT material, lot, qty, ts, task_id FROM consumption WHERE serial = ? ORDER BY id",
-            (serial,),
-        ),
+        "lots": [
+            {"material": c.material, "lot": c.lot, "qty": c.qty, "ts": c.ts, "task_id": c.task_id}
+            for c in store.fetch_all(
+                ConsumptionRow, "SELECT * FROM consumption WHERE serial = ? ORDER BY id", (serial,)
+            )
+        ],
         "quality": quality,
-        "defects": _rows(
-            store,
-            "SELECT ts, op, reason, disposition, station, operator FROM defects "
-            "WHERE serial = ? OR (order_id = ? AND serial IS NULL) ORDER BY id",
-            (serial, order_id),
-        ),
-        "labels": _rows(
-            store,
-            "SELECT label_id, kind, printer, station, ts FROM labels WHERE serial = ? "
-            "OR (order_id = ? AND kind = 'shipping') ORDER BY ts",
-            (serial, order_id),
-        ),
+        "defects": [
+            {
+                "ts": d.ts,
+                "op": d.op,
+                "reason": d.reason,
+                "disposition": d.disposition.value,
+                "station": d.station,
+                "operator": d.operator,
+            }
+            for d in store.fetch_all(DefectRow, f"SELECT * FROM defects {mine}", (serial, order_id))
+        ],
+        "labels": [
+            {
+                "label_id": lb.label_id,
+                "kind": lb.kind.value,
+                "printer": lb.printer,
+                "station": lb.station,
+                "ts": lb.ts,
+            }
+            for lb in store.fetch_all(
+                LabelRow,
+                "SELECT * FROM labels WHERE serial = ? OR (order_id = ? AND kind = ?) ORDER BY ts",
+                (serial, order_id, LabelKind.SHIPPING),
+            )
+        ],
     }
 
 
 def trace_lot(store: Store, lot: str) -> dict[str, Any]:
     """Every unit and order that consumed a lot."""
-    uses = _rows(
-        store,
-        "SELECT c.ts, c.material, c.qty, c.serial, c.order_id, c.task_id, t.op, t.station "
-        "FROM consumption c LEFT JOIN tasks t ON t.task_id = c.task_id WHERE c.lot = ? "
-        "ORDER BY c.id",
-        (lot,),
+    used = store.fetch_all(
+        ConsumptionRow, "SELECT * FROM consumption WHERE lot = ? ORDER BY id", (lot,)
     )
-    order_ids = sorted({u["order_id"] for u in uses if u["order_id"]})
-    orders = []
-    for oid in order_ids:
-        row = store.one(
-            "SELECT order_id, status, ship_by, completed_at, label_id FROM orders "
-            "WHERE order_id = ?",
-            (oid,),
+    task_ids = sorted({c.task_id for c in used if c.task_id is not None})
+    where = {
+        t.task_id: t
+        for t in store.fetch_all(
+            TaskRow,
+            f"SELECT * FROM tasks WHERE task_id IN ({','.join('?' * len(task_ids))})",
+            task_ids,
         )
+    }
+    uses = []
+    for c in used:
+        task = where.get(c.task_id) if c.task_id is not None else None
+        uses.append(
+            {
+                "ts": c.ts,
+                "material": c.material,
+                "qty": c.qty,
+                "serial": c.serial,
+                "order_id": c.order_id,
+                "task_id": c.task_id,
+                "op": task.op if task is not None else None,
+                "station": task.station if task is not None else None,
+            }
+        )
+    orders = []
+    for oid in sorted({c.order_id for c in used if c.order_id}):
+        row = store.fetch_one(OrderRow, "SELECT * FROM orders WHERE order_id = ?", (oid,))
         if row is not None:
-            orders.append(dict(row))
-    stock = store.one("SELECT material, qty, expires FROM stock WHERE lot = ?", (lot,))
+            orders.append(
+                {
+                    "order_id": row.order_id,
+                    "status": row.status.value,
+                    "ship_by": row.ship_by,
+                    "completed_at": row.completed_at,
+                    "label_id": row.label_id,
+                }
+            )
+    stock = store.fetch_one(StockRow, "SELECT * FROM stock WHERE lot = ?", (lot,))
     return {
         "lot": lot,
-        "material": stock["material"]
-        if stock is not None
-        else (uses[0]["material"] if uses else None),
-        "expires": stock["expires"] if stock is not None else None,
+        "material": stock.material if stock is not None else (used[0].material if used else None),
+        "expires": stock.expires if stock is not None else None,
         "uses": uses,
-        "units": sorted({u["serial"] for u in uses if u["serial"]}),
+        "units": sorted({c.serial for c in used if c.serial}),
         "orders": orders,
     }
 

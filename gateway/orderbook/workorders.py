@@ -18,42 +18,54 @@ from cloud_sync.contract import Order, Routing, Sku
 from gateway.clock import iso
 from gateway.orderbook.alarms import clear_alarm, raise_alarm
 from gateway.orderbook.context import LineContext
-
-PACK = "pack"
+from gateway.orderbook.tasks import PACK, release_unit
+from gateway.store.documents import SkuSnapshot, SnapshotBomLine
+from gateway.store.rows import (
+    AlarmRow,
+    OrderRow,
+    OrderStatus,
+    ReservationRow,
+    Severity,
+    TaskRow,
+    TaskStatus,
+    UnitRow,
+    UnitStatus,
+    UnitWithSku,
+)
 
 
 def serial_prefix(core: LineContext) -> str:
     return core.config.line.line.upper()
 
 
-def sku_snapshot(core: LineContext, sku: Sku) -> dict[str, Any]:
+def sku_snapshot(core: LineContext, sku: Sku) -> SkuSnapshot:
     """What a work order keeps of its SKU: weight, tolerance and BOM with lot tracking."""
     routing = core.catalog.routings[sku.routing]
     first_op = routing.operations[0].op
-    return {
-        "sku": sku.sku,
-        "name": sku.name or sku.sku,
-        "unit_weight_g": float(sku.unit_weight_g or 0.0),
-        "weight_tolerance_g": float(sku.weight_tolerance_g or 0.0),
-        "bom": [
-            {
-                "material": b.material,
-                "qty": float(b.qty),
-                "op": b.op or first_op,
-                "lot_tracked": core.catalog.materials[b.material].lot_tracked,
-            }
+    return SkuSnapshot(
+        sku=sku.sku,
+        name=sku.name or sku.sku,
+        unit_weight_g=float(sku.unit_weight_g or 0.0),
+        weight_tolerance_g=float(sku.weight_tolerance_g or 0.0),
+        bom=tuple(
+            SnapshotBomLine(
+                material=b.material,
+                qty=float(b.qty),
+                op=b.op or first_op,
+                lot_tracked=core.catalog.materials[b.material].lot_tracked,
+            )
             for b in sku.bom
-        ],
-    }
+        ),
+    )
 
 
 def _routing_json(routing: Routing) -> str:
     ops = [op.model_dump(mode="json", exclude_none=True) for op in routing.operations]
-    return json.dumps(ops, ensure_ascii=False)
+    return json.dumps(ops, ensure_ascii=False)  # read back by CatalogCache.operations
 
 
 def _sku_json(core: LineContext, sku: Sku) -> str:
-    return json.dumps(sku_snapshot(core, sku), ensure_ascii=False)
+    return sku_snapshot(core, sku).model_dump_json()
 
 
 def order_shortages(core: LineContext, order: Order) -> dict[str, tuple[float, float]]:
@@ -94,7 +106,7 @@ def explode(core: LineContext, order: Order, kitted: bool) -> int:
     for n, line in enumerate(order.lines, start=1):
         sku = core.catalog.skus[line.sku]
         routing = core.catalog.routings[sku.routing]
-        wo_id = conn.execute(
+        wo_id: int = conn.execute(
             "INSERT INTO work_orders (order_id, line_no, sku, qty, routing, operations, "
             "sku_doc, personalization) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING wo_id",
             (
@@ -119,7 +131,7 @@ def explode(core: LineContext, order: Order, kitted: bool) -> int:
                     pack_index = max(pack_index, i)
                     pack_op = op.op
                     continue
-                status = "ready" if kitted and i == 0 else "blocked"
+                status = TaskStatus.READY if kitted and i == 0 else TaskStatus.BLOCKED
                 task_rows.append(
                     (
                         order.order_id,
@@ -155,7 +167,17 @@ def explode(core: LineContext, order: Order, kitted: bool) -> int:
             order.order_id,
         )
     task_rows.append(
-        (order.order_id, None, None, pack_op, pack_index, PACK, "blocked", ship_by, order.priority)
+        (
+            order.order_id,
+            None,
+            None,
+            pack_op,
+            pack_index,
+            PACK,
+            TaskStatus.BLOCKED,
+            ship_by,
+            order.priority,
+        )
     )
     core.bulk.add("units", unit_rows)
     core.bulk.add("tasks", task_rows)
@@ -166,10 +188,10 @@ def explode(core: LineContext, order: Order, kitted: bool) -> int:
 def drop_work(core: LineContext, order_id: str) -> None:
     """Remove an order's work that never started (a revision replaces it)."""
     conn = core.store.conn
-    for material, lot, qty in conn.execute(
-        "SELECT material, lot, qty FROM reservations WHERE order_id = ?", (order_id,)
-    ).fetchall():
-        core.ledger.adjust(material, lot, float(qty))
+    for r in core.store.fetch_all(
+        ReservationRow, "SELECT * FROM reservations WHERE order_id = ?", (order_id,)
+    ):
+        core.ledger.adjust(r.material, r.lot, r.qty)
     conn.execute(
         "UPDATE sessions SET task_id = NULL WHERE task_id IN "
         "(SELECT task_id FROM tasks WHERE order_id = ?)",
@@ -185,21 +207,21 @@ def kit_order(core: LineContext, order_id: str) -> dict[str, tuple[float, float]
     Returns the shortages ({material: (required, available)}); empty when every unit is
     kitted and its first task released.
     """
-    conn = core.store.conn
-    rows = conn.execute(
-        "SELECT u.serial, w.sku_doc FROM units u JOIN work_orders w ON w.wo_id = u.wo_id "
-        "WHERE u.order_id = ? AND u.kitted = 0 AND u.status = 'open'",
-        (order_id,),
-    ).fetchall()
-    if not rows:
+    units = core.store.fetch_all(
+        UnitWithSku,
+        "SELECT u.*, w.sku_doc FROM units u JOIN work_orders w ON w.wo_id = u.wo_id "
+        "WHERE u.order_id = ? AND u.kitted = 0 AND u.status = ?",
+        (order_id, UnitStatus.OPEN),
+    )
+    if not units:
         return {}
     today = core.today()
     margin = core.config.policies.lot_expiry_margin_days
     need: dict[str, float] = defaultdict(float)
-    boms = [(serial, json.loads(doc)["bom"]) for serial, doc in rows]
+    boms = [(u.unit.serial, u.snapshot().bom) for u in units]
     for _, bom in boms:
         for line in bom:
-            need[line["material"]] += line["qty"]
+            need[line.material] += line.qty
     short = {
         m: (q, round(core.ledger.available(m, today, margin), 3))
         for m, q in need.items()
@@ -210,12 +232,13 @@ def kit_order(core: LineContext, order_id: str) -> dict[str, tuple[float, float]
     reservations: list[tuple[Any, ...]] = []
     for serial, bom in boms:
         for line in bom:
-            taken = core.ledger.allocate(line["material"], line["qty"], today, margin)
+            taken = core.ledger.allocate(line.material, line.qty, today, margin)
             if taken is None:  # cannot happen after the check above; fail loudly if it does
-                raise RuntimeError(f"allocation of {line['material']} failed after check")
+                raise RuntimeError(f"allocation of {line.material} failed after check")
             reservations.extend(
-                (order_id, serial, line["op"], line["material"], lot, qty) for lot, qty in taken
+                (order_id, serial, line.op, line.material, lot, qty) for lot, qty in taken
             )
+    conn = core.store.conn
     conn.executemany(
         "INSERT INTO reservations (order_id, serial, op, material, lot, qty) "
         "VALUES (?, ?, ?, ?, ?, ?)",
@@ -224,13 +247,13 @@ def kit_order(core: LineContext, order_id: str) -> dict[str, tuple[float, float]
     serials = [(s,) for s, _ in boms]
     conn.executemany("UPDATE units SET kitted = 1 WHERE serial = ?", serials)
     conn.executemany(
-        "UPDATE tasks SET status = 'ready' WHERE serial = ? AND status = 'blocked' "
+        "UPDATE tasks SET status = ? WHERE serial = ? AND status = ? "
         "AND op_index = (SELECT min(op_index) FROM tasks t2 WHERE t2.serial = tasks.serial)",
-        serials,
+        [(TaskStatus.READY, s, TaskStatus.BLOCKED) for (s,) in serials],
     )
     conn.execute(
-        "UPDATE orders SET status = 'released' WHERE order_id = ? AND status = 'waiting_material'",
-        (order_id,),
+        "UPDATE orders SET status = ? WHERE order_id = ? AND status = ?",
+        (OrderStatus.RELEASED, order_id, OrderStatus.WAITING_MATERIAL),
     )
     return {}
 
@@ -239,9 +262,13 @@ def report_shortage(
     core: LineContext, order_id: str, short: dict[str, tuple[float, float]]
 ) -> None:
     core.store.conn.execute(
-        "UPDATE orders SET status = 'waiting_material' WHERE order_id = ? "
-        "AND status IN ('released', 'waiting_material')",
-        (order_id,),
+        "UPDATE orders SET status = ? WHERE order_id = ? AND status IN (?, ?)",
+        (
+            OrderStatus.WAITING_MATERIAL,
+            order_id,
+            OrderStatus.RELEASED,
+            OrderStatus.WAITING_MATERIAL,
+        ),
     )
     for material, (required, available) in sorted(short.items()):
         core.emit(
@@ -255,18 +282,18 @@ def report_shortage(
 def rekit_waiting(core: LineContext) -> None:
     """After new stock: release waiting orders by ship-by and priority; clear alarms."""
     still_short: set[str] = set()
-    for (order_id,) in core.store.conn.execute(
-        "SELECT order_id FROM orders WHERE status = 'waiting_material' "
-        "ORDER BY ship_by, priority DESC, order_id"
-    ).fetchall():
-        short = kit_order(core, order_id)
-        still_short.update(short)
-    for row in core.store.all(
-        "SELECT alarm_id, source FROM alarms WHERE kind = 'material_shortage' "
-        "AND cleared_at IS NULL"
+    for waiting in core.store.fetch_all(
+        OrderRow,
+        "SELECT * FROM orders WHERE status = ? ORDER BY ship_by, priority DESC, order_id",
+        (OrderStatus.WAITING_MATERIAL,),
     ):
-        if row["source"] not in still_short:
-            clear_alarm(core, row["alarm_id"], f"{row['source']} is back in stock")
+        still_short.update(kit_order(core, waiting.order_id))
+    for alarm in core.store.fetch_all(
+        AlarmRow,
+        "SELECT * FROM alarms WHERE kind = 'material_shortage' AND cleared_at IS NULL",
+    ):
+        if alarm.source not in still_short:
+            clear_alarm(core, alarm.alarm_id, f"{alarm.source} is back in stock")
     for material in sorted(still_short):
         _shortage_alarm(core, material)
 
@@ -277,6 +304,65 @@ def _shortage_alarm(core: LineContext, material: str) -> None:
         f"shortage:{material}",
         "material_shortage",
         material,
-        "warning",
+        Severity.WARNING,
         f"not enough {material} in stock: orders wait for it",
     )
+
+
+def replace_unit(core: LineContext, task: TaskRow) -> str | None:
+    """Scrap the unit of ``task``: it and its open tasks end, what it held is freed, and
+    unless its order is cancelled a replacement unit is planned (kitted now if the
+    materials are there). Returns the replacement's serial."""
+    assert task.serial is not None
+    conn = core.store.conn
+    serial = task.serial
+    release_unit(core, serial)
+    conn.execute(
+        "UPDATE tasks SET status = ? WHERE serial = ? AND status != ?",
+        (TaskStatus.SCRAPPED, serial, TaskStatus.DONE),
+    )
+    conn.execute("UPDATE units SET status = ? WHERE serial = ?", (UnitStatus.SCRAPPED, serial))
+    order = core.store.fetch_one(
+        OrderRow, "SELECT * FROM orders WHERE order_id = ?", (task.order_id,)
+    )
+    if order is None or order.status is OrderStatus.CANCELLED:
+        return None
+    unit = core.store.fetch_one(UnitRow, "SELECT * FROM units WHERE serial = ?", (serial,))
+    assert unit is not None
+    frozen = core.store.texts("SELECT operations FROM work_orders WHERE wo_id = ?", (unit.wo_id,))
+    new_serial = f"{serial_prefix(core)}-{core.store.next_counter('serial'):08d}"
+    conn.execute(
+        "INSERT INTO units (serial, order_id, wo_id, unit_index, status, kitted, replaces, "
+        "created_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
+        (
+            new_serial,
+            unit.order_id,
+            unit.wo_id,
+            unit.unit_index,
+            UnitStatus.OPEN,
+            serial,
+            core.now_iso(),
+        ),
+    )
+    for i, op in enumerate(core.catalog.operations(frozen[0])):
+        if op.capability == PACK:
+            continue
+        conn.execute(
+            "INSERT INTO tasks (order_id, serial, wo_id, op, op_index, capability, status, "
+            "ship_by, priority) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                unit.order_id,
+                new_serial,
+                unit.wo_id,
+                op.op,
+                i,
+                op.capability,
+                TaskStatus.BLOCKED,
+                order.ship_by,
+                order.priority,
+            ),
+        )
+    short = kit_order(core, unit.order_id)
+    if short:
+        report_shortage(core, unit.order_id, short)
+    return new_serial

@@ -20,22 +20,30 @@ gateway/planner/problem.py). Times are seconds from ``now``.
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from gateway.config.calendar import working_windows
 from gateway.config.line import LineConfig
 from gateway.orderbook.context import LineContext
 from gateway.planner.problem import Frozen, Order, Problem, Station, Task
 from gateway.planner.scenarios import PACK_PER_EXTRA_UNIT_S
+from gateway.store.rows import (
+    OPEN_TASKS,
+    AlarmRow,
+    LastStarted,
+    OrderRow,
+    OrderStatus,
+    TaskOfUnit,
+    TaskRow,
+    TaskStatus,
+    WorkOrderRow,
+)
 
 __all__ = ["LineProblem", "down_station", "down_stations", "line_problem", "task_key"]
 
-OPEN = ("blocked", "ready", "dispatched", "running", "paused")
+OPEN = OPEN_TASKS
 
 
 def task_key(task_id: int) -> str:
@@ -60,11 +68,12 @@ def down_station(config: LineConfig, kind: str, source: str) -> str | None:
 def down_stations(core: LineContext) -> frozenset[str]:
     """The stations an active alarm takes down."""
     out: set[str] = set()
-    for row in core.store.all(
-        "SELECT kind, source FROM alarms WHERE cleared_at IS NULL "
-        "AND kind IN ('machine_fault', 'device_offline')"
+    for alarm in core.store.fetch_all(
+        AlarmRow,
+        "SELECT * FROM alarms WHERE cleared_at IS NULL "
+        "AND kind IN ('machine_fault', 'device_offline')",
     ):
-        station = down_station(core.config, row["kind"], row["source"])
+        station = down_station(core.config, alarm.kind, alarm.source)
         if station is not None:
             out.add(station)
     return frozenset(out)
@@ -89,51 +98,50 @@ def line_problem(
 ) -> LineProblem:
     """The line's open work at ``now``; ``previous`` is the current plan's sequence per
     station (its heads become the stations' frozen next tasks)."""
-    conn = core.store.conn
-    rows = conn.execute(
-        "SELECT t.task_id, t.order_id, t.serial, t.wo_id, t.op, t.op_index, t.capability, "
-        "t.status, t.station, t.started_at, u.kitted, u.wo_id AS unit_wo "
+    found = core.store.fetch_all(
+        TaskOfUnit,
+        "SELECT t.*, u.kitted, u.wo_id AS unit_wo "
         "FROM tasks t LEFT JOIN units u ON u.serial = t.serial "
         f"WHERE t.status IN ({','.join('?' * len(OPEN))}) ORDER BY t.task_id",
         OPEN,
-    ).fetchall()
-    order_ids = sorted({r["order_id"] for r in rows})
-    orders = _orders(conn, order_ids, now)
-    ops, pack_s = _operations(conn, order_ids)
-    setups = _last_setups(conn, ops)
+    )
+    order_ids = sorted({r.task.order_id for r in found})
+    orders = _orders(core, order_ids, now)
+    ops, pack_s = _operations(core, order_ids)
+    setups = _last_setups(core, ops)
 
-    waiting = _waiting(core, [r for r in rows if r["serial"] is not None and r["kitted"] == 0])
-    rows = [r for r in rows if r["order_id"] in orders and r["order_id"] not in waiting]
+    waiting = _waiting(core, [r for r in found if r.task.serial is not None and not r.kitted])
+    rows = [r.task for r in found if r.task.order_id in orders and r.task.order_id not in waiting]
 
     stations = _stations(core, now, down, setups)
     station_ids = {s.id for s in stations}
     # Unit tasks chained in routing order; the pack task after the last task of each unit.
-    by_serial: dict[str, list[sqlite3.Row]] = {}
-    packs: dict[str, sqlite3.Row] = {}
+    by_serial: dict[str, list[TaskRow]] = {}
+    packs: dict[str, TaskRow] = {}
     for r in rows:
-        if r["serial"] is None:
-            packs[r["order_id"]] = r
+        if r.serial is None:
+            packs[r.order_id] = r
         else:
-            by_serial.setdefault(r["serial"], []).append(r)
+            by_serial.setdefault(r.serial, []).append(r)
     # A down station keeps what it holds, but the previous plan's head is not pinned to it.
     heads = {sid: seq for sid, seq in (previous or {}).items() if sid not in down}
     frozen = _frozen(rows, now, ops, station_ids, heads)
     tasks: list[Task] = []
     last_of_order: dict[str, list[str]] = {}
     for chain in by_serial.values():
-        chain.sort(key=lambda r: r["op_index"])
+        chain.sort(key=lambda r: r.op_index)
         prev: str | None = None
         for r in chain:
-            op = ops.get((r["wo_id"], r["op"]), _Op(0, None, 0))
-            task = _task(r, op, (prev,) if prev else (), frozen.get(r["task_id"]))
+            op = ops.get((r.wo_id or 0, r.op), _Op(0, None, 0))
+            task = _task(r, op, (prev,) if prev else (), frozen.get(r.task_id))
             tasks.append(task)
             prev = task.id
         if prev is not None:
-            last_of_order.setdefault(chain[0]["order_id"], []).append(prev)
+            last_of_order.setdefault(chain[0].order_id, []).append(prev)
     for order_id, r in packs.items():
         units = orders[order_id][1]
         op = _Op(pack_s.get(order_id, 0) + PACK_PER_EXTRA_UNIT_S * max(0, units - 1), None, 0)
-        tasks.append(_task(r, op, tuple(last_of_order.get(order_id, ())), frozen.get(r["task_id"])))
+        tasks.append(_task(r, op, tuple(last_of_order.get(order_id, ())), frozen.get(r.task_id)))
     planned = {t.order_id for t in tasks}
     plan_orders = tuple(o for oid, (o, _) in orders.items() if oid in planned)
     return LineProblem(
@@ -156,114 +164,109 @@ def _seconds(ts: str, now: datetime) -> int:
 
 
 def _orders(
-    conn: sqlite3.Connection, order_ids: Sequence[str], now: datetime
+    core: LineContext, order_ids: Sequence[str], now: datetime
 ) -> dict[str, tuple[Order, int]]:
     """Open orders as planner orders, with their unit counts."""
     out: dict[str, tuple[Order, int]] = {}
     for chunk in _chunks(order_ids):
-        for r in conn.execute(
-            "SELECT order_id, ship_by, priority, accepted_at, units FROM orders "
-            f"WHERE order_id IN ({','.join('?' * len(chunk))}) "
-            "AND status IN ('released', 'waiting_material')",
-            chunk,
+        for r in core.store.fetch_all(
+            OrderRow,
+            f"SELECT * FROM orders WHERE order_id IN ({','.join('?' * len(chunk))}) "
+            "AND status IN (?, ?)",
+            (*chunk, OrderStatus.RELEASED, OrderStatus.WAITING_MATERIAL),
         ):
             order = Order(
-                r["order_id"],
-                _seconds(r["ship_by"], now),
-                int(r["priority"]),
-                _seconds(r["accepted_at"], now),
+                r.order_id,
+                _seconds(r.ship_by, now),
+                r.priority,
+                _seconds(r.accepted_at, now),
             )
-            out[r["order_id"]] = (order, int(r["units"]))
+            out[r.order_id] = (order, r.units)
     return out
 
 
+def _setup(setup_key: str | None, person: Mapping[str, object]) -> str | None:
+    """The value of an operation's setup key in this work order's personalisation."""
+    value = person.get(setup_key) if setup_key else None
+    return str(value) if value not in (None, "") else None
+
+
 def _operations(
-    conn: sqlite3.Connection, order_ids: Sequence[str]
+    core: LineContext, order_ids: Sequence[str]
 ) -> tuple[dict[tuple[int, str], _Op], dict[str, int]]:
     """(work order, op) → standard time and setup, from the routing each order was accepted
     with and its personalization (the setup key's value); and each order's longest pack
     time."""
     out: dict[tuple[int, str], _Op] = {}
     pack_s: dict[str, int] = {}
-    parsed: dict[str, list[dict[str, Any]]] = {}  # one parse per routing text
     for chunk in _chunks(order_ids):
-        for r in conn.execute(
-            "SELECT wo_id, order_id, operations, personalization FROM work_orders "
-            f"WHERE order_id IN ({','.join('?' * len(chunk))})",
+        for wo in core.store.fetch_all(
+            WorkOrderRow,
+            f"SELECT * FROM work_orders WHERE order_id IN ({','.join('?' * len(chunk))})",
             chunk,
         ):
-            text = r["operations"]
-            operations = parsed.get(text)
-            if operations is None:
-                operations = parsed[text] = json.loads(text)
-            person = json.loads(r["personalization"]) if r["personalization"] != "{}" else {}
-            for op in operations:
-                if op.get("capability") == "pack":
-                    oid = r["order_id"]
-                    pack_s[oid] = max(pack_s.get(oid, 0), int(op.get("run_s", 0)))
+            person = wo.personalization() if wo.personalization_doc != "{}" else {}
+            for op in core.catalog.operations(wo.operations):
+                if op.capability == "pack":
+                    pack_s[wo.order_id] = max(pack_s.get(wo.order_id, 0), int(op.run_s))
                     continue
-                key = op.get("setup_key")
-                value = person.get(key) if key else None
-                out[(r["wo_id"], op["op"])] = _Op(
-                    int(op.get("run_s", 0)),
-                    str(value) if value not in (None, "") else None,
-                    int(op.get("setup_s", 0)) if value not in (None, "") else 0,
+                value = _setup(op.setup_key, person)
+                out[(wo.wo_id, op.op)] = _Op(
+                    int(op.run_s), value, int(op.setup_s) if value is not None else 0
                 )
     return out, pack_s
 
 
-def _last_setups(
-    conn: sqlite3.Connection, ops: Mapping[tuple[int, str], _Op]
-) -> dict[str, str | None]:
+def _last_setups(core: LineContext, ops: Mapping[tuple[int, str], _Op]) -> dict[str, str | None]:
     """What each station is set up for: the setup of the last task started there."""
     out: dict[str, str | None] = {}
-    for r in conn.execute(
+    for r in core.store.fetch_all(
+        LastStarted,
         "SELECT station, wo_id, op, max(started_at) FROM tasks "
         "WHERE station IS NOT NULL AND started_at IS NOT NULL AND wo_id IS NOT NULL "
-        "GROUP BY station"
+        "GROUP BY station",
     ):
-        op = ops.get((r["wo_id"], r["op"]))
+        op = ops.get((r.wo_id, r.op))
         if op is None:  # a finished order's work order: read its routing once
-            op = _one_op(conn, r["wo_id"], r["op"])
-        out[r["station"]] = op.setup_key if op is not None else None
+            op = _one_op(core, r.wo_id, r.op)
+        out[r.station] = op.setup_key if op is not None else None
     return out
 
 
-def _one_op(conn: sqlite3.Connection, wo_id: int, op_name: str) -> _Op | None:
-    r = conn.execute(
-        "SELECT operations, personalization FROM work_orders WHERE wo_id = ?", (wo_id,)
-    ).fetchone()
-    if r is None:
+def _one_op(core: LineContext, wo_id: int, op_name: str) -> _Op | None:
+    wo = core.store.fetch_one(WorkOrderRow, "SELECT * FROM work_orders WHERE wo_id = ?", (wo_id,))
+    if wo is None:
         return None
-    person = json.loads(r["personalization"])
-    for op in json.loads(r["operations"]):
-        if op["op"] == op_name:
-            key = op.get("setup_key")
-            value = person.get(key) if key else None
-            return _Op(int(op.get("run_s", 0)), str(value) if value else None, 0)
+    person = wo.personalization()
+    for op in core.catalog.operations(wo.operations):
+        if op.op == op_name:
+            return _Op(int(op.run_s), _setup(op.setup_key, person), 0)
     return None
 
 
-def _waiting(core: LineContext, rows: Sequence[sqlite3.Row]) -> dict[str, tuple[str, ...]]:
+def _waiting(core: LineContext, rows: Sequence[TaskOfUnit]) -> dict[str, tuple[str, ...]]:
     """Orders with units not kitted → the materials they lack now (sorted)."""
     if not rows:
         return {}
-    conn = core.store.conn
     today = core.today()
     margin = core.config.policies.lot_expiry_margin_days
     need: dict[str, dict[str, float]] = {}
     seen: set[str] = set()
     for r in rows:
-        if r["serial"] in seen:
+        serial = r.task.serial
+        if serial is None or serial in seen:
             continue
-        seen.add(r["serial"])
-        doc = conn.execute(
-            "SELECT sku_doc FROM work_orders WHERE wo_id = ?", (r["unit_wo"],)
-        ).fetchone()
-        bom = json.loads(doc["sku_doc"]).get("bom", []) if doc is not None else []
-        mine = need.setdefault(r["order_id"], {})
-        for line in bom:
-            mine[line["material"]] = mine.get(line["material"], 0.0) + float(line["qty"])
+        seen.add(serial)
+        wo = (
+            core.store.fetch_one(
+                WorkOrderRow, "SELECT * FROM work_orders WHERE wo_id = ?", (r.unit_wo,)
+            )
+            if r.unit_wo is not None
+            else None
+        )
+        mine = need.setdefault(r.task.order_id, {})
+        for line in wo.snapshot().bom if wo is not None else ():
+            mine[line.material] = mine.get(line.material, 0.0) + line.qty
     out: dict[str, tuple[str, ...]] = {}
     for order_id, materials in need.items():
         short = sorted(
@@ -300,7 +303,7 @@ def _stations(
 
 
 def _frozen(
-    rows: Sequence[sqlite3.Row],
+    rows: Sequence[TaskRow],
     now: datetime,
     ops: Mapping[tuple[int, str], _Op],
     stations: Collection[str],
@@ -308,29 +311,30 @@ def _frozen(
 ) -> dict[int, tuple[Frozen, int | None]]:
     """task id → (its freeze, its remaining duration when started)."""
     out: dict[int, tuple[Frozen, int | None]] = {}
-    running: dict[str, list[sqlite3.Row]] = {}
+    running: dict[str, list[TaskRow]] = {}
     has_next: set[str] = set()
     for r in rows:
-        station = r["station"]
-        if station not in stations:
+        station = r.station
+        if station is None or station not in stations:
             continue
-        if r["status"] == "running" and r["started_at"]:
+        if r.status is TaskStatus.RUNNING and r.started_at:
             running.setdefault(station, []).append(r)
-        elif r["status"] in ("dispatched", "paused", "running"):
-            out[r["task_id"]] = (Frozen(station), None)
+        elif r.status.in_work:
+            out[r.task_id] = (Frozen(station), None)
             has_next.add(station)
     for station, started in running.items():
         # Normally one; should a station hold two, they follow each other.
         busy_until = -(2**40)
-        for r in sorted(started, key=lambda r: r["started_at"]):
-            std = ops.get((r["wo_id"], r["op"]), _Op(0, None, 0)).run_s
-            elapsed = max(0, -_seconds(r["started_at"], now))
+        for r in sorted(started, key=lambda r: str(r.started_at)):
+            assert r.started_at is not None  # only started tasks are in ``running``
+            std = ops.get((r.wo_id or 0, r.op), _Op(0, None, 0)).run_s
+            elapsed = max(0, -_seconds(r.started_at, now))
             start = max(-elapsed, busy_until)
             length = max(std, -start + 1)  # an overrun ends a second from now
-            out[r["task_id"]] = (Frozen(station, start), length)
+            out[r.task_id] = (Frozen(station, start), length)
             busy_until = start + length
         has_next.add(station)
-    ready = {r["task_id"] for r in rows if r["status"] == "ready"}
+    ready = {r.task_id for r in rows if r.status is TaskStatus.READY}
     for station, sequence in previous.items():
         if station in has_next or station not in stations:
             continue
@@ -341,7 +345,7 @@ def _frozen(
 
 
 def _task(
-    r: sqlite3.Row,
+    r: TaskRow,
     op: _Op,
     predecessors: tuple[str, ...],
     frozen: tuple[Frozen, int | None] | None,
@@ -353,11 +357,11 @@ def _task(
         if length is not None:
             duration = length
     return Task(
-        id=task_key(r["task_id"]),
-        order_id=r["order_id"],
-        serial=r["serial"],
-        operation=r["op"],
-        capability=r["capability"],
+        id=task_key(r.task_id),
+        order_id=r.order_id,
+        serial=r.serial,
+        operation=r.op,
+        capability=r.capability,
         duration=duration,
         setup_key=op.setup_key,
         setup_s=op.setup_s,

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -36,18 +35,18 @@ from typing import Any
 
 from gateway.clock import iso
 from gateway.config.line import PlannerSection
+from gateway.orderbook import tasks
 from gateway.orderbook.context import LineContext
 from gateway.planning.line_plan import LineJob, LinePlan
 from gateway.planning.line_problem import OPEN, down_station
 from gateway.planning.replanning import Replanner
 from gateway.planning.worker import PlanWorker, WorkerLimits
+from gateway.store.rows import TaskRow, TaskStatus
 
 __all__ = ["LinePlanner"]
 
 logger = logging.getLogger(__name__)
 
-# Task states that never come back to a queue: a plan's heads in these are passed for good.
-_GONE = ("done", "cancelled", "scrapped")
 # How far down a station's sequence a queue looks for ready tasks (in ids), per call.
 _LOOKAHEAD = 512
 _CHUNK = 128
@@ -220,54 +219,40 @@ class LinePlanner:
             return "rule (the plan is stale)"
         return "plan"
 
-    def queue(self, station_id: str, capabilities: Sequence[str], limit: int) -> list[sqlite3.Row]:
+    def queue(self, station_id: str, capabilities: Sequence[str], limit: int) -> list[TaskRow]:
         """The station's ready tasks in plan order, then the rest by the dispatch rule; the
         rule alone without a plan."""
-        conn = self.core.store.conn
         live = self.current()
-        out: list[sqlite3.Row] = []
+        out: list[TaskRow] = []
         if live is not None:
-            out = self._planned(conn, live, station_id, limit)
+            out = self._planned(live, station_id, limit)
         if len(out) >= limit:
             return out[:limit]
-        taken = {r["task_id"] for r in out}
-        marks = ",".join("?" * len(capabilities))
-        rule = conn.execute(
-            f"SELECT * FROM tasks WHERE status = 'ready' AND capability IN ({marks}) "
-            "ORDER BY ship_by, priority DESC, task_id LIMIT ?",
-            (*capabilities, limit + len(taken)),
-        ).fetchall()
-        rest = [r for r in rule if r["task_id"] not in taken]
+        taken = {r.task_id for r in out}
+        rule = tasks.ready_for(self.core, list(capabilities), limit + len(taken))
+        rest = [r for r in rule if r.task_id not in taken]
         if live is not None:
             # Unplanned work first; work planned for another station only when idle.
-            rest.sort(key=lambda r: live.is_planned(r["task_id"]))
+            rest.sort(key=lambda r: live.is_planned(r.task_id))
         return [*out, *rest][:limit]
 
-    def _planned(
-        self, conn: sqlite3.Connection, live: LinePlan, station_id: str, limit: int
-    ) -> list[sqlite3.Row]:
+    def _planned(self, live: LinePlan, station_id: str, limit: int) -> list[TaskRow]:
         sequence = live.sequence(station_id)
         head = self._heads.get(station_id, 0)
-        out: list[sqlite3.Row] = []
+        out: list[TaskRow] = []
         i = head
         at_head = True
         while i < len(sequence) and i < head + _LOOKAHEAD and len(out) < limit:
             chunk = sequence[i : i + _CHUNK].tolist()
-            rows = {
-                r["task_id"]: r
-                for r in conn.execute(
-                    f"SELECT * FROM tasks WHERE task_id IN ({','.join('?' * len(chunk))})",
-                    chunk,
-                )
-            }
+            rows = {r.task_id: r for r in _tasks_by_id(self.core, chunk)}
             for task_id in chunk:
                 row = rows.get(task_id)
-                if row is None or row["status"] in _GONE:
+                if row is None or row.status.finished:
                     if at_head:
                         self._heads[station_id] = i + 1
                 else:
                     at_head = False
-                    if row["status"] == "ready":
+                    if row.status is TaskStatus.READY:
                         out.append(row)
                         if len(out) >= limit:
                             break
@@ -309,7 +294,6 @@ class LinePlanner:
         return out
 
     def _station_rows(self, live: LinePlan, per_station: int) -> dict[str, list[dict[str, Any]]]:
-        conn = self.core.store.conn
         out: dict[str, list[dict[str, Any]]] = {}
         for station in self.core.config.stations:
             sp = live.stations.get(station)
@@ -321,25 +305,18 @@ class LinePlanner:
             ids = sp.tasks[head : head + per_station * 4].tolist()
             if not ids:
                 continue
-            rows = {
-                r["task_id"]: r
-                for r in conn.execute(
-                    "SELECT task_id, order_id, serial, op, status FROM tasks "
-                    f"WHERE task_id IN ({','.join('?' * len(ids))})",
-                    ids,
-                )
-            }
+            rows = {r.task_id: r for r in _tasks_by_id(self.core, ids)}
             for i, task_id in enumerate(ids, start=head):
                 row = rows.get(task_id)
-                if row is None or row["status"] in _GONE:
+                if row is None or row.status.finished:
                     continue
                 shown.append(
                     {
                         "task_id": task_id,
-                        "order_id": row["order_id"],
-                        "serial": row["serial"],
-                        "op": row["op"],
-                        "status": row["status"],
+                        "order_id": row.order_id,
+                        "serial": row.serial,
+                        "op": row.op,
+                        "status": row.status.value,
                         "start": iso(live.at(sp.starts[i])),
                         "end": iso(live.at(sp.ends[i])),
                         "setup_s": sp.setups[i],
@@ -377,6 +354,12 @@ class LinePlanner:
             "reasons": list(late.reasons) if late is not None else [],
             "made_at": iso(live.made_at),
         }
+
+
+def _tasks_by_id(core: LineContext, ids: Sequence[int]) -> list[TaskRow]:
+    return core.store.fetch_all(
+        TaskRow, f"SELECT * FROM tasks WHERE task_id IN ({','.join('?' * len(ids))})", ids
+    )
 
 
 def _logged(

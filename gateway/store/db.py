@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Protocol
-
-import sqlite_utils
+from typing import Any, Protocol, Self, TypeVar
 
 from gateway.store.migrations import MIGRATIONS
 
@@ -35,6 +33,16 @@ def no_undo(_: Callable[[], None]) -> None:
     nothing to take back."""
 
 
+class FromRow(Protocol):
+    """A row class of gateway.store.rows."""
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Self: ...
+
+
+R = TypeVar("R", bound=FromRow)
+
+
 class Writer(Protocol):
     """Rows held in memory during a transaction and written just before its commit."""
 
@@ -51,7 +59,6 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn: sqlite3.Connection | None = None
-        self._db: sqlite_utils.Database | None = None
         self._depth = 0
         self._txn = 0
         self._savepoints = 0
@@ -64,12 +71,6 @@ class Store:
         if self._conn is None:
             raise StoreError("store is not open")
         return self._conn
-
-    @property
-    def db(self) -> sqlite_utils.Database:
-        if self._db is None:
-            raise StoreError("store is not open")
-        return self._db
 
     def open(self) -> None:
         """Open the file, refuse a damaged one, and migrate it to the current schema."""
@@ -86,7 +87,6 @@ class Store:
             conn.close()
             raise
         self._conn = conn
-        self._db = sqlite_utils.Database(conn)
         self._migrate()
 
     def open_readonly(self) -> None:
@@ -96,13 +96,11 @@ class Store:
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
         conn.row_factory = sqlite3.Row
         self._conn = conn
-        self._db = sqlite_utils.Database(conn)
 
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-            self._db = None
 
     def _check_integrity(self, conn: sqlite3.Connection) -> None:
         try:
@@ -266,6 +264,36 @@ class Store:
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+    # -- typed reads ---------------------------------------------------------------------
+
+    def fetch_one(self, kind: type[R], sql: str, params: Sequence[object] = ()) -> R | None:
+        """The first row of ``sql`` as a ``kind`` (a class of gateway.store.rows), or None."""
+        row = self.conn.execute(sql, params).fetchone()
+        return None if row is None else kind.from_row(row)
+
+    def fetch_all(self, kind: type[R], sql: str, params: Sequence[object] = ()) -> list[R]:
+        """Every row of ``sql`` as a ``kind``."""
+        return [kind.from_row(r) for r in self.conn.execute(sql, params)]
+
+    def count(self, sql: str, params: Sequence[object] = ()) -> int:
+        """The integer in the first column of the first row (0 for none or NULL)."""
+        row = self.conn.execute(sql, params).fetchone()
+        return 0 if row is None or row[0] is None else int(row[0])
+
+    def number(self, sql: str, params: Sequence[object] = ()) -> float:
+        """The number in the first column of the first row (0.0 for none or NULL)."""
+        row = self.conn.execute(sql, params).fetchone()
+        return 0.0 if row is None or row[0] is None else float(row[0])
+
+    def texts(self, sql: str, params: Sequence[object] = ()) -> list[str]:
+        """The first column of every row, as text."""
+        return [str(r[0]) for r in self.conn.execute(sql, params)]
+
+    def exists(self, sql: str, params: Sequence[object] = ()) -> bool:
+        return self.conn.execute(sql, params).fetchone() is not None
+
+    # -- untyped reads, for the store's own bookkeeping and the tests ----------------------
 
     def one(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self.conn.execute(sql, params).fetchone()

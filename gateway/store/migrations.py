@@ -127,4 +127,19 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX print_jobs_label ON print_jobs (label_id);
         """,
     ),
+    (
+        3,
+        """
+        -- A work order's status: open while units remain to be made, done when every unit
+        -- that ships is made, cancelled with its order.
+        ALTER TABLE work_orders ADD COLUMN status TEXT NOT NULL DEFAULT 'open';
+        UPDATE work_orders SET status = 'cancelled'
+            WHERE order_id IN (SELECT order_id FROM orders WHERE status = 'cancelled');
+        UPDATE work_orders SET status = 'done' WHERE status = 'open'
+            AND EXISTS (SELECT 1 FROM units u WHERE u.wo_id = work_orders.wo_id
+                        AND u.status = 'done')
+            AND NOT EXISTS (SELECT 1 FROM units u WHERE u.wo_id = work_orders.wo_id
+                            AND u.status = 'open');
+        """,
+    ),
 )

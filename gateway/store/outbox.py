@@ -39,11 +39,9 @@ class Outbox:
 
     def load(self) -> None:
         """Read the last allocated seq after the store opened."""
-        row = self._store.one("SELECT value FROM counters WHERE name = 'seq'")
-        self._committed_seq = 0 if row is None else int(row[0])
+        self._committed_seq = self._store.count("SELECT value FROM counters WHERE name = 'seq'")
         self._next_seq = self._committed_seq + 1
-        size = self._store.one("SELECT coalesce(sum(length(body)), 0) FROM outbox")
-        self._bytes = int(size[0]) if size is not None else 0
+        self._bytes = self._store.count("SELECT sum(length(body)) FROM outbox")
 
     @property
     def size_bytes(self) -> int:
@@ -130,8 +128,7 @@ class Outbox:
         self._bytes = max(0, self._bytes - gone)
 
     def pending_count(self) -> int:
-        row = self._store.one("SELECT count(*) FROM outbox")
-        return 0 if row is None else int(row[0])
+        return self._store.count("SELECT count(*) FROM outbox")
 
     async def wait_for_new(self, after_seq: int) -> None:
         while True:

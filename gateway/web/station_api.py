@@ -18,7 +18,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.desk.labels import reprint
 from gateway.desk.replies import Refused, Reply
 from gateway.desk.service import StationService
 from gateway.floor.floor import Floor
@@ -168,33 +167,7 @@ def create_app(
 
     @app.post("/api/stations/{station_id}/reprint")
     async def reprint_label(station_id: str, body: ReprintBody) -> dict[str, Any]:
-        sid = station(station_id)
-        service.operator(sid)
-        store = service.core.store
-        if body.label_id is None:
-            row = store.one(
-                "SELECT label_id FROM labels WHERE station = ? ORDER BY ts DESC, rowid DESC "
-                "LIMIT 1",
-                (sid,),
-            )
-        else:
-            row = store.one("SELECT label_id FROM labels WHERE label_id = ?", (body.label_id,))
-        if row is None:
-            raise Refused(
-                "UNKNOWN_LABEL",
-                "There is no such label to reprint."
-                if body.label_id
-                else "No label was printed at this station yet.",
-                "Scan or type the label id printed on the damaged label.",
-            )
-        job_id = reprint(service.core, row["label_id"], sid, body.reason)
-        return _reply(
-            Reply(
-                f"Label {row['label_id']} sent again ({body.reason}).",
-                "Apply the new label.",
-                data={"label_id": row["label_id"], "job_id": job_id},
-            )
-        )
+        return _reply(service.reprint(station(station_id), body.reason, body.label_id))
 
     @app.post("/api/stations/{station_id}/login")
     async def login(station_id: str, body: BadgeBody) -> dict[str, Any]:

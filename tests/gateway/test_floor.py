@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import shutil
 import tempfile
 import time
@@ -25,7 +24,7 @@ import pytest_asyncio
 from drivers.opcua_machine.packml import PackMLState
 from gateway.app.root import Gateway
 from gateway.desk.labels import reprint
-from gateway.orderbook.tasks import Work
+from gateway.store.documents import Progress
 from tests.gateway.conftest import catalog_bytes, do_unit_task, order, stock_doc
 from tests.gateway.floor_fixture import (
     FAST_DEVICES,
@@ -86,8 +85,8 @@ def pack_task(rig: FloorRig, order_id: str) -> dict[str, Any]:
     return dict(row)
 
 
-def work(rig: FloorRig, task_id: int) -> Work:
-    return Work(**json.loads(rig.task(task_id)["work"]))
+def work(rig: FloorRig, task_id: int) -> Progress:
+    return Progress.model_validate_json(rig.task(task_id)["work"])
 
 
 async def api(rig: FloorRig, method: str, path: str, body: Any = None) -> Any:
@@ -111,8 +110,7 @@ def first_stable(rig: FloorRig, station: str, since: float) -> float:
 
 
 def logged_in(rig: FloorRig, station: str) -> bool:
-    session = rig.svc.session(station)
-    return session is not None and session["operator"] is not None
+    return rig.svc.session(station).badge is not None
 
 
 def kitted_order(rig: FloorRig, order_id: str) -> str:

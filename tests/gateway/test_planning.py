@@ -37,6 +37,7 @@ from gateway.planning.line_plan import LineJob, LinePlan, compact
 from gateway.planning.line_problem import line_problem, task_key
 from gateway.planning.line_solve import solve_line
 from gateway.planning.planner import LinePlanner
+from gateway.store.rows import Severity
 from gateway.web.station_api import create_app
 from tests.gateway.conftest import REFERENCE_LINE, Line, catalog_bytes, stock_doc
 
@@ -145,7 +146,7 @@ def test_the_problem_is_the_lines_open_work(planned: Line, clock: ManualClock) -
     line.send("in/orders", _order("SO-4", ("CAP-EMB-RED", 5, {"thread_color": "red"})))
     _start_next(svc, "dtg-1", "OP-1001")
     running = svc.current("dtg-1")
-    assert running is not None and running["order_id"] == "SO-1"
+    assert running is not None and running.order_id == "SO-1"
     svc.login("emb-1", "OP-1003")
     svc.next_task("emb-1")
     dispatched = svc.current("emb-1")
@@ -165,11 +166,11 @@ def test_the_problem_is_the_lines_open_work(planned: Line, clock: ManualClock) -
     assert lp.waiting == {"SO-4": ("BLANK-CAP-RED",)}
     assert {o.id for o in problem.orders} == {"SO-1", "SO-2", "SO-3"}
     # The running print: frozen where it runs, started 20 s ago, its standard 45 s.
-    run = tasks[task_key(running["task_id"])]
+    run = tasks[task_key(running.task_id)]
     assert run.frozen is not None and run.frozen.station == "dtg-1"
     assert (run.frozen.start, run.duration) == (-20, 45)
     # The dispatched embroidery: frozen as emb-1's next task, with its thread's setup.
-    nxt = tasks[task_key(dispatched["task_id"])]
+    nxt = tasks[task_key(dispatched.task_id)]
     assert nxt.frozen is not None and (nxt.frozen.station, nxt.frozen.start) == ("emb-1", None)
     assert (nxt.setup_key, nxt.setup_s, nxt.duration) == ("gold", 120, 150)
     # The tumbler's routing in order, the pack after it; SO-1's pack after both units.
@@ -242,23 +243,23 @@ def test_a_station_is_handed_its_planned_tasks_first(planned: Line) -> None:
     t0, t1, t2, t3 = _rule_order(line, "dtg_print")
     planner = _planner(line)
     # No plan yet: the rule (ship-by first).
-    assert [r["task_id"] for r in svc.queue("dtg-1")] == [t0, t1, t2, t3]
+    assert [r.task_id for r in svc.queue("dtg-1")] == [t0, t1, t2, t3]
     assert planner.source() == "rule (no plan yet)"
     # The plan: t3 then t1 on dtg-1, t0 on dtg-2; t2 came after the plan was made.
     planner.replanner.current = _hand_plan({"dtg-1": (t3, t1), "dtg-2": (t0,)})
     assert planner.source() == "plan"
     # Planned here, then unplanned by the rule, then what is planned for another station.
-    assert [r["task_id"] for r in svc.queue("dtg-1")] == [t3, t1, t2, t0]
-    assert [r["task_id"] for r in svc.queue("dtg-2")] == [t0, t2, t1, t3]
+    assert [r.task_id for r in svc.queue("dtg-1")] == [t3, t1, t2, t0]
+    assert [r.task_id for r in svc.queue("dtg-2")] == [t0, t2, t1, t3]
     svc.login("dtg-1", "OP-1001")
     reply = svc.next_task("dtg-1")
     assert reply.data["task_id"] == t3
     # t3 is no longer ready: the next station asking gets the next of its own plan.
-    assert [r["task_id"] for r in svc.queue("dtg-1")] == [t1, t2, t0]
+    assert [r.task_id for r in svc.queue("dtg-1")] == [t1, t2, t0]
     # A plan nobody could renew for longer than stale_s is dropped for the rule.
     planner.replanner.current = _hand_plan({"dtg-1": (t2, t1)}, received=time.monotonic() - 1e6)
     assert planner.source() == "rule (the plan is stale)"
-    assert [r["task_id"] for r in svc.queue("dtg-1")] == [t0, t1, t2]
+    assert [r.task_id for r in svc.queue("dtg-1")] == [t0, t1, t2]
 
 
 # -- replanning in the running gateway ------------------------------------------------------
@@ -324,7 +325,9 @@ async def test_events_replan_the_running_line_once_per_burst(
     # A machine faults: the station is planned closed, and the line replanned once.
     core = line.gateway.core
     with core.store.transaction():
-        raise_alarm(core, "fault:dtg-1", "machine_fault", "dtg-1/machine", "major", "head jam")
+        raise_alarm(
+            core, "fault:dtg-1", "machine_fault", "dtg-1/machine", Severity.MAJOR, "head jam"
+        )
     await _until(lambda: stats.replans == 3)
     assert stats.last_reasons == ("station dtg-1 down",)
     current = planner.replanner.current
@@ -389,7 +392,7 @@ async def test_the_rule_takes_over_when_the_solver_is_killed(
     # The stations are answered at once, by the rule.
     svc = line.svc
     rule = _rule_order(line, "dtg_print")
-    assert [r["task_id"] for r in svc.queue("dtg-1")] == rule
+    assert [r.task_id for r in svc.queue("dtg-1")] == rule
     svc.login("dtg-1", "OP-1001")
     assert svc.next_task("dtg-1").data["task_id"] == rule[0]
 
@@ -497,7 +500,7 @@ async def test_with_the_planner_off_the_rule_orders_every_queue(tmp_path: Path) 
         line.send("in/masterdata/stock", stock_doc())
         for n in range(3):
             line.send("in/orders", _order(f"SO-{n}", ("TEE-WHT-M", 1, STANDARD), hours=8 - n))
-        assert [r["task_id"] for r in gw.stations.queue("dtg-1")] == _rule_order(line, "dtg_print")
+        assert [r.task_id for r in gw.stations.queue("dtg-1")] == _rule_order(line, "dtg_print")
         app = create_app(gw.stations, gw.health, gw.floor, gw.planner)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gw") as api:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -72,3 +74,71 @@ def test_a_rolled_back_transaction_leaves_no_trace(tmp_path: Path) -> None:
         assert store.next_counter("seq", 5) == 2
         assert store.next_counter("seq") == 7
     store.close()
+
+
+def test_a_savepoint_takes_back_the_database_and_every_cache_with_it(tmp_path: Path) -> None:
+    """A failed part of a transaction leaves no event, row, ledger change or commit callback
+    behind, and the rest of the transaction commits."""
+    from gateway.config.load import load_line_config
+    from gateway.orderbook.context import LineContext
+    from gateway.store.outbox import Outbox
+    from tests.gateway.conftest import REFERENCE_LINE
+
+    store = Store(tmp_path / "a.db")
+    store.open()
+    core = LineContext(load_line_config(REFERENCE_LINE), store, Outbox(store, "s/l"), _FixedClock())
+    core.outbox.load()
+    with store.transaction() as conn:
+        conn.execute("INSERT INTO stock (material, lot, qty) VALUES ('INK', 'L1', 10)")
+    core.reload_ledger()
+    told: list[str] = []
+    with store.transaction():
+        core.emit("kept.first", {})
+        core.store.on_commit(lambda: told.append("kept"))
+        with pytest.raises(RuntimeError), store.savepoint():
+            core.emit("gone", {})
+            core.store.on_commit(lambda: told.append("gone"))
+            assert core.ledger.allocate("INK", 4.0, date(2026, 1, 1)) == [("L1", 4.0)]
+            core.ledger.adjust("INK", "L2", 5.0)  # a lot the ledger did not know
+            core.bulk.add("reservations", [("SO", "S1", "op", "INK", "L1", 4.0)])
+            raise RuntimeError("this part fails")
+        assert core.ledger.available("INK", date(2026, 1, 1)) == 10.0
+        assert core.ledger.lot("INK", "L2") is None
+        core.emit("kept.second", {})
+        core.bulk.add("reservations", [("SO", "S2", "op", "INK", "L1", 1.0)])
+    bodies = [json.loads(r.payload) for r in core.outbox.peek(0, 10)]
+    assert [(b["seq"], b["type"]) for b in bodies] == [(1, "kept.first"), (2, "kept.second")]
+    assert told == ["kept"]
+    assert [tuple(r) for r in store.all("SELECT serial, qty FROM reservations")] == [("S2", 1.0)]
+    assert core.outbox.last_seq == 2
+
+
+def test_a_failed_commit_takes_back_the_caches(tmp_path: Path) -> None:
+    """The whole transaction fails (here: a writer's flush raises): the outbox gives its
+    seq back and the ledger its change."""
+    from gateway.config.load import load_line_config
+    from gateway.orderbook.context import LineContext
+    from gateway.store.outbox import Outbox
+    from tests.gateway.conftest import REFERENCE_LINE
+
+    store = Store(tmp_path / "a.db")
+    store.open()
+    core = LineContext(load_line_config(REFERENCE_LINE), store, Outbox(store, "s/l"), _FixedClock())
+    core.outbox.load()
+    with store.transaction() as conn:
+        conn.execute("INSERT INTO stock (material, lot, qty) VALUES ('INK', 'L1', 10)")
+    core.reload_ledger()
+    # A reservation row that breaks the table's NOT NULL only when flushed at the commit.
+    with pytest.raises(sqlite3.IntegrityError), store.transaction():
+        core.emit("lost", {})
+        core.ledger.adjust("INK", "L1", -3.0)
+        core.bulk.add("reservations", [("SO", "S1", "op", "INK", None, 3.0)])
+    assert core.ledger.available("INK", date(2026, 1, 1)) == 10.0
+    with store.transaction():
+        assert core.emit("next", {}) == 1
+    assert store.all("SELECT count(*) FROM reservations")[0][0] == 0
+
+
+class _FixedClock:
+    def now(self) -> datetime:
+        return datetime(2026, 1, 1, 8, tzinfo=UTC)

@@ -1,0 +1,58 @@
+"""Signing in and out at a station with a badge.
+
+An operator is signed in at one station at a time: signing in elsewhere signs them out
+here. Signing out pauses a running task (it is not left running with nobody at it).
+"""
+
+from __future__ import annotations
+
+from gateway.desk.replies import Done, Refused
+from gateway.desk.session import Session
+from gateway.orderbook import tasks
+from gateway.store.rows import TaskStatus
+
+LOGGED_OUT = "operator logged out"
+
+
+def login(s: Session, badge: str) -> Done:
+    core = s.core
+    known = {o.badge: o.name for o in core.config.operators}
+    if badge not in known:
+        raise Refused(
+            "UNKNOWN_BADGE",
+            f"Badge {badge} is not an operator of this line.",
+            "Ask the line lead to add your badge.",
+        )
+    if s.config.operators is not None and badge not in s.config.operators:
+        raise Refused(
+            "NOT_PERMITTED",
+            f"{known[badge]} may not work at {s.station_id}.",
+            "Go to a station you are trained for, or ask the line lead.",
+        )
+    with core.store.transaction():
+        for other in core.store.texts(
+            "SELECT station FROM sessions WHERE operator = ? AND station != ?",
+            (badge, s.station_id),
+        ):
+            if other in core.config.stations:
+                sign_out(s.sibling(other))
+        if s.badge not in (None, badge):
+            sign_out(s)
+        s.sign_in(badge)
+    return Done(f"Welcome, {known[badge]}.")
+
+
+def logout(s: Session) -> Done:
+    with s.core.store.transaction():
+        paused = sign_out(s)
+    return Done("Logged out." + (" The running task is paused." if paused else ""))
+
+
+def sign_out(s: Session) -> bool:
+    """Sign the station's operator out; True when a running task was paused for it."""
+    task = s.current()
+    paused = task is not None and task.status is TaskStatus.RUNNING
+    if task is not None and paused:
+        tasks.pause(s.core, task, LOGGED_OUT)
+    s.sign_out()
+    return paused

@@ -1,0 +1,218 @@
+"""Working a task at a station: take the next, start, pause, resume, answer the checklist,
+weigh, complete.
+
+Each action checks what the operator may do now (refusing with the reason and what to do
+instead) and then makes the change through the order book (gateway/orderbook/tasks.py),
+in one transaction. Packing's own steps are in gateway/desk/pack.py.
+"""
+
+from __future__ import annotations
+
+from gateway.desk import pack
+from gateway.desk.replies import Done, Refused
+from gateway.desk.screen import describe, task_next
+from gateway.desk.session import Session
+from gateway.desk.steps import failed_checks, missing_materials, open_checks
+from gateway.orderbook import tasks
+from gateway.orderbook.tasks import Advance
+from gateway.store.documents import Progress
+from gateway.store.rows import TaskRow, TaskStatus
+
+
+def next_task(s: Session) -> Done:
+    """Take the head of this station's queue."""
+    s.operator()
+    cur = s.current()
+    if cur is not None:
+        return Done(f"You still have {describe(cur)}.", data={"task_id": cur.task_id})
+    head = s.queue(1)
+    if not head:
+        return Done("Nothing to do at this station right now.")
+    with s.core.store.transaction():
+        task = s.dispatch(head[0])
+    message = f"Next: {describe(task)}."
+    if task.op_index == 0 and task.serial is not None:
+        message += f" Traveller {task.serial} printed: stick it on the item."
+    return Done(message, data={"task_id": task.task_id})
+
+
+def start(s: Session) -> Done:
+    core = s.core
+    operator = s.operator()
+    task = s.require_current()
+    if task.serial is None:
+        raise Refused(
+            "PACK_STARTS_BY_SCAN",
+            "Packing starts when you scan the first unit.",
+            task_next(core, task),
+        )
+    if task.status is not TaskStatus.DISPATCHED:
+        raise Refused(
+            "NOT_STARTABLE",
+            f"This task is {task.status}, not waiting to start.",
+            task_next(core, task),
+        )
+    progress = task.progress()
+    if not progress.confirmed:
+        raise Refused(
+            "CONFIRM_UNIT",
+            f"Scan the traveller of unit {task.serial} first, to be sure you have the right item.",
+            f"Scan {task.serial}.",
+        )
+    missing = missing_materials(core, task, progress)
+    if missing:
+        raise Refused(
+            "MATERIALS_MISSING",
+            "Scan the materials before starting: " + ", ".join(missing) + ".",
+            task_next(core, task),
+        )
+    with core.store.transaction():
+        task = tasks.start(core, task, operator)
+    return Done(f"Started {task.op} of {task.serial}.")
+
+
+def pause(s: Session, reason: str) -> Done:
+    s.operator()
+    task = s.require_current()
+    if task.status is not TaskStatus.RUNNING:
+        raise Refused("NOT_RUNNING", "Only a running task can be paused.", task_next(s.core, task))
+    reason = reason.strip()
+    if not reason:
+        raise Refused("REASON_REQUIRED", "Say why the task is paused.", "Choose a pause reason.")
+    with s.core.store.transaction():
+        tasks.pause(s.core, task, reason)
+    return Done(f"Paused: {reason}.")
+
+
+def resume(s: Session) -> Done:
+    operator = s.operator()
+    task = s.require_current()
+    if task.status is not TaskStatus.PAUSED:
+        raise Refused("NOT_PAUSED", "The task is not paused.", task_next(s.core, task))
+    with s.core.store.transaction():
+        tasks.resume(s.core, task, operator, None)
+    return Done("Resumed.")
+
+
+def checklist(s: Session, item: int | str, passed: bool) -> Done:
+    core = s.core
+    s.operator()
+    task = s.require_current()
+    if task.status is not TaskStatus.RUNNING:
+        raise Refused(
+            "NOT_RUNNING",
+            "Start the task before answering its checklist.",
+            task_next(core, task),
+        )
+    items = tasks.checklist(tasks.operation(core, task))
+    index = _item_index(items, item)
+    if index is None:
+        raise Refused(
+            "UNKNOWN_ITEM",
+            f"'{item}' is not on this task's checklist.",
+            "Answer the items shown on the screen.",
+        )
+    progress = task.progress()
+    progress.checklist[str(index)] = passed
+    with core.store.transaction():
+        tasks.save_progress(core, task.task_id, progress)
+    if not passed:
+        return Done(f"Check failed: {items[index]}.", ok=False)
+    return Done(f"Checked: {items[index]}.")
+
+
+def weight(s: Session, grams: float) -> Done:
+    core = s.core
+    s.operator()
+    task = s.require_current()
+    if task.serial is None:
+        return pack.weigh(s, task, grams)
+    if not tasks.operation(core, task).qc.weight:
+        raise Refused("NO_WEIGHT_CHECK", "This step has no weight check.", task_next(core, task))
+    if task.status is not TaskStatus.RUNNING:
+        raise Refused("NOT_RUNNING", "Start the task before weighing.", task_next(core, task))
+    snapshot = tasks.unit_snapshot(core, task)
+    expected = snapshot.unit_weight_g if snapshot is not None else 0.0
+    tol = snapshot.weight_tolerance_g if snapshot is not None else 0.0
+    ok = abs(grams - expected) <= tol + 1e-9
+    progress = task.progress()
+    progress.weight_g, progress.weight_ok = grams, ok
+    with core.store.transaction():
+        tasks.save_progress(core, task.task_id, progress)
+        tasks.record_quality(
+            core, task, "weight", ok, grams, {"expected_g": expected, "tolerance_g": tol}
+        )
+    if ok:
+        return Done(f"Weight {grams:g} g is within {expected:g} ± {tol:g} g.")
+    return Done(f"Weight {grams:g} g is outside {expected:g} ± {tol:g} g.", ok=False)
+
+
+def complete(s: Session) -> Done:
+    core = s.core
+    s.operator()
+    task = s.require_current()
+    if task.serial is None:
+        raise Refused(
+            "SCAN_LABEL",
+            "A parcel is completed by scanning its shipping label.",
+            task_next(core, task),
+        )
+    if task.status is not TaskStatus.RUNNING:
+        raise Refused(
+            "NOT_RUNNING",
+            f"The task is {task.status}; only a running task can be completed.",
+            task_next(core, task),
+        )
+    progress = task.progress()
+    op = tasks.operation(core, task)
+    items = tasks.checklist(op)
+    failed = failed_checks(items, progress)
+    if failed:
+        raise Refused(
+            "CHECKLIST_FAILED",
+            "A check failed: " + "; ".join(failed) + ".",
+            "Fail the task with a defect reason: rework, scrap or use as is.",
+        )
+    unanswered = open_checks(items, progress)
+    if unanswered:
+        raise Refused(
+            "CHECKLIST_OPEN",
+            "Answer the checklist first: " + "; ".join(unanswered) + ".",
+            "Confirm each check on the screen.",
+        )
+    if op.qc.weight and not progress.weight_ok:
+        raise Refused(
+            "WEIGHT_REQUIRED",
+            "Weigh the item first: the weight must be in tolerance.",
+            "Place the item on the scale.",
+        )
+    with core.store.transaction():
+        message = finish(s, task, progress, items)
+    return Done(message)
+
+
+def finish(s: Session, task: TaskRow, progress: Progress, items: list[str]) -> str:
+    """Complete a unit task: consume, check, report, release the next step; returns what
+    the operator is told. In the caller's transaction."""
+    core = s.core
+    tasks.record_checklist(core, task, progress, items)
+    tasks.complete(core, task, progress)
+    s.set_current(None)
+    advance, next_op = tasks.advance_unit(core, task)
+    done = f"{task.op} of {task.serial} completed."
+    match advance:
+        case Advance.ORDER_CANCELLED:
+            return f"{done} Order {task.order_id} was cancelled: put the unit in the returns bin."
+        case Advance.NEXT_OPERATION:
+            return f"{done} Next for this unit: {next_op}."
+        case Advance.TO_PACKING:
+            return f"{done} The unit goes to packing."
+
+
+def _item_index(items: list[str], item: int | str) -> int | None:
+    if isinstance(item, int):
+        return item if 0 <= item < len(items) else None
+    try:
+        return items.index(item)
+    except ValueError:
+        return None

@@ -1,0 +1,31 @@
+"""Printing a label again at a station (a damaged or lost one), with the reason recorded."""
+
+from __future__ import annotations
+
+from gateway.desk import labels
+from gateway.desk.replies import Done, Refused
+from gateway.desk.session import Session
+
+
+def reprint(s: Session, reason: str, label_id: str | None) -> Done:
+    """Print ``label_id`` again, or without one the label printed last at this station."""
+    s.operator()
+    core = s.core
+    label = (
+        labels.last_printed_at(core, s.station_id)
+        if label_id is None
+        else labels.find(core, label_id)
+    )
+    if label is None:
+        raise Refused(
+            "UNKNOWN_LABEL",
+            "There is no such label to reprint."
+            if label_id
+            else "No label was printed at this station yet.",
+            "Scan or type the label id printed on the damaged label.",
+        )
+    job_id = labels.reprint(core, label.label_id, s.station_id, reason)
+    return Done(
+        f"Label {label.label_id} sent again ({reason}): apply the new label.",
+        data={"label_id": label.label_id, "job_id": job_id},
+    )
