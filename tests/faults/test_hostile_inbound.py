@@ -7,11 +7,9 @@ intact, every order and task is in a legal state, and the next good order is acc
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import Mosquitto, free_port
+from tests.conftest import Mosquitto, free_port, mosquitto_binary
 from tests.integration.gateway_process import ROOT, GatewayProcess
 from tests.integration.hub_client import HubClient
 
@@ -73,9 +71,7 @@ _topics = st.sampled_from(
 @pytest.fixture(scope="module")
 def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayProcess, HubClient]]:
     tmp = tmp_path_factory.mktemp("hostile")
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(binary).exists():
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    binary = mosquitto_binary()
     (tmp / "broker").mkdir()
     broker = Mosquitto(binary, tmp / "broker", persistence=True)
     broker.start()
