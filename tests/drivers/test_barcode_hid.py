@@ -453,10 +453,12 @@ async def rig(
         await sim.stop()
 
 
-def test_driver_and_simulator_fit_the_protocols() -> None:
+async def test_driver_and_simulator_fit_the_protocols() -> None:
     cfg = config("/dev/input/by-id/x")
-    driver = HidScanner(NAME, cfg, lambda code: None)
-    assert isinstance(driver, Driver)
+    driver: Driver = HidScanner(NAME, cfg, lambda code: None)  # mypy checks the protocol
+    # The protocol's promise: close is safe before any connect, and twice.
+    await driver.close()
+    await driver.close()
     assert driver.kind == cfg.kind == "barcode_hid"
     assert driver.name == NAME
     sim: SimulatedDevice = SimulatedHidScanner(NAME, cfg)

@@ -247,10 +247,12 @@ async def rig(cfg: SerialScannerConfig, faults: Faults | None = None) -> AsyncIt
         await sim.stop()
 
 
-def test_driver_and_simulator_fit_the_protocols(port: str) -> None:
+async def test_driver_and_simulator_fit_the_protocols(port: str) -> None:
     cfg = config(port)
-    driver = SerialScanner(NAME, cfg, lambda code: None)
-    assert isinstance(driver, Driver)
+    driver: Driver = SerialScanner(NAME, cfg, lambda code: None)  # mypy checks the protocol
+    # The protocol's promise: close is safe before any connect, and twice.
+    await driver.close()
+    await driver.close()
     assert driver.kind == cfg.kind == "barcode_serial"
     assert driver.name == NAME
     sim: SimulatedDevice = SimulatedSerialScanner(NAME, cfg)
