@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gateway.percentiles import percentile  # noqa: E402 - after the path
 from simulators.relocate import free_port, relocate_line  # noqa: E402 - after the path
 
 _READY = re.compile(r"control API on (http://\S+)")
@@ -87,7 +87,7 @@ def scan_latencies(base: str, control: str, station: str, n: int) -> list[float]
 
 
 def pct(values: list[float], q: int) -> float:
-    return round(statistics.quantiles(values, n=100)[q - 1], 2)
+    return round(percentile(values, q), 2)
 
 
 def main() -> None:

@@ -29,7 +29,6 @@ import dataclasses
 import gc
 import json
 import pickle
-import statistics
 import sys
 import tempfile
 import time
@@ -48,6 +47,7 @@ from cloud_sync.ports import InboundMessage  # noqa: E402
 from gateway.app.root import Gateway  # noqa: E402
 from gateway.config.line import LineConfig  # noqa: E402
 from gateway.config.load import load_line_config  # noqa: E402
+from gateway.percentiles import percentile  # noqa: E402
 from gateway.planner import scenarios  # noqa: E402
 from gateway.planning.line_problem import line_problem  # noqa: E402
 
@@ -85,8 +85,7 @@ def deliver(gw: Gateway, topic: str, doc: Any) -> None:
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
-    q = statistics.quantiles(values, n=100)
-    return {"p50": round(q[49], 3), "p99": round(q[98], 3)}
+    return {"p50": round(percentile(values, 50), 3), "p99": round(percentile(values, 99), 3)}
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

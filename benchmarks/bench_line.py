@@ -19,7 +19,6 @@ import random
 import shutil
 import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gateway.percentiles import percentile  # noqa: E402 - after the path
+
 CATALOG = json.loads((ROOT / "simulators" / "data" / "reference-catalog.json").read_text())
 PREFIX = "linegate/v1/bench/line1/"
 
@@ -410,7 +413,6 @@ def bench_scans(args: argparse.Namespace) -> dict[str, Any]:
         server = httpx.get(f"{base}/api/health").json()["action_ms"]
         hub.loop_stop()
         lat.sort()
-        q = statistics.quantiles(lat, n=100)
         return {
             "stations": args.stations,
             "server_p50_ms": server.get("p50"),
@@ -418,9 +420,9 @@ def bench_scans(args: argparse.Namespace) -> dict[str, Any]:
             "target_rate": args.rate,
             "actions": len(lat),
             "achieved_rate": round(len(lat) / args.seconds, 1),
-            "p50_ms": round(q[49], 2),
-            "p90_ms": round(q[89], 2),
-            "p99_ms": round(q[98], 2),
+            "p50_ms": round(percentile(lat, 50), 2),
+            "p90_ms": round(percentile(lat, 90), 2),
+            "p99_ms": round(percentile(lat, 99), 2),
             "max_ms": round(lat[-1], 2),
             "refusals": len(refusals),
         }

@@ -24,7 +24,6 @@ import asyncio
 import json
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from cloud_sync.http import HttpLink, HttpSettings, MemoryLinkState  # noqa: E402
 from cloud_sync.mqtt import MqttLink, MqttSettings  # noqa: E402
 from cloud_sync.ports import InboundMessage  # noqa: E402
+from gateway.percentiles import percentile  # noqa: E402
 from gateway.store.db import Store  # noqa: E402
 from gateway.store.outbox import Outbox  # noqa: E402
 
@@ -254,11 +254,10 @@ async def drain_http(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     live = stats.get("live_ms", [])
     extra: dict[str, Any] = {}
     if live:
-        q = statistics.quantiles(live, n=100, method="inclusive")
         extra = {
             "live_events": len(live),
-            "live_ms_p50": round(q[49], 1),
-            "live_ms_p99": round(q[98], 1),
+            "live_ms_p50": round(percentile(live, 50), 1),
+            "live_ms_p99": round(percentile(live, 99), 1),
             "live_ms_max": round(max(live), 1),
         }
     return extra | {
@@ -326,11 +325,10 @@ async def drain(args: argparse.Namespace, tmp: Path, port: int) -> dict[str, Any
         "rss_peak_mib": round(peak, 1),
     }
     if live:
-        q = statistics.quantiles(live, n=100, method="inclusive")
         result |= {
             "live_events": len(live),
-            "live_ms_p50": round(q[49], 1),
-            "live_ms_p99": round(q[98], 1),
+            "live_ms_p50": round(percentile(live, 50), 1),
+            "live_ms_p99": round(percentile(live, 99), 1),
             "live_ms_max": round(max(live), 1),
         }
     return result

@@ -1,16 +1,38 @@
-"""Shared fixtures: a throwaway Mosquitto broker on a free loopback port."""
+"""Shared fixtures: a throwaway Mosquitto broker on a free loopback port; and what a test
+does when a real part it needs (the broker, ../shared, root for a tmpfs …) is missing."""
 
 from __future__ import annotations
 
 import getpass
+import os
 import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
+
+
+def in_ci() -> bool:
+    """CI=true, as CI services set it."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def missing(what: str) -> NoReturn:
+    """A real part this test needs is not here: skip on a developer's machine, but fail under
+    CI=true, so that a green CI means every such test ran. ``what`` says what to install."""
+    if in_ci():
+        pytest.fail(f"{what} (CI=true: a missing part fails the test, it does not skip it)")
+    pytest.skip(what)
+
+
+def need(present: bool, what: str) -> None:
+    """:func:`missing` unless ``present``."""
+    if not present:
+        missing(what)
 
 
 def free_port() -> int:
@@ -21,13 +43,22 @@ def free_port() -> int:
         return port
 
 
-def _mosquitto_binary() -> str | None:
+def find_mosquitto() -> str | None:
+    """The broker's binary, or None."""
     # Debian installs the broker in /usr/sbin, which is not on every user's PATH.
     found = shutil.which("mosquitto")
     if found is not None:
         return found
     fallback = Path("/usr/sbin/mosquitto")
     return str(fallback) if fallback.is_file() else None
+
+
+def mosquitto_binary() -> str:
+    """The broker's binary; the test is skipped (failed under CI=true) when there is none."""
+    found = find_mosquitto()
+    if found is None:
+        missing("mosquitto is not installed (apt-get install mosquitto)")
+    return found
 
 
 class Mosquitto:
@@ -112,11 +143,8 @@ class Mosquitto:
 
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
-    """A fresh broker for one test; skipped only when mosquitto is not installed."""
-    binary = _mosquitto_binary()
-    if binary is None:
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
-    broker = Mosquitto(binary, tmp_path)
+    """A fresh broker for one test (see :func:`mosquitto_binary` when there is none)."""
+    broker = Mosquitto(mosquitto_binary(), tmp_path)
     broker.start()
     try:
         yield broker

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -46,6 +47,8 @@ from gateway.store.rows import (
 logger = logging.getLogger(__name__)
 
 Error = RejectionError
+# An escaped UTF-16 surrogate: fine in a pair (one character), not alone (see _orders).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _err(code: str, field: str, message: str) -> Error:
@@ -157,7 +160,11 @@ class Inbound:
 
     def _orders(self, message: InboundMessage) -> None:
         try:
-            doc = json.loads(message.payload)
+            doc = json.loads(message.payload, parse_constant=_not_json)
+            if _SURROGATE_ESCAPE.search(message.payload):
+                # "\ud800" alone parses, but is no Unicode character: it could be neither
+                # stored nor sent on. UnicodeEncodeError is a ValueError: INVALID_JSON.
+                json.dumps(doc, ensure_ascii=False).encode()
         except (ValueError, UnicodeDecodeError) as exc:
             self._reject(message, None, [_err("INVALID_JSON", "", f"not valid JSON: {exc}")])
             return
@@ -398,6 +405,12 @@ class Inbound:
         core.reload_ledger()
         clear_alarm(core, "masterdata:stock", "stock snapshot accepted")
         rekit_waiting(core)
+
+
+def _not_json(token: str) -> Any:
+    # Python's parser takes NaN and Infinity; JSON (RFC 8259) has no such numbers, and the
+    # contract says a message that is not JSON is rejected as such, not executed.
+    raise ValueError(f"{token} is not a JSON number")
 
 
 def _dump(item: Any) -> bytes:

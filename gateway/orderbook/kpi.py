@@ -9,12 +9,12 @@ never failed an operation.
 
 from __future__ import annotations
 
-import statistics
 from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.clock import iso
 from gateway.orderbook.context import LineContext
+from gateway.percentiles import percentile
 
 
 def _ratio(numerator: int, denominator: int) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def period_kpis(core: LineContext, start: datetime, end: datetime) -> dict[str, 
         "SELECT accepted_at, completed_at FROM orders WHERE completed_at >= ? AND completed_at < ?",
         (s, e),
     )
-    lead = sorted(_seconds(r["accepted_at"], r["completed_at"]) for r in done)
+    lead = [_seconds(r["accepted_at"], r["completed_at"]) for r in done]
     units = one(
         "SELECT count(*) AS n, sum(NOT EXISTS (SELECT 1 FROM attempts a WHERE "
         "a.serial = u.serial AND a.outcome = 'failed')) AS first_pass FROM units u "
@@ -85,10 +85,8 @@ def period_kpis(core: LineContext, start: datetime, end: datetime) -> dict[str, 
             "fpy": _ratio(int(units["first_pass"] or 0), int(units["n"])),
             "units_scrapped": int(scrapped[0]),
             "quality_checks": _ratio(int(checks["passed"] or 0), int(checks["n"])),
-            "lead_time_p50_s": round(statistics.median(lead), 1) if lead else None,
-            "lead_time_p90_s": round(lead[min(len(lead) - 1, int(0.9 * len(lead)))], 1)
-            if lead
-            else None,
+            "lead_time_p50_s": round(percentile(lead, 50), 1) if lead else None,
+            "lead_time_p90_s": round(percentile(lead, 90), 1) if lead else None,
         },
         "stations": dict(sorted(stations.items())),
     }

@@ -7,7 +7,6 @@ operator understands; a refused action answers 409 with ``code`` and the reason.
 from __future__ import annotations
 
 import sqlite3
-import statistics
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -23,6 +22,7 @@ from gateway.desk.service import StationService
 from gateway.floor.floor import Floor
 from gateway.orderbook.alarms import active_alarms
 from gateway.orderbook.trace import trace_lot, trace_serial
+from gateway.percentiles import percentile
 from gateway.planning.planner import LinePlanner
 
 
@@ -138,9 +138,12 @@ def create_app(
     @app.get("/api/health")
     async def get_health() -> dict[str, Any]:
         answer_ms: dict[str, float] = {}
-        if len(durations) >= 2:
-            q = statistics.quantiles(durations, n=100)
-            answer_ms = {"p50": round(q[49], 2), "p99": round(q[98], 2), "n": len(durations)}
+        if durations:
+            answer_ms = {
+                "p50": round(percentile(durations, 50), 2),
+                "p99": round(percentile(durations, 99), 2),
+                "n": len(durations),
+            }
         return {
             **health,
             "outbox_pending": service.core.outbox.pending_count(),

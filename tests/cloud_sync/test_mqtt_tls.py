@@ -26,7 +26,7 @@ from gateway.config.load import load_line_config
 from gateway.config.secrets import SecretError
 from tests.cloud_sync.certs import Pki, make_pki
 from tests.cloud_sync.doubles import ListOutbox, ListSink
-from tests.conftest import Mosquitto, _mosquitto_binary
+from tests.conftest import Mosquitto, mosquitto_binary
 
 PASSWORD = "pa55-w0rd-at-the-hub"
 
@@ -38,9 +38,7 @@ def pki(tmp_path: Path) -> Pki:
 
 @pytest.fixture
 def tls_broker(tmp_path: Path, pki: Pki) -> Any:
-    binary = _mosquitto_binary()
-    if binary is None:
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    binary = mosquitto_binary()
     passwd = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "gw-line3", PASSWORD], check=True)
     listener = (

@@ -27,6 +27,7 @@ from drivers.barcode_hid.keymaps import LAYOUT_NAMES, Dead, Key, LayoutName, lay
 from drivers.base import DeviceRejected, DeviceUnavailable, Driver, DriverError, ScannedCode
 from simulators.barcode_hid import SimulatedHidScanner, typing_table
 from simulators.faults import Faults, SimulatedDevice
+from tests.conftest import need
 from tests.drivers.corpus.hid import xkb
 
 NAME = "qc-1/scanner"
@@ -55,9 +56,12 @@ def expected_xkb(symbol: str | Dead) -> str:
     return f"dead_{symbol.name}" if isinstance(symbol, Dead) else symbol
 
 
-@pytest.mark.skipif(not xkb.available(), reason="xkb-data / X11 keysymdef.h not installed")
 @pytest.mark.parametrize("name", LAYOUT_NAMES)
 def test_keymaps_agree_with_xkb(name: LayoutName) -> None:
+    need(
+        xkb.available(),
+        "xkb-data / X11 keysymdef.h not installed (apt-get install xkb-data x11proto-dev)",
+    )
     ours = layout(name)
     theirs = xkb.XkbLayout.load(name)
     names = xkb_key_names()
@@ -449,10 +453,12 @@ async def rig(
         await sim.stop()
 
 
-def test_driver_and_simulator_fit_the_protocols() -> None:
+async def test_driver_and_simulator_fit_the_protocols() -> None:
     cfg = config("/dev/input/by-id/x")
-    driver = HidScanner(NAME, cfg, lambda code: None)
-    assert isinstance(driver, Driver)
+    driver: Driver = HidScanner(NAME, cfg, lambda code: None)  # mypy checks the protocol
+    # The protocol's promise: close is safe before any connect, and twice.
+    await driver.close()
+    await driver.close()
     assert driver.kind == cfg.kind == "barcode_hid"
     assert driver.name == NAME
     sim: SimulatedDevice = SimulatedHidScanner(NAME, cfg)

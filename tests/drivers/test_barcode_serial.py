@@ -26,6 +26,7 @@ from drivers.base import (
 )
 from simulators.barcode_serial import SimulatedSerialScanner
 from simulators.faults import Faults, SimulatedDevice
+from tests.conftest import missing
 
 NAME = "pack-1/scanner"
 GS1_128 = "01095011015300031726013110ABC123"
@@ -246,10 +247,12 @@ async def rig(cfg: SerialScannerConfig, faults: Faults | None = None) -> AsyncIt
         await sim.stop()
 
 
-def test_driver_and_simulator_fit_the_protocols(port: str) -> None:
+async def test_driver_and_simulator_fit_the_protocols(port: str) -> None:
     cfg = config(port)
-    driver = SerialScanner(NAME, cfg, lambda code: None)
-    assert isinstance(driver, Driver)
+    driver: Driver = SerialScanner(NAME, cfg, lambda code: None)  # mypy checks the protocol
+    # The protocol's promise: close is safe before any connect, and twice.
+    await driver.close()
+    await driver.close()
     assert driver.kind == cfg.kind == "barcode_serial"
     assert driver.name == NAME
     sim: SimulatedDevice = SimulatedSerialScanner(NAME, cfg)
@@ -421,7 +424,7 @@ async def test_regular_file_is_rejected(tmp_path: Path) -> None:
 
 async def test_character_device_that_is_not_a_tty_is_rejected() -> None:
     if not is_char_device("/dev/null"):
-        pytest.skip("no /dev/null character device here")
+        missing("no /dev/null character device here")
     driver = SerialScanner(NAME, config("/dev/null"), lambda code: None)
     with pytest.raises(DeviceRejected, match="not a serial port"):
         await driver.connect()

@@ -66,11 +66,15 @@ async def eventually(check: Callable[[], bool], within_s: float = 2.0) -> None:
             await asyncio.sleep(0.01)
 
 
-def test_driver_and_simulator_satisfy_the_shared_interfaces() -> None:
+async def test_driver_and_simulator_satisfy_the_shared_interfaces() -> None:
     printer = simulator()
     device: SimulatedDevice = printer  # checked by mypy
     assert device.name == NAME
-    assert isinstance(driver_for(printer), Driver)
+    driver: Driver = driver_for(printer)  # checked by mypy
+    # The protocol's promise: close is safe before any connect, and twice.
+    await driver.close()
+    await driver.close()
+    assert driver.name == NAME
     assert LabelPrinter.kind == "label_printer"
 
 

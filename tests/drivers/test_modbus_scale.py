@@ -445,7 +445,10 @@ TRANSPORTS = pytest.mark.parametrize("transport", ["tcp", "rtu"])
 @TRANSPORTS
 async def test_happy_path(transport: str, tmp_path: Path) -> None:
     async with rig(scale_config(transport, tmp_path)) as r:
-        assert isinstance(r.scale, Driver)
+        driver: Driver = r.scale  # mypy checks the protocol
+        # The protocol's promise: close is safe before any connect (and the rig closes
+        # it again at the end).
+        await driver.close()
         await r.scale.connect()
         assert r.scale.latest is not None and r.scale.latest.grams == 0.0
         r.sim.place(1500.0)

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Mosquitto, free_port
+from tests.conftest import Mosquitto, find_mosquitto, free_port
 from tests.faults.report import HubRecorder, Report, last_committed_seq, report
 from tests.integration.gateway_process import ROOT, GatewayProcess
 from tests.integration.hub_client import HubClient
@@ -165,7 +165,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=int(time.time()))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lg-kills-"))
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    binary = find_mosquitto()
+    if binary is None:
+        parser.error("mosquitto is not installed (apt-get install mosquitto)")
     (work / "broker").mkdir()
     broker = Mosquitto(binary, work / "broker", persistence=True)
     broker.start()

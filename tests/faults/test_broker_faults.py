@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Mosquitto, free_port
+from tests.conftest import Mosquitto, free_port, mosquitto_binary
 from tests.faults.proxy import ProxyThread
 from tests.faults.report import HubRecorder, last_committed_seq, oldest_unsent_seq, report
 from tests.integration.gateway_process import ROOT, GatewayProcess
@@ -55,9 +54,7 @@ def _wait(pred: Any, within: float = 30.0) -> float:
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(binary).exists():
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    binary = mosquitto_binary()
     (tmp_path / "broker").mkdir()
     b = Mosquitto(binary, tmp_path / "broker", persistence=True)
     b.start()

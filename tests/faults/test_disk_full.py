@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Mosquitto, free_port
+from tests.conftest import Mosquitto, free_port, missing, mosquitto_binary
 from tests.faults.report import HubRecorder, report
 from tests.integration.gateway_process import ROOT, GatewayProcess
 from tests.integration.hub_client import HubClient
@@ -40,7 +40,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         check=False,
     )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.decode()}")
+        missing(f"cannot mount a small tmpfs here (needs root): {done.stderr.decode()}")
     try:
         yield mount
     finally:
@@ -89,7 +89,7 @@ def _fill(folder: Path, leave_mib: float) -> Path:
 def test_a_full_disk_pauses_intake_refuses_clearly_and_recovers(
     tmp_path: Path, small_disk: Path
 ) -> None:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    binary = mosquitto_binary()
     (tmp_path / "broker").mkdir()
     broker = Mosquitto(binary, tmp_path / "broker", persistence=True)
     broker.start()

@@ -7,19 +7,14 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import Mosquitto
+from tests.conftest import Mosquitto, mosquitto_binary
 from tests.faults.kill_cycles import run_kill_cycles
 
 
 def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(binary).exists():
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    binary = mosquitto_binary()
     (tmp_path / "broker").mkdir()
     broker = Mosquitto(binary, tmp_path / "broker", persistence=True)
     broker.start()

@@ -108,7 +108,6 @@ def test_invalid_scans_say_why(raw: str, symbology: str | None, says: str) -> No
 
 
 def _check_scan(scan: Scan) -> None:
-    assert isinstance(scan, Scan)
     if scan.kind is ScanKind.INVALID:
         assert scan.reason and scan.advice
     elif scan.kind is ScanKind.GS1:

@@ -46,6 +46,18 @@ def codes(line: Line) -> list[list[str]]:
         (json.dumps(order("bad id!", ("TEE-WHT-M", 1))).encode(), "SCHEMA", "order_id"),
         (b"[]", "SCHEMA", ""),
         (b"42", "SCHEMA", ""),
+        # Not JSON (RFC 8259 has no NaN; a lone surrogate is no character), though Python's
+        # parser reads both: they were accepted, or failed as INTERNAL.
+        (
+            json.dumps(order("SO-1", ("PEN-ENG", 1), note=float("nan"))).encode(),
+            "INVALID_JSON",
+            "",
+        ),
+        (
+            json.dumps(order("SO-1", ("PEN-ENG", 1), note="\ud800")).encode(),
+            "INVALID_JSON",
+            "",
+        ),
     ],
 )
 def test_each_bad_order_is_rejected_once_with_its_code(

@@ -1,4 +1,15 @@
-"""KPI snapshots: the elements of a period, and their emission on the gateway's clock."""
+"""KPI snapshots: every field of a period's ``kpi.snapshot`` from a hand-built scenario, the
+periods' alignment, and their emission on the gateway's clock.
+
+The expected numbers are worked out by hand below from the definitions (docs/architecture.md
+"What the hub sees", gateway/orderbook/kpi.py's docstring): OTD = orders whose ship-by falls
+in [start, end), not cancelled, packed by their ship-by ÷ those orders; FPY = units finished
+in the period with no failed attempt ÷ units finished in the period; quality checks =
+passed ÷ checks made in the period; lead time = packed − accepted, over the orders packed
+in the period, p50/p90 by the inclusive percentile (gateway/percentiles.py); per station,
+the attempts that ended in the period: completed, failed, busy = Σ(end − start), mean
+cycle = busy ÷ attempts.
+"""
 
 from __future__ import annotations
 
@@ -6,59 +17,265 @@ import asyncio
 import contextlib
 import itertools
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from cloud_sync.ports import InboundMessage
 from gateway.app.root import Gateway
 from gateway.clock import ScaledClock
 from gateway.config.load import load_line_config
-from gateway.orderbook.kpi import period_kpis, period_of
-from tests.gateway.conftest import REFERENCE_LINE, Line, do_unit_task, order, pack
+from gateway.desk.service import StationService
+from gateway.orderbook.kpi import emit_snapshot, period_of
+from tests.gateway.conftest import REFERENCE_LINE, catalog_bytes, stock_doc
+
+# The period under test: one hour, aligned as the gateway aligns them (kpi_interval_s 3600).
+T0 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+T1 = T0 + timedelta(hours=1)
 
 
-def test_a_period_counts_orders_units_quality_and_station_time(line: Line) -> None:
-    core = line.gateway.core
-    start = core.now() - timedelta(seconds=1)
-    soon = (core.now() + timedelta(hours=1)).isoformat()
-    line.send(
-        "in/orders",
-        [
-            order("SO-1", ("PEN-ENG", 2)),
-            {**order("SO-LATE", ("TEE-WHT-M", 1)), "ship_by": soon},
-        ],
-    )
-    svc = line.svc
+class ManualClock:
+    """The gateway's clock, moved by the test: every timestamp below is known exactly."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+    def at_s(self, seconds: float) -> None:
+        """Set the clock to ``seconds`` after the period's start (negative: before it)."""
+        self.at = T0 + timedelta(seconds=seconds)
+
+
+class Floor:
+    """The hub and the operators of the scenario, on a real gateway's store."""
+
+    def __init__(self, gw: Gateway, clock: ManualClock) -> None:
+        self.gw = gw
+        self.clock = clock
+        self.svc: StationService = gw.stations
+
+    def hub(self, at: float, topic: str, doc: dict[str, Any]) -> None:
+        self.clock.at_s(at)
+        self.gw.inbound.deliver([InboundMessage(topic, json.dumps(doc).encode())])
+
+    def order(self, at: float, order_id: str, qty: int, ship_by_s: float) -> None:
+        ship_by = (T0 + timedelta(seconds=ship_by_s)).isoformat()
+        lines = [{"sku": "TEE-WHT-S", "qty": qty, "personalization": {"text": order_id}}]
+        self.hub(at, "in/orders", {"order_id": order_id, "ship_by": ship_by, "lines": lines})
+
+    def take(self, at: float, station: str) -> dict[str, Any]:
+        self.clock.at_s(at)
+        self.svc.next_task(station)
+        task: dict[str, Any] | None = self.svc.view(station)["task"]
+        assert task is not None, f"nothing to do at {station}"
+        return task
+
+    def prepare(self, at: float, station: str) -> None:
+        """Scan the traveller (if asked) and every material not scanned yet."""
+        self.clock.at_s(at)
+        task = self.svc.view(station)["task"]
+        assert task is not None
+        if not task["confirmed"]:
+            self.svc.scan(station, task["serial"])
+        for m in task["materials"]:
+            if m["scanned"] is None:
+                self.svc.scan(station, m["suggested_lot"] or m["material"])
+
+    def start(self, at: float, station: str) -> None:
+        self.prepare(at, station)
+        self.svc.start(station)
+
+    def complete(self, at: float, station: str) -> None:
+        self.clock.at_s(at)
+        task = self.svc.view(station)["task"]
+        assert task is not None
+        for i, _ in enumerate(task["checklist"]):
+            self.svc.checklist(station, i, True)
+        reply = self.svc.complete(station)
+        assert reply.ok, reply.message
+
+    def fail(self, at: float, station: str, disposition: str, *, answer_first: bool) -> None:
+        self.clock.at_s(at)
+        if answer_first:  # the operator found the defect on the checklist
+            self.svc.checklist(station, 0, False)
+        self.svc.fail(station, "smeared print", disposition)
+
+    def pack(
+        self, station: str, at: float, weighings: list[tuple[float, float]], end: float
+    ) -> None:
+        """Take the next parcel at ``at`` (its first unit scanned then: the attempt starts),
+        weigh it at each (time, grams), scan its shipping label at ``end``."""
+        task = self.take(at, station)
+        assert task["serial"] is None
+        for unit in task["units"]:
+            self.svc.scan(station, unit["serial"])
+        for m in task["materials"]:
+            self.svc.scan(station, m["suggested_lot"] or m["material"])
+        label = None
+        for when, grams in weighings:
+            self.clock.at_s(when)
+            reply = self.svc.weight(station, grams)
+            if reply.ok:
+                label = reply.data["label_id"]
+        assert label is not None, "no weighing was in tolerance"
+        self.clock.at_s(end)
+        self.svc.scan(station, label)
+
+
+@pytest.fixture
+def floor(tmp_path: Path) -> Iterator[Floor]:
+    clock = ManualClock(T0 - timedelta(hours=1))
+    gw = Gateway(load_line_config(REFERENCE_LINE), data_dir=tmp_path, clock=clock)
+    gw.open()
+    f = Floor(gw, clock)
+    f.hub(-3600, "in/masterdata/catalog", json.loads(catalog_bytes()))
+    f.hub(-3600, "in/masterdata/stock", stock_doc())
     for station, badge in (
-        ("laser-1", "OP-1006"),
-        ("qc-1", "OP-1005"),
-        ("kit-1", "OP-1001"),
-        ("pack-1", "OP-1003"),
+        ("dtg-1", "OP-1001"),
+        ("dtg-2", "OP-1002"),
+        ("pack-1", "OP-1008"),
+        ("pack-2", "OP-1009"),
     ):
-        svc.login(station, badge)
-    do_unit_task(svc, "laser-1")
-    # The second pen fails its engraving once (rework): it is not first-pass.
-    svc.next_task("laser-1")
-    svc.scan("laser-1", "PEN-BRASS-L2611A")
-    svc.start("laser-1")
-    svc.fail("laser-1", "off centre", "rework")
-    svc.scan("laser-1", "PEN-BRASS-L2611A")
-    svc.start("laser-1")
-    svc.complete("laser-1")
-    for _ in range(2):
-        do_unit_task(svc, "qc-1")
-        do_unit_task(svc, "kit-1")
-    assert pack(svc, "pack-1") == "SO-1"
-    k = period_kpis(core, start, core.now() + timedelta(hours=2))
-    assert k["line"]["orders_completed"] == 1
-    assert k["line"]["units_completed"] == 2
-    assert k["line"]["fpy"] == {"numerator": 1, "denominator": 2, "ratio": 0.5}
-    # SO-LATE's ship-by falls in the period and it is not packed: it counts as late.
-    assert k["line"]["otd"] == {"numerator": 0, "denominator": 1, "ratio": 0.0}
-    laser = k["stations"]["laser-1"]
-    assert laser["tasks_completed"] == 2 and laser["tasks_failed"] == 1
-    assert k["stations"]["pack-1"]["tasks_completed"] == 1
-    assert k["line"]["lead_time_p50_s"] is not None
-    assert json.dumps(k)  # travels as JSON
+        gw.stations.login(station, badge)
+    yield f
+    gw.store.close()
+
+
+def test_a_period_snapshot_has_every_field_right(floor: Floor) -> None:
+    """Times are seconds from the period's start T0; the period is [0, 3600).
+    Every order is one TEE-WHT-S (print at a DTG station, then pack; 172 ± 10 g) unless
+    said otherwise. Stations take tasks by ship-by (the dispatch rule: no plan yet)."""
+    f = floor
+    # A: accepted before the period, printed before it, packed in it.
+    f.order(-600, "A", 1, ship_by_s=3000)
+    f.take(-500, "dtg-1")
+    f.start(-500, "dtg-1")
+    f.complete(-440, "dtg-1")  # unit A done before the period: not counted
+    # B: due early, printed with one rework, packed late.
+    f.order(0, "B", 1, ship_by_s=400)
+    # G: ship-by exactly at the period's end: due in the next period, not this one.
+    f.order(0, "G", 1, ship_by_s=3600)
+    # C: two units, one scrapped and replaced.
+    f.order(10, "C", 2, ship_by_s=2000)
+    # D: due in the period, never worked: late.
+    f.order(20, "D", 1, ship_by_s=3500)
+    # E: due in the period but cancelled: not counted as due.
+    f.order(30, "E", 1, ship_by_s=1000)
+    f.hub(40, "in/cancel", {"order_id": "E", "reason": "customer cancelled"})
+
+    f.pack("pack-1", 200, [(220, 172)], end=230)  # A packed at 230
+    assert f.take(300, "dtg-1")["order_id"] == "B"  # earliest ship-by
+    f.start(300, "dtg-1")
+    f.fail(340, "dtg-1", "rework", answer_first=True)  # a failed checklist, then rework
+    f.start(350, "dtg-1")  # materials scanned again for the second attempt
+    f.complete(400, "dtg-1")  # unit B done at 400, not first pass
+    f.pack("pack-1", 500, [(515, 172 + 50), (520, 175)], end=530)  # B packed at 530
+    assert f.take(600, "dtg-2")["order_id"] == "C"
+    f.start(600, "dtg-2")
+    f.complete(690, "dtg-2")  # unit C1 done at 690
+    assert f.take(700, "dtg-2")["order_id"] == "C"
+    f.start(700, "dtg-2")
+    f.fail(720, "dtg-2", "scrap", answer_first=False)  # C2 scrapped: a replacement C3
+    assert f.take(800, "dtg-2")["order_id"] == "C"
+    f.start(800, "dtg-2")
+    f.complete(880, "dtg-2")  # unit C3 done at 880
+    f.pack("pack-2", 900, [(990, 2 * 172)], end=1000)  # C packed at 1000
+
+    core = f.gw.core
+    f.clock.at = T1 + timedelta(seconds=1)
+    emit_snapshot(core, T0, T1)
+    snaps = [
+        json.loads(r.payload)
+        for r in f.gw.outbox.peek(0, 100_000)
+        if json.loads(r.payload)["type"] == "kpi.snapshot"
+    ]
+    assert len(snaps) == 1
+    assert snaps[0]["data"] == {
+        "period_start": "2026-11-25T02:00:00.000+00:00",
+        "period_end": "2026-11-25T03:00:00.000+00:00",
+        "line": {
+            # A (230), B (530), C (1000).
+            "orders_completed": 3,
+            # Due: A, B, C, D (G's ship-by is the period's end, E is cancelled). On time:
+            # A (230 <= 3000) and C (1000 <= 2000); B packed at 530 > 400; D is open.
+            "otd": {"numerator": 2, "denominator": 4, "ratio": 0.5},
+            # B (400), C1 (690), C3 (880); A's unit finished before the period.
+            "units_completed": 3,
+            # C1 and C3 never failed; B failed once.
+            "fpy": {"numerator": 2, "denominator": 3, "ratio": 0.6667},
+            "units_scrapped": 1,  # C2
+            # A weight 220 ok; B checklist failed at 340; B checklist 400 ok; B weight 515
+            # out of tolerance, 520 ok; C1 690 ok; C3 880 ok; C weight 990 ok (C2 was
+            # scrapped with its checklist unanswered). A's checklist at -440 is outside.
+            "quality_checks": {"numerator": 6, "denominator": 8, "ratio": 0.75},
+            # Lead times: A 230 - (-600) = 830, B 530 - 0 = 530, C 1000 - 10 = 990.
+            # Sorted 530, 830, 990: p50 = 830; p90: h = (3 - 1) * 0.9 = 1.8, so
+            # 830 + 0.8 * (990 - 830) = 958 (not the maximum, 990).
+            "lead_time_p50_s": 830.0,
+            "lead_time_p90_s": 958.0,
+        },
+        "stations": {
+            # B: 300..340 failed (40 s), 350..400 completed (50 s); A's print ended
+            # before the period. 90 / 2 attempts = 45.
+            "dtg-1": {
+                "tasks_completed": 1,
+                "tasks_failed": 1,
+                "busy_s": 90.0,
+                "mean_cycle_s": 45.0,
+            },
+            # C1 600..690 (90 s), C2 700..720 scrapped (20 s), C3 800..880 (80 s):
+            # 190 / 3 = 63.33.
+            "dtg-2": {
+                "tasks_completed": 2,
+                "tasks_failed": 1,
+                "busy_s": 190.0,
+                "mean_cycle_s": 63.3,
+            },
+            # A 200..230, B 500..530: 30 s each.
+            "pack-1": {
+                "tasks_completed": 2,
+                "tasks_failed": 0,
+                "busy_s": 60.0,
+                "mean_cycle_s": 30.0,
+            },
+            # C 900..1000.
+            "pack-2": {
+                "tasks_completed": 1,
+                "tasks_failed": 0,
+                "busy_s": 100.0,
+                "mean_cycle_s": 100.0,
+            },
+        },
+    }
+
+
+def test_a_period_with_no_work_has_no_ratios_and_no_lead_times(floor: Floor) -> None:
+    emit_snapshot(floor.gw.core, T0, T1)
+    events = [json.loads(r.payload) for r in floor.gw.outbox.peek(0, 100_000)]
+    data = [e["data"] for e in events if e["type"] == "kpi.snapshot"]
+    none = {"numerator": 0, "denominator": 0, "ratio": None}  # never a division by zero
+    assert data == [
+        {
+            "period_start": "2026-11-25T02:00:00.000+00:00",
+            "period_end": "2026-11-25T03:00:00.000+00:00",
+            "line": {
+                "orders_completed": 0,
+                "otd": none,
+                "units_completed": 0,
+                "fpy": none,
+                "units_scrapped": 0,
+                "quality_checks": none,
+                "lead_time_p50_s": None,
+                "lead_time_p90_s": None,
+            },
+            "stations": {},
+        }
+    ]
 
 
 def test_periods_align_to_the_interval() -> None:

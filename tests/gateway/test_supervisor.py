@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from drivers.base import DeviceUnavailable, Driver, DriverState
+from drivers.base import DeviceUnavailable, DriverState
 from gateway.floor.supervisor import DeviceHealth, DeviceSupervisor, SupervisorPolicy
 
 FAST = SupervisorPolicy(
@@ -64,10 +64,6 @@ async def _until(pred: Any, within: float = 5.0) -> None:
     async with asyncio.timeout(within):
         while not pred():  # noqa: ASYNC110 - polling the supervisor's state is the point
             await asyncio.sleep(0.005)
-
-
-def test_the_scripted_driver_is_a_driver() -> None:
-    assert isinstance(ScriptedDriver(), Driver)
 
 
 async def test_a_lost_link_degrades_and_recovers_without_failing() -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from cloud_sync.ports import InboundMessage
+from gateway.app.root import Gateway
+from gateway.config.load import load_line_config
+from tests.gateway.conftest import catalog_bytes, order, stock_doc
 from tests.integration.gateway_process import ROOT
 
 REFERENCE = ROOT / "station_configs" / "reference-line"
@@ -51,7 +56,41 @@ def test_run_refuses_a_damaged_database(tmp_path: Path) -> None:
     assert (data / "linegate.db").read_bytes() == b"not a database" * 100  # left as it was
 
 
-def test_trace_explains_an_unknown_serial_and_a_missing_database(tmp_path: Path) -> None:
+def _line_with_one_unit(data: Path) -> tuple[Path, str]:
+    """A gateway's database with one order accepted and its unit's first task taken, made
+    as the gateway makes it; returns the database and the unit's serial."""
+    gw = Gateway(load_line_config(REFERENCE), data_dir=data)
+    gw.open()
+    try:
+        for topic, payload in (
+            ("in/masterdata/catalog", catalog_bytes()),
+            ("in/masterdata/stock", json.dumps(stock_doc()).encode()),
+            ("in/orders", json.dumps(order("SO-1", ("PEN-ENG", 1))).encode()),
+        ):
+            gw.inbound.deliver([InboundMessage(topic, payload)])
+        gw.stations.login("laser-1", "OP-1006")
+        gw.stations.next_task("laser-1")
+        serial = str(gw.stations.view("laser-1")["task"]["serial"])
+    finally:
+        gw.store.close()
+    return gw.store.path, serial
+
+
+def test_trace_says_when_a_serial_is_unknown(tmp_path: Path) -> None:
+    db, serial = _line_with_one_unit(tmp_path)
+    known = linegate("trace", serial, "--db", str(db))
+    assert known.returncode == 0, known.stderr
+    assert f"unit {serial}" in known.stdout and "order SO-1" in known.stdout
+    for extra in ((), ("--json",)):
+        out = linegate("trace", "LINE3-404", "--db", str(db), *extra)
+        # Not found: a non-zero exit a script can test, the reason on stderr, nothing on
+        # stdout that could pass for a trace (no "null" for --json).
+        assert out.returncode == 1
+        assert f"no unit LINE3-404 in {db}" in out.stderr
+        assert out.stdout == ""
+
+
+def test_trace_explains_a_missing_database_and_a_missing_argument(tmp_path: Path) -> None:
     out = linegate("trace", "LINE3-404", "--db", str(tmp_path / "nothing.db"))
     assert out.returncode == 70 and "no database" in out.stderr
     out = linegate("trace", "--db", str(tmp_path / "nothing.db"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -16,7 +15,7 @@ import httpx
 import jsonschema
 import pytest
 
-from tests.conftest import Mosquitto, free_port
+from tests.conftest import Mosquitto, free_port, mosquitto_binary
 from tests.integration.gateway_process import ROOT, GatewayProcess
 from tests.integration.hub_client import HubClient
 from tests.integration.line_driver import Driver
@@ -40,9 +39,7 @@ def _order(order_id: str, *lines: tuple[str, int], **extra: Any) -> dict[str, An
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     """The hub's broker, with persistence as in production: sessions survive a restart."""
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(binary).exists():
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    binary = mosquitto_binary()
     (tmp_path / "broker").mkdir()
     broker = Mosquitto(binary, tmp_path / "broker", persistence=True)
     broker.start()

@@ -16,6 +16,7 @@ from gateway.planner.instances import (
     parse_optima,
     parse_wt,
 )
+from tests.conftest import need
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks"
 
@@ -112,12 +113,14 @@ def test_jsp_optima_prefer_closed_current_bounds() -> None:
     assert parse_jsp_optima(jsplib, bks) == {"ft06": 55, "ta11": 1357}
 
 
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"benchmark data absent ({DATA})")
+@pytest.fixture
+def shared_data() -> Path:
+    need(DATA.is_dir(), f"benchmark data absent ({DATA}: the shared folder beside this checkout)")
+    return DATA
 
 
-@needs_data
-def test_every_shared_jsp_file_parses_with_one_operation_per_machine() -> None:
-    files = sorted((DATA / "jsp" / "instances").iterdir())
+def test_every_shared_jsp_file_parses_with_one_operation_per_machine(shared_data: Path) -> None:
+    files = sorted((shared_data / "jsp" / "instances").iterdir())
     assert files
     for path in files:
         shop = parse_jobshop(path.read_text(), name=path.name)
@@ -125,9 +128,8 @@ def test_every_shared_jsp_file_parses_with_one_operation_per_machine() -> None:
             assert sorted(op.machine for op in job) == list(range(shop.n_machines)), path.name
 
 
-@needs_data
-def test_shared_optima_match_the_readme() -> None:
-    folder = DATA / "jsp"
+def test_shared_optima_match_the_readme(shared_data: Path) -> None:
+    folder = shared_data / "jsp"
     optima = parse_jsp_optima(
         (folder / "instances.json").read_text(), (folder / "scheduleopt" / "bks.json").read_text()
     )
@@ -137,10 +139,9 @@ def test_shared_optima_match_the_readme() -> None:
     assert all(f"la{i:02d}" in optima for i in range(1, 41))
 
 
-@needs_data
-def test_shared_wt40_has_125_instances_and_optima() -> None:
-    instances = parse_wt((DATA / "wt" / "wt40.txt").read_text(), n=40)
-    optima = parse_optima((DATA / "wt" / "wtopt40.txt").read_text())
+def test_shared_wt40_has_125_instances_and_optima(shared_data: Path) -> None:
+    instances = parse_wt((shared_data / "wt" / "wt40.txt").read_text(), n=40)
+    optima = parse_optima((shared_data / "wt" / "wtopt40.txt").read_text())
     assert len(instances) == len(optima) == 125
     assert optima[:3] == [913, 1225, 537]
     assert all(1 <= p <= 100 for inst in instances for p in inst.processing)

@@ -22,6 +22,7 @@ from gateway.planner.tardiness import (
     sequence_cost,
     solve_tardiness,
 )
+from tests.conftest import need
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks"
 
@@ -134,8 +135,8 @@ def test_bad_limits_are_rejected() -> None:
         solve_tardiness(instance, time_limit_s=0)
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason=f"benchmark data absent ({DATA})")
 def test_wt40_instance_3_reaches_its_known_optimum() -> None:
+    need(DATA.is_dir(), f"benchmark data absent ({DATA}: the shared folder beside this checkout)")
     instance = parse_wt((DATA / "wt" / "wt40.txt").read_text(), n=40)[2]
     optimum = parse_optima((DATA / "wt" / "wtopt40.txt").read_text())[2]
     result = solve_tardiness(instance, time_limit_s=2.0)
