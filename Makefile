@@ -27,13 +27,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# The broker the integration tests start on a free loopback port. Installed with apt-get
-# when it is absent and we are allowed to (root); otherwise say what to do.
+# What the tests use from Debian: the broker they start on a free loopback port, and the
+# X keyboard data the HID scanner's key maps are checked against. Installed with apt-get
+# when absent and we are allowed to (root); otherwise say what to do. Under CI=true a test
+# whose part is missing fails instead of skipping.
+TEST_DEBS := mosquitto xkb-data x11proto-dev
 mosquitto:
-	@if command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; then :; \
+	@if { command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; } && \
+		[ -d /usr/share/X11/xkb/symbols ] && [ -f /usr/include/X11/keysymdef.h ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
-	else echo "mosquitto is missing: run 'sudo apt-get install mosquitto'"; exit 1; fi
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_DEBS) >/dev/null; \
+	else echo "missing for the tests: run 'sudo apt-get install $(TEST_DEBS)'"; exit 1; fi
 
 demo: venv
 	$(BIN)/linegate demo $(DEMO_ARGS)

@@ -8,7 +8,7 @@
 
 Prints one JSON line per run, then one summary line. Every schedule is re-checked for
 feasibility before its value is reported. The data is not in the repository: ``--data``
-defaults to ``../shared/benchmarks`` beside the repository root.
+defaults to ``benchmarks/data`` (copied from ``../shared/benchmarks``).
 
 Gap: ``100 * (found - optimum) / optimum``. For wt40 instances whose optimum is 0 a
 percentage is undefined: their lines carry ``gap_pct: null`` and ``excess`` (found - 0),
@@ -31,7 +31,7 @@ from gateway.planner.jobshop import check_schedule, solve_jobshop
 from gateway.planner.tardiness import check_starts, solve_tardiness
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "benchmarks"
+DEFAULT_DATA = ROOT / "benchmarks" / "data"  # vendored from ../shared/benchmarks
 _RANGE = re.compile(r"^([a-z]*)(\d+)-([a-z]*)(\d+)$")
 
 

@@ -35,6 +35,17 @@ def need(present: bool, what: str) -> None:
         missing(what)
 
 
+def beside_checkout(path: Path) -> Path:
+    """A file of ``../shared``, the normative folder whose copies this repository vendors
+    (the contract, the benchmark data). Only the tests that compare a vendored copy with
+    its original use it, and they skip, also under CI=true, when the folder is not beside
+    the checkout (a clean clone has none): what the code and every other test need is
+    vendored, so those always run."""
+    if not path.exists():
+        pytest.skip(f"{path} is not beside this checkout: the vendored copy is what is tested")
+    return path
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -18,18 +18,19 @@ import pytest
 from pydantic import ValidationError
 
 from cloud_sync import contract
+from tests.conftest import beside_checkout
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "contract"
 SCHEMAS = ROOT / "cloud_sync" / "schemas"
 SCHEMA: dict[str, Any] = json.loads((SCHEMAS / "masterdata.schema.json").read_text())
 EVENT_SCHEMA: dict[str, Any] = json.loads((SCHEMAS / "event.schema.json").read_text())
-# The shared original when it is beside the checkout; otherwise the simulators' copy,
-# which test_wire_models keeps equal to it.
-REFERENCE = SHARED / "reference-catalog.json"
-if not REFERENCE.exists():
-    REFERENCE = ROOT / "simulators" / "data" / "reference-catalog.json"
+# The simulators' copy of the reference catalog, which test_wire_models keeps equal to
+# the shared original.
+REFERENCE = ROOT / "simulators" / "data" / "reference-catalog.json"
 RAW: dict[str, Any] = json.loads(REFERENCE.read_text())
+# The protocol's text, vendored beside the schemas (and kept equal to the original).
+PROTOCOL = SCHEMAS / "hub-protocol.md"
 
 CATALOG_SCHEMA = SCHEMA["oneOf"][0]["properties"]
 OPERATION_SCHEMA = CATALOG_SCHEMA["routings"]["items"]["properties"]["operations"]["items"]
@@ -244,15 +245,18 @@ def test_the_model_and_the_schema_refuse_the_same_catalogs(
 def documented_event_types() -> set[str]:
     """The types in the first column of hub-protocol.md's event tables (1.0 and 1.1)."""
     found: set[str] = set()
-    for line in (SHARED / "hub-protocol.md").read_text().splitlines():
+    for line in PROTOCOL.read_text().splitlines():
         if line.startswith("| `"):
             found.update(re.findall(r"`([a-z_]+\.[a-z_]+)`", line.split("|")[1]))
     return found
 
 
+def test_the_vendored_protocol_equals_the_shared_contract() -> None:
+    original = beside_checkout(SHARED / "hub-protocol.md")
+    assert original.read_text() == PROTOCOL.read_text()
+
+
 def test_the_event_types_are_those_of_the_contract() -> None:
-    if not (SHARED / "hub-protocol.md").exists():
-        pytest.skip("shared/contract is not beside this checkout")
     assert set(contract.EVENT_TYPES) == documented_event_types()
     assert len(contract.EVENT_TYPES) == len(set(contract.EVENT_TYPES))
 

@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from cloud_sync import contract
-from tests.conftest import need
+from tests.conftest import beside_checkout
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "cloud_sync" / "schemas"
@@ -26,16 +26,13 @@ def schema(name: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("name", ["order", "event", "masterdata"])
 def test_vendored_schemas_equal_the_shared_contract(name: str) -> None:
-    original = SHARED / f"{name}.schema.json"
-    need(original.exists(), f"{original} is not beside this checkout (the shared contract)")
+    original = beside_checkout(SHARED / f"{name}.schema.json")
     assert json.loads(original.read_text()) == schema(name)
 
 
 @pytest.mark.parametrize("name", ["reference-catalog.json", "reference-stock.json"])
 def test_the_simulators_master_data_equals_the_shared_contract(name: str) -> None:
-    original = SHARED / name
-    if not original.exists():
-        pytest.skip(f"{original} is not beside this checkout")
+    original = beside_checkout(SHARED / name)
     assert json.loads(original.read_text()) == json.loads((DATA / name).read_text())
 
 

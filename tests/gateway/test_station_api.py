@@ -223,6 +223,7 @@ async def test_a_units_genealogy_and_its_lots_forward_trace(line: Line) -> None:
         "sku": "PEN-ENG",
         "qty": 1,
         "routing": "R-ENGRAVE",
+        "status": "done",  # its one unit is made
         "personalization": {"text": "SO-1"},
     }
     ops = [
@@ -352,7 +353,8 @@ async def test_logging_out_pauses_the_running_task(line: Line) -> None:
     assert screen["operator"] is None
     assert screen["task"]["status"] == "paused"
     assert screen["task"]["pause_reason"] == "operator logged out"
-    assert "operator logged out" in screen["next"]
+    # Nobody is signed in: the screen asks for a badge first (Resume would be refused).
+    assert screen["next"] == reply["next"] == "Scan your badge to log in."
     # Nothing can be done on it without an operator.
     r = await ln.api.post("/api/stations/laser-1/resume")
     assert r.status_code == 409 and r.json()["code"] == "NOT_LOGGED_IN"
@@ -360,7 +362,8 @@ async def test_logging_out_pauses_the_running_task(line: Line) -> None:
 
     # The next operator resumes it, and the hub hears why it was paused.
     ln.at(30)
-    await ln.post("laser-1", "login", {"badge": "OP-1002"})
+    back = await ln.post("laser-1", "login", {"badge": "OP-1002"})
+    assert back["next"] == "Paused (operator logged out). Press Resume to continue."
     await ln.post("laser-1", "resume")
     [resumed] = await ln.events("task.resumed")
     assert resumed["data"]["paused_for"] == "operator logged out"

@@ -16,9 +16,12 @@ from gateway.planner.instances import (
     parse_optima,
     parse_wt,
 )
-from tests.conftest import need
+from tests.conftest import beside_checkout
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks"
+ROOT = Path(__file__).resolve().parents[2]
+# The benchmark data, vendored from ../shared/benchmarks (byte for byte).
+DATA = ROOT / "benchmarks" / "data"
+SHARED = ROOT.parent / "shared" / "benchmarks"
 
 SMALL = """\
 # a comment line, as in the ft/la files
@@ -115,8 +118,14 @@ def test_jsp_optima_prefer_closed_current_bounds() -> None:
 
 @pytest.fixture
 def shared_data() -> Path:
-    need(DATA.is_dir(), f"benchmark data absent ({DATA}: the shared folder beside this checkout)")
     return DATA
+
+
+def test_the_vendored_benchmark_data_equals_the_shared_data() -> None:
+    original = beside_checkout(SHARED)
+    for path in sorted(p for p in DATA.rglob("*") if p.is_file() and p.name != "VENDORED.md"):
+        rel = path.relative_to(DATA)
+        assert (original / rel).read_bytes() == path.read_bytes(), rel
 
 
 def test_every_shared_jsp_file_parses_with_one_operation_per_machine(shared_data: Path) -> None:
