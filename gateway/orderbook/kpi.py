@@ -1,10 +1,10 @@
 """KPIs of a period (ISO 22400 names), from the elements the store keeps.
 
 Every ratio travels with its numerator and denominator, so the office rolls periods and
-lines up by summing those, never by averaging percentages. Definitions follow
-docs/architecture.md: OTD counts the orders whose ship-by fell in the period (an order
-still open past its ship-by is late); FPY counts the units finished in the period that
-never failed an operation.
+lines up by summing those, never by averaging percentages. OTD counts the orders whose
+ship-by fell in the period and were not cancelled (an order still open past its ship-by
+is late); FPY counts the units finished in the period that never failed an operation;
+lead time runs from acceptance to the confirming scan of the parcel.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 from gateway.clock import iso
 from gateway.orderbook.context import LineContext
 from gateway.percentiles import percentile
+from gateway.store.rows import AttemptRow, Disposition, OrderRow, Outcome
 
 
 def _ratio(numerator: int, denominator: int) -> dict[str, Any]:
@@ -32,59 +33,62 @@ def _seconds(start: str, end: str) -> float:
 def period_kpis(core: LineContext, start: datetime, end: datetime) -> dict[str, Any]:
     """The ``kpi.snapshot`` data for [start, end)."""
     s, e = iso(start), iso(end)
-    one = core.store.one
-    due = one(
-        "SELECT count(*) AS due, sum(completed_at IS NOT NULL AND completed_at <= ship_by) "
-        "AS on_time FROM orders WHERE ship_by >= ? AND ship_by < ? AND status != 'cancelled'",
+    store = core.store
+    not_cancelled = "AND status != 'cancelled'"
+    due = store.count(
+        f"SELECT count(*) FROM orders WHERE ship_by >= ? AND ship_by < ? {not_cancelled}", (s, e)
+    )
+    on_time = store.count(
+        "SELECT count(*) FROM orders WHERE ship_by >= ? AND ship_by < ? "
+        f"AND completed_at IS NOT NULL AND completed_at <= ship_by {not_cancelled}",
         (s, e),
     )
-    done = core.store.all(
-        "SELECT accepted_at, completed_at FROM orders WHERE completed_at >= ? AND completed_at < ?",
-        (s, e),
+    done = store.fetch_all(
+        OrderRow, "SELECT * FROM orders WHERE completed_at >= ? AND completed_at < ?", (s, e)
     )
-    lead = [_seconds(r["accepted_at"], r["completed_at"]) for r in done]
-    units = one(
-        "SELECT count(*) AS n, sum(NOT EXISTS (SELECT 1 FROM attempts a WHERE "
-        "a.serial = u.serial AND a.outcome = 'failed')) AS first_pass FROM units u "
-        "WHERE u.completed_at >= ? AND u.completed_at < ?",
-        (s, e),
+    lead = [_seconds(r.accepted_at, r.completed_at) for r in done if r.completed_at is not None]
+    units = store.count(
+        "SELECT count(*) FROM units WHERE completed_at >= ? AND completed_at < ?", (s, e)
     )
-    scrapped = one(
-        "SELECT count(*) FROM defects WHERE disposition = 'scrap' AND ts >= ? AND ts < ?",
-        (s, e),
+    first_pass = store.count(
+        "SELECT count(*) FROM units u WHERE u.completed_at >= ? AND u.completed_at < ? "
+        "AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.serial = u.serial "
+        "AND a.outcome = ?)",
+        (s, e, Outcome.FAILED),
+    )
+    scrapped = store.count(
+        "SELECT count(*) FROM defects WHERE disposition = ? AND ts >= ? AND ts < ?",
+        (Disposition.SCRAP, s, e),
     )
     stations: dict[str, dict[str, Any]] = {}
-    for r in core.store.all(
-        "SELECT station, outcome, started_at, ended_at FROM attempts "
-        "WHERE ended_at >= ? AND ended_at < ? AND station IS NOT NULL",
+    for a in store.fetch_all(
+        AttemptRow,
+        "SELECT * FROM attempts WHERE ended_at >= ? AND ended_at < ? AND station IS NOT NULL",
         (s, e),
     ):
+        assert a.station is not None
         st = stations.setdefault(
-            r["station"], {"tasks_completed": 0, "tasks_failed": 0, "busy_s": 0.0}
+            a.station, {"tasks_completed": 0, "tasks_failed": 0, "busy_s": 0.0}
         )
-        st["tasks_completed" if r["outcome"] == "completed" else "tasks_failed"] += 1
-        if r["started_at"]:
-            st["busy_s"] += _seconds(r["started_at"], r["ended_at"])
+        st["tasks_completed" if a.outcome is Outcome.COMPLETED else "tasks_failed"] += 1
+        if a.started_at:
+            st["busy_s"] += _seconds(a.started_at, a.ended_at)
     for st in stations.values():
         n = st["tasks_completed"] + st["tasks_failed"]
         st["busy_s"] = round(st["busy_s"], 1)
         st["mean_cycle_s"] = round(st["busy_s"] / n, 1) if n else None
-    checks = one(
-        "SELECT count(*) AS n, sum(passed) AS passed FROM quality WHERE ts >= ? AND ts < ?",
-        (s, e),
-    )
-    assert due is not None and units is not None and scrapped is not None
-    assert checks is not None
+    checks = store.count("SELECT count(*) FROM quality WHERE ts >= ? AND ts < ?", (s, e))
+    passed = store.count("SELECT count(*) FROM quality WHERE ts >= ? AND ts < ? AND passed", (s, e))
     return {
         "period_start": s,
         "period_end": e,
         "line": {
             "orders_completed": len(done),
-            "otd": _ratio(int(due["on_time"] or 0), int(due["due"])),
-            "units_completed": int(units["n"]),
-            "fpy": _ratio(int(units["first_pass"] or 0), int(units["n"])),
-            "units_scrapped": int(scrapped[0]),
-            "quality_checks": _ratio(int(checks["passed"] or 0), int(checks["n"])),
+            "otd": _ratio(on_time, due),
+            "units_completed": units,
+            "fpy": _ratio(first_pass, units),
+            "units_scrapped": scrapped,
+            "quality_checks": _ratio(passed, checks),
             "lead_time_p50_s": round(percentile(lead, 50), 1) if lead else None,
             "lead_time_p90_s": round(percentile(lead, 90), 1) if lead else None,
         },
