@@ -9,8 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config.load import load_line_config
+from gateway.orderbook.context import LineContext
 from gateway.store.db import Store, StoreError
 from gateway.store.migrations import MIGRATIONS
+from gateway.store.outbox import Outbox
+from tests.gateway.conftest import REFERENCE_LINE
 
 
 def test_migrations_run_once_and_pragmas_hold(tmp_path: Path) -> None:
@@ -79,18 +83,8 @@ def test_a_rolled_back_transaction_leaves_no_trace(tmp_path: Path) -> None:
 def test_a_savepoint_takes_back_the_database_and_every_cache_with_it(tmp_path: Path) -> None:
     """A failed part of a transaction leaves no event, row, ledger change or commit callback
     behind, and the rest of the transaction commits."""
-    from gateway.config.load import load_line_config
-    from gateway.orderbook.context import LineContext
-    from gateway.store.outbox import Outbox
-    from tests.gateway.conftest import REFERENCE_LINE
-
-    store = Store(tmp_path / "a.db")
-    store.open()
-    core = LineContext(load_line_config(REFERENCE_LINE), store, Outbox(store, "s/l"), _FixedClock())
-    core.outbox.load()
-    with store.transaction() as conn:
-        conn.execute("INSERT INTO stock (material, lot, qty) VALUES ('INK', 'L1', 10)")
-    core.reload_ledger()
+    core = _line(tmp_path)
+    store = core.store
     told: list[str] = []
     with store.transaction():
         core.emit("kept.first", {})
@@ -116,18 +110,8 @@ def test_a_savepoint_takes_back_the_database_and_every_cache_with_it(tmp_path: P
 def test_a_failed_commit_takes_back_the_caches(tmp_path: Path) -> None:
     """The whole transaction fails (here: a writer's flush raises): the outbox gives its
     seq back and the ledger its change."""
-    from gateway.config.load import load_line_config
-    from gateway.orderbook.context import LineContext
-    from gateway.store.outbox import Outbox
-    from tests.gateway.conftest import REFERENCE_LINE
-
-    store = Store(tmp_path / "a.db")
-    store.open()
-    core = LineContext(load_line_config(REFERENCE_LINE), store, Outbox(store, "s/l"), _FixedClock())
-    core.outbox.load()
-    with store.transaction() as conn:
-        conn.execute("INSERT INTO stock (material, lot, qty) VALUES ('INK', 'L1', 10)")
-    core.reload_ledger()
+    core = _line(tmp_path)
+    store = core.store
     # A reservation row that breaks the table's NOT NULL only when flushed at the commit.
     with pytest.raises(sqlite3.IntegrityError), store.transaction():
         core.emit("lost", {})
@@ -137,6 +121,18 @@ def test_a_failed_commit_takes_back_the_caches(tmp_path: Path) -> None:
     with store.transaction():
         assert core.emit("next", {}) == 1
     assert store.all("SELECT count(*) FROM reservations")[0][0] == 0
+
+
+def _line(tmp_path: Path) -> LineContext:
+    """A line's context on a new store, with 10 of material INK in lot L1."""
+    store = Store(tmp_path / "a.db")
+    store.open()
+    core = LineContext(load_line_config(REFERENCE_LINE), store, Outbox(store, "s/l"), _FixedClock())
+    core.outbox.load()
+    with store.transaction() as conn:
+        conn.execute("INSERT INTO stock (material, lot, qty) VALUES ('INK', 'L1', 10)")
+    core.reload_ledger()
+    return core
 
 
 class _FixedClock:
