@@ -85,7 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--orders", type=Path, help="a JSON array of hub order documents")
     plan.add_argument("--catalog", type=Path, help="with --orders: the catalog JSON")
     plan.add_argument("--stations", type=Path, help="with --orders: a line config folder")
-    plan.add_argument("--now", help="with --orders: the planning instant (ISO 8601, with offset)")
+    plan.add_argument(
+        "--now",
+        help="the planning instant (ISO 8601, with offset): needed with --orders; with "
+        "--config, plan the line's database here as at that instant (implies --offline)",
+    )
     plan.add_argument(
         "--time-limit",
         type=float,
@@ -249,10 +253,20 @@ def _plan(args: argparse.Namespace) -> int:
     if (args.time_limit is not None and args.time_limit <= 0) or args.workers < 1:
         print("linegate plan: --time-limit must be positive, --workers at least 1", file=sys.stderr)
         return 2
+    now: datetime | None = None
+    if args.now is not None:
+        try:
+            now = datetime.fromisoformat(args.now)
+        except ValueError:
+            print(f"linegate plan: --now is not an ISO 8601 time: {args.now!r}", file=sys.stderr)
+            return 2
+        if now.tzinfo is None:
+            print("linegate plan: --now needs a UTC offset, e.g. +08:00", file=sys.stderr)
+            return 2
     if args.config is not None:
         from gateway.cli.plan import plan_command
 
-        return plan_command(args)
+        return plan_command(args, now)
     if args.time_limit is None:
         args.time_limit = 10.0
     try:
@@ -260,15 +274,11 @@ def _plan(args: argparse.Namespace) -> int:
             result = plan_jsp(args.jsp, args.time_limit, args.workers)
         else:
             missing = [k for k in ("catalog", "stations", "now") if getattr(args, k) is None]
-            if missing:
+            if missing or now is None:
                 print(
                     "linegate plan: --orders needs " + ", ".join(f"--{k}" for k in missing),
                     file=sys.stderr,
                 )
-                return 2
-            now = datetime.fromisoformat(args.now)
-            if now.tzinfo is None:
-                print("linegate plan: --now needs a UTC offset, e.g. +08:00", file=sys.stderr)
                 return 2
             result = plan_orders(
                 args.orders, args.catalog, args.stations, now, args.time_limit, args.workers
