@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--broker", help="mqtt://HOST:PORT, overrides hub.url")
     run.add_argument("--http-port", type=int, help="station API port, overrides http.port")
     run.add_argument("-v", "--verbose", action="store_true")
+    # For tests that run the gateway as a process: its clock that many seconds off the
+    # system's (the same offset across restarts, so its time never runs back), so that
+    # shifts, ship-bys and lot expiry do not depend on the day the test runs. A real line
+    # runs on the system clock: not in --help.
+    run.add_argument("--clock-offset-s", type=float, default=0.0, help=argparse.SUPPRESS)
 
     check = sub.add_parser("check-config", help="validate a line config folder (exit 78 if bad)")
     check.add_argument("dir", type=Path)
@@ -123,6 +128,11 @@ def _parser() -> argparse.ArgumentParser:
         help="share of operator actions that go wrong (wrong lot, failed check…)",
     )
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument(
+        "--start",
+        help="the line's clock at the start, ISO 8601 with offset (default: now); at night "
+        "moved back to the start of the last shift",
+    )
     demo.add_argument("--config", type=Path, help="line config (default: the reference line)")
     demo.add_argument(
         "--no-devices",
@@ -184,7 +194,7 @@ def _without_pandas() -> None:
 def _run(args: argparse.Namespace) -> int:
     from gateway.app.health import Notifier
     from gateway.app.root import Gateway, http_link, mqtt_link
-    from gateway.clock import SystemClock
+    from gateway.clock import Clock, ScaledClock, SystemClock
     from gateway.config.secrets import SecretError
     from gateway.store.db import StoreError
 
@@ -196,7 +206,9 @@ def _run(args: argparse.Namespace) -> int:
     host = port = None
     if args.broker:
         host, port = parse_broker(args.broker)
-    clock = SystemClock()
+    clock: Clock = SystemClock()
+    if args.clock_offset_s:
+        clock = ScaledClock(1.0, clock.now() + timedelta(seconds=args.clock_offset_s))
     gateway = Gateway(
         config,
         data_dir=args.data_dir,

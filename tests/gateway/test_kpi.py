@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gateway.app.root import Gateway
-from gateway.clock import ScaledClock
 from gateway.config.load import load_line_config
 from gateway.orderbook.kpi import period_kpis, period_of
+from tests.clocks import line_clock
 from tests.gateway.conftest import REFERENCE_LINE, Line, do_unit_task, order, pack
 
 
@@ -75,7 +75,7 @@ async def test_the_gateway_emits_a_snapshot_as_each_period_ends(tmp_path: Path) 
         update={"policies": config.policies.model_copy(update={"kpi_interval_s": 60})}
     )
     # One real second is an hour of line time: sixty periods end each second.
-    gw = Gateway(config, data_dir=tmp_path, clock=ScaledClock(3600), http_port=0)
+    gw = Gateway(config, data_dir=tmp_path, clock=line_clock(speed=3600), http_port=0)
     task = asyncio.create_task(gw.run())
     await gw.started.wait()
     await asyncio.sleep(2.5)
