@@ -149,6 +149,13 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return "--orders must be 0 or more"
     if not 0.0 <= args.error_rate <= 1.0:
         return "--error-rate must be between 0 and 1"
+    if args.start is not None:
+        try:
+            start = datetime.fromisoformat(args.start)
+        except ValueError:
+            return f"--start is not an ISO 8601 time: {args.start!r}"
+        if start.tzinfo is None:
+            return "--start needs a UTC offset, e.g. 2026-11-26T10:00:00+08:00"
     return None
 
 
@@ -200,7 +207,8 @@ def demo_start(config: LineConfig, now: datetime) -> datetime:
 def _build(args: argparse.Namespace, config: LineConfig, sim_root: Path | None) -> Demo:
 
     speed = float(args.speed)
-    clock = ScaledClock(speed, demo_start(config, datetime.now(UTC)))
+    now = datetime.fromisoformat(args.start) if args.start else datetime.now(UTC)
+    clock = ScaledClock(speed, demo_start(config, now))
     data_dir: Path = args.data_dir or Path(tempfile.mkdtemp(prefix="linegate-demo-"))
     catalog = load_reference_catalog()
     stock = load_reference_stock()

@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--broker", help="mqtt://HOST:PORT, overrides hub.url")
     run.add_argument("--http-port", type=int, help="station API port, overrides http.port")
     run.add_argument("-v", "--verbose", action="store_true")
+    # For tests that run the gateway as a process: its clock that many seconds off the
+    # system's (the same offset across restarts, so its time never runs back), so that
+    # shifts, ship-bys and lot expiry do not depend on the day the test runs. A real line
+    # runs on the system clock: not in --help.
+    run.add_argument("--clock-offset-s", type=float, default=0.0, help=argparse.SUPPRESS)
 
     check = sub.add_parser("check-config", help="validate a line config folder (exit 78 if bad)")
     check.add_argument("dir", type=Path)
@@ -85,7 +90,11 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--orders", type=Path, help="a JSON array of hub order documents")
     plan.add_argument("--catalog", type=Path, help="with --orders: the catalog JSON")
     plan.add_argument("--stations", type=Path, help="with --orders: a line config folder")
-    plan.add_argument("--now", help="with --orders: the planning instant (ISO 8601, with offset)")
+    plan.add_argument(
+        "--now",
+        help="the planning instant (ISO 8601, with offset): needed with --orders; with "
+        "--config, plan the line's database here as at that instant (implies --offline)",
+    )
     plan.add_argument(
         "--time-limit",
         type=float,
@@ -119,6 +128,11 @@ def _parser() -> argparse.ArgumentParser:
         help="share of operator actions that go wrong (wrong lot, failed check…)",
     )
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument(
+        "--start",
+        help="the line's clock at the start, ISO 8601 with offset (default: now); at night "
+        "moved back to the start of the last shift",
+    )
     demo.add_argument("--config", type=Path, help="line config (default: the reference line)")
     demo.add_argument(
         "--no-devices",
@@ -180,7 +194,7 @@ def _without_pandas() -> None:
 def _run(args: argparse.Namespace) -> int:
     from gateway.app.health import Notifier
     from gateway.app.root import Gateway, http_link, mqtt_link
-    from gateway.clock import SystemClock
+    from gateway.clock import Clock, ScaledClock, SystemClock
     from gateway.config.secrets import SecretError
     from gateway.store.db import StoreError
 
@@ -192,7 +206,9 @@ def _run(args: argparse.Namespace) -> int:
     host = port = None
     if args.broker:
         host, port = parse_broker(args.broker)
-    clock = SystemClock()
+    clock: Clock = SystemClock()
+    if args.clock_offset_s:
+        clock = ScaledClock(1.0, clock.now() + timedelta(seconds=args.clock_offset_s))
     gateway = Gateway(
         config,
         data_dir=args.data_dir,
@@ -241,10 +257,20 @@ def _plan(args: argparse.Namespace) -> int:
     if (args.time_limit is not None and args.time_limit <= 0) or args.workers < 1:
         print("linegate plan: --time-limit must be positive, --workers at least 1", file=sys.stderr)
         return 2
+    now: datetime | None = None
+    if args.now is not None:
+        try:
+            now = datetime.fromisoformat(args.now)
+        except ValueError:
+            print(f"linegate plan: --now is not an ISO 8601 time: {args.now!r}", file=sys.stderr)
+            return 2
+        if now.tzinfo is None:
+            print("linegate plan: --now needs a UTC offset, e.g. +08:00", file=sys.stderr)
+            return 2
     if args.config is not None:
         from gateway.cli.plan import plan_command
 
-        return plan_command(args)
+        return plan_command(args, now)
     if args.time_limit is None:
         args.time_limit = 10.0
     try:
@@ -252,15 +278,11 @@ def _plan(args: argparse.Namespace) -> int:
             result = plan_jsp(args.jsp, args.time_limit, args.workers)
         else:
             missing = [k for k in ("catalog", "stations", "now") if getattr(args, k) is None]
-            if missing:
+            if missing or now is None:
                 print(
                     "linegate plan: --orders needs " + ", ".join(f"--{k}" for k in missing),
                     file=sys.stderr,
                 )
-                return 2
-            now = datetime.fromisoformat(args.now)
-            if now.tzinfo is None:
-                print("linegate plan: --now needs a UTC offset, e.g. +08:00", file=sys.stderr)
                 return 2
             result = plan_orders(
                 args.orders, args.catalog, args.stations, now, args.time_limit, args.workers

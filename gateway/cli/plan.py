@@ -3,7 +3,8 @@ the orders predicted late with their reasons.
 
 Asked of the running gateway (``GET /api/plan``), which holds the plan its stations follow.
 When no gateway answers (or with ``--offline``), the plan is made here from the line's
-database, read-only, by the same solver: what the gateway would plan now.
+database, read-only, by the same solver: what the gateway would plan now, or at ``--now``
+(which only a plan made here can honour: the running gateway plans at its own time).
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.cli.http import ask_gateway
-from gateway.clock import SystemClock
+from gateway.clock import Clock, SystemClock
 from gateway.config.line import LineConfig
 from gateway.config.load import EX_CONFIG, ConfigError, load_line_config
 from gateway.orderbook.context import LineContext
-from gateway.planning.line_plan import LineJob
+from gateway.planning.line_plan import LineJob, local_text
 from gateway.planning.planner import LinePlanner
 from gateway.store.db import Store, StoreError
 from gateway.store.outbox import Outbox
@@ -33,7 +34,7 @@ __all__ = ["format_plan", "plan_command", "plan_here"]
 _COLUMNS = 60
 
 
-def plan_command(args: argparse.Namespace) -> int:
+def plan_command(args: argparse.Namespace, now: datetime | None = None) -> int:
     # The plan is the output; the HTTP client's request lines would only repeat it.
     logging.getLogger().setLevel(logging.WARNING)
     try:
@@ -43,7 +44,7 @@ def plan_command(args: argparse.Namespace) -> int:
         return EX_CONFIG
     snapshot: dict[str, Any] | None = None
     source = ""
-    if not args.offline:
+    if not args.offline and now is None:
         answer = ask_gateway(
             "plan",
             config,
@@ -57,7 +58,7 @@ def plan_command(args: argparse.Namespace) -> int:
             source = f"the running gateway at {url}"
     if snapshot is None or snapshot.get("plan") is None:
         try:
-            snapshot = plan_here(config, args, per_station=args.per_station)
+            snapshot = plan_here(config, args, per_station=args.per_station, now=now)
         except StoreError as exc:
             print(f"linegate plan: {exc}", file=sys.stderr)
             return 1
@@ -68,18 +69,22 @@ def plan_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def plan_here(config: LineConfig, args: argparse.Namespace, per_station: int) -> dict[str, Any]:
-    """Plan the line's open work from its database (read-only), in this process."""
+def plan_here(
+    config: LineConfig, args: argparse.Namespace, per_station: int, now: datetime | None = None
+) -> dict[str, Any]:
+    """Plan the line's open work from its database (read-only), in this process, as at
+    ``now`` (default: the real time)."""
     from gateway.planning.line_solve import solve_line  # the solver: only this command pays for it
 
+    clock: Clock = SystemClock() if now is None else _Stopped(now)
     path = config.store_path(args.data_dir)
     limit = args.time_limit if args.time_limit is not None else config.planner.time_limit_s
-    job = LineJob(config, path, SystemClock().now(), reasons=("linegate plan",))
+    job = LineJob(config, path, clock.now(), reasons=("linegate plan",))
     plan = solve_line(job, time_limit_s=limit, workers=args.workers)
     store = Store(path)
     store.open_readonly()
     try:
-        core = LineContext(config, store, Outbox(store, config.gateway_id), SystemClock())
+        core = LineContext(config, store, Outbox(store, config.gateway_id), clock)
         planner = LinePlanner(core, config.planner)
         planner.replanner.current = replace(plan, received=time.monotonic())
         out = planner.snapshot(per_station)
@@ -87,6 +92,16 @@ def plan_here(config: LineConfig, args: argparse.Namespace, per_station: int) ->
         store.close()
     out["source"] = f"a plan made here from {path} (no gateway answered)"
     return out
+
+
+class _Stopped:
+    """A clock stopped at one instant: the plan and its snapshot see the same ``--now``."""
+
+    def __init__(self, at: datetime) -> None:
+        self._at = at
+
+    def now(self) -> datetime:
+        return self._at
 
 
 def format_plan(snapshot: dict[str, Any], tz: ZoneInfo, source: str) -> str:
@@ -102,9 +117,7 @@ def format_plan(snapshot: dict[str, Any], tz: ZoneInfo, source: str) -> str:
     made = datetime.fromisoformat(plan["made_at"])
 
     def clock(ts: str) -> str:
-        local = datetime.fromisoformat(ts).astimezone(tz)
-        same_day = local.date() == made.astimezone(tz).date()
-        return local.strftime("%H:%M" if same_day else "%a %H:%M")
+        return local_text(tz, made, datetime.fromisoformat(ts))
 
     lines.append(
         f"Plan made at {clock(plan['made_at'])} ({plan['method']}, {plan['solve_s']} s; "

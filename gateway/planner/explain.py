@@ -5,7 +5,11 @@ Every task of a late order has a ready time (its predecessors done) and a start;
 between is split into waiting for material (until ``earliest``), waiting for a station to
 open again (closed time on its calendar) and queueing behind other tasks (the rest).
 A reason is given for each kind that delayed the order, the largest first; an order that
-nothing delayed is late because its own work does not fit before its ship-by, and says so.
+nothing delayed is late because its own work does not fit before its ship-by, or because
+its ship-by had passed before its work could start, and says which.
+
+Reasons are read by a line lead: durations of ten minutes or more are told in minutes and
+hours (see ``duration``), never as tens of thousands of seconds.
 """
 
 from __future__ import annotations
@@ -21,7 +25,19 @@ TimeText = Callable[[int], str]
 
 
 def relative(t: int) -> str:
-    return f"+{t} s"
+    # A signed offset: a ship-by that passed before the plan's start is "-600 s", not "+-600 s".
+    return f"{t:+d} s"
+
+
+def duration(seconds: int) -> str:
+    """A duration as a line lead reads it: "110 s" below ten minutes, "25 min", "2 h",
+    "40 h 40 min" from there (to the nearest minute, half a minute up)."""
+    if seconds < 600:
+        return f"{seconds} s"
+    hours, minutes = divmod((seconds + 30) // 60, 60)
+    if not hours:
+        return f"{minutes} min"
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +51,12 @@ class Delay:
 
     def text(self, at: TimeText = relative) -> str:
         if self.kind == "material":
-            return f"material: {self.what} arrives at {at(self.at)} (waited {self.seconds} s)"
+            return (
+                f"material: {self.what} arrives at {at(self.at)} (waited {duration(self.seconds)})"
+            )
         if self.kind == "shift":
-            return f"shift: {self.what} closes at {at(self.at)} (waited {self.seconds} s)"
-        return f"bottleneck: {self.what} (queued {self.seconds} s)"
+            return f"shift: {self.what} closes at {at(self.at)} (waited {duration(self.seconds)})"
+        return f"bottleneck: {self.what} (queued {duration(self.seconds)})"
 
 
 def delays(
@@ -101,17 +119,30 @@ def explain_plan(
         chosen = sorted([*others, *bottleneck], key=lambda d: -d.seconds)[:max_reasons]
         reasons = [d.text(at) for d in chosen]
         if not reasons:
-            # Nothing held it up: its own work does not fit before its ship-by.
-            first = min(
-                (plan.assignments[t.id].start for t in own if t.id in plan.assignments),
-                default=0,
-            )
-            reasons.append(
-                f"work: its own work takes {order.completion - first} s from {at(first)}, "
-                f"{order.lateness} s more than the time before its ship-by"
-            )
+            reasons.append(_own_work(order, own, plan, at))
         late.append(replace(order, reasons=tuple(reasons)))
     return replace(plan, late=tuple(late))
+
+
+def _own_work(order: LateOrder, own: Sequence[Task], plan: Plan, at: TimeText) -> str:
+    """The reason of a late order that nothing held up: its own work does not fit before
+    its ship-by, or the ship-by had passed before that work could start."""
+    first = min(
+        (plan.assignments[t.id].start for t in own if t.id in plan.assignments),
+        default=0,
+    )
+    work = duration(order.completion - first)
+    if order.ship_by <= first:
+        # There was no time before the ship-by to compare the work with: its lateness is
+        # mostly time gone before the work could start, not work that does not fit.
+        return (
+            f"work: ship-by {at(order.ship_by)} already passed; "
+            f"its own work takes {work} from {at(first)}"
+        )
+    return (
+        f"work: its own work takes {work} from {at(first)}, "
+        f"{duration(order.lateness)} more than the time before its ship-by"
+    )
 
 
 def _closed_between(

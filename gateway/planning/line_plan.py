@@ -22,7 +22,15 @@ from zoneinfo import ZoneInfo
 from gateway.config.line import LineConfig
 from gateway.planner.problem import Assignment, LateOrder, Plan
 
-__all__ = ["LineJob", "LinePlan", "StationPlan", "clock_text", "compact", "hint_of"]
+__all__ = [
+    "LineJob",
+    "LinePlan",
+    "StationPlan",
+    "clock_text",
+    "compact",
+    "hint_of",
+    "local_text",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +143,18 @@ def hint_of(previous: LinePlan, now: datetime) -> Plan:
 
 
 def clock_text(tz: ZoneInfo, now: datetime, offset: int) -> str:
-    """A time in the plan as the floor reads it: "14:30", or "Fri 08:10" on another day."""
-    local = (now + timedelta(seconds=offset)).astimezone(tz)
-    if local.date() == now.astimezone(tz).date():
+    """A time in the plan (``offset`` seconds from ``now``) as the floor reads it."""
+    return local_text(tz, now, now + timedelta(seconds=offset))
+
+
+def local_text(tz: ZoneInfo, now: datetime, ts: datetime) -> str:
+    """``ts`` in the line's local time as the floor reads it: "14:30" on the day of ``now``,
+    "Fri 08:10" within six days of it, "Fri 4 Dec 08:10" further off (a ship-by weeks past
+    would otherwise read as a day of this week)."""
+    local = ts.astimezone(tz)
+    days = abs((local.date() - now.astimezone(tz).date()).days)
+    if days == 0:
         return local.strftime("%H:%M")
-    return local.strftime("%a %H:%M")
+    if days < 7:
+        return local.strftime("%a %H:%M")
+    return f"{local:%a} {local.day} {local:%b %H:%M}"

@@ -15,6 +15,7 @@ from gateway.app.root import Gateway
 from gateway.config.load import load_line_config
 from gateway.desk.service import StationService
 from gateway.orderbook.inbound import Inbound
+from tests.clocks import line_clock
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_LINE = ROOT / "station_configs" / "reference-line"
@@ -63,7 +64,8 @@ class Line:
 @pytest.fixture
 def line(tmp_path: Path) -> Iterator[Line]:
     config = load_line_config(REFERENCE_LINE)
-    gw = Gateway(config, data_dir=tmp_path)
+    # Lot expiry, ship-bys and shifts are read on the gateway's clock: not today's date.
+    gw = Gateway(config, data_dir=tmp_path, clock=line_clock())
     gw.open()
     ln = Line(gw)
     ln.send("in/masterdata/catalog", catalog_bytes())

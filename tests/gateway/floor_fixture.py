@@ -31,6 +31,7 @@ from gateway.desk.service import StationService
 from gateway.floor.supervisor import SupervisorPolicy
 from simulators.line import SimulatedLine
 from simulators.relocate import relocate_line
+from tests.clocks import line_clock
 from tests.gateway.conftest import REFERENCE_LINE, catalog_bytes, stock_doc
 
 __all__ = ["FAST_DEVICES", "FloorRig", "floor_rig", "start_simulators", "until"]
@@ -141,6 +142,7 @@ async def floor_rig(tmp_path: Path) -> AsyncIterator[FloorRig]:
             gw = Gateway(
                 config,
                 data_dir=tmp_path / "data",
+                clock=line_clock(),
                 link=None,
                 http_port=0,
                 device_policy=FAST_DEVICES,

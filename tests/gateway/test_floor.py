@@ -25,6 +25,7 @@ from drivers.opcua_machine.packml import PackMLState
 from gateway.app.root import Gateway
 from gateway.desk.labels import reprint
 from gateway.store.documents import Progress
+from tests.clocks import line_clock
 from tests.gateway.conftest import catalog_bytes, do_unit_task, order, stock_doc
 from tests.gateway.floor_fixture import (
     FAST_DEVICES,
@@ -478,7 +479,14 @@ async def test_a_scale_away_fails_and_the_weight_is_entered_by_hand(floor: Floor
 
 
 async def _gateway(rig_config: Any, data: Path) -> tuple[Gateway, asyncio.Task[None]]:
-    gw = Gateway(rig_config, data_dir=data, link=None, http_port=0, device_policy=FAST_DEVICES)
+    gw = Gateway(
+        rig_config,
+        data_dir=data,
+        clock=line_clock(),
+        link=None,
+        http_port=0,
+        device_policy=FAST_DEVICES,
+    )
     running = asyncio.create_task(gw.run())
     await until("the gateway started", gw.started.is_set)
     return gw, running

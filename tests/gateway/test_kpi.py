@@ -26,10 +26,10 @@ import pytest
 
 from cloud_sync.ports import InboundMessage
 from gateway.app.root import Gateway
-from gateway.clock import ScaledClock
 from gateway.config.load import load_line_config
 from gateway.desk.service import StationService
 from gateway.orderbook.kpi import emit_snapshot, period_of
+from tests.clocks import line_clock
 from tests.gateway.conftest import REFERENCE_LINE, catalog_bytes, stock_doc
 
 # The period under test: one hour, aligned as the gateway aligns them (kpi_interval_s 3600).
@@ -292,7 +292,7 @@ async def test_the_gateway_emits_a_snapshot_as_each_period_ends(tmp_path: Path) 
         update={"policies": config.policies.model_copy(update={"kpi_interval_s": 60})}
     )
     # One real second is an hour of line time: sixty periods end each second.
-    gw = Gateway(config, data_dir=tmp_path, clock=ScaledClock(3600), http_port=0)
+    gw = Gateway(config, data_dir=tmp_path, clock=line_clock(speed=3600), http_port=0)
     task = asyncio.create_task(gw.run())
     await gw.started.wait()
     await asyncio.sleep(2.5)

@@ -39,21 +39,11 @@ from gateway.planning.line_solve import solve_line
 from gateway.planning.planner import LinePlanner
 from gateway.store.rows import Severity
 from gateway.web.station_api import create_app
+from tests.clocks import LINE_MORNING, ManualClock
 from tests.gateway.conftest import REFERENCE_LINE, Line, catalog_bytes, stock_doc
 
 # A Thursday morning on the reference line (shifts 08:00-24:00, Asia/Shanghai).
-MORNING = datetime.fromisoformat("2026-11-26T10:00:00+08:00")
-
-
-class ManualClock:
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def now(self) -> datetime:
-        return self.at
-
-    def advance(self, seconds: float) -> None:
-        self.at += timedelta(seconds=seconds)
+MORNING = LINE_MORNING
 
 
 def _config(**planner: Any) -> LineConfig:
@@ -423,19 +413,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_linegate_plan_plans_the_lines_database_when_no_gateway_runs(tmp_path: Path) -> None:
-    gw = Gateway(_config(), data_dir=tmp_path)  # the real clock: what the command uses
+    # The orders come in and the command plans at the same instant, Thursday 10:00 on the
+    # floor: on the real clock the ship-bys below would pass, and the shifts close, by date.
+    gw = Gateway(_config(), data_dir=tmp_path, clock=ManualClock(MORNING))
     gw.open()
     line = Line(gw)
     line.send("in/masterdata/catalog", catalog_bytes())
     line.send("in/masterdata/stock", stock_doc())
-    past = datetime.now(MORNING.tzinfo) - timedelta(hours=1)
-    late = _order("SO-LATE", ("TEE-WHT-M", 1, STANDARD))
-    late["ship_by"] = past.isoformat()
-    line.send("in/orders", late)
+    line.send("in/orders", _order("SO-LATE", ("TEE-WHT-M", 1, STANDARD), hours=-1))
     line.send("in/orders", _order("SO-OK", ("PEN-ENG", 1, {"fixture": "FX-PEN"}), hours=200))
     line.send("in/orders", _order("SO-RED", ("CAP-EMB-RED", 9, {"thread_color": "red"})))
     gw.store.close()
     args = ["--config", str(REFERENCE_LINE), "--data-dir", str(tmp_path), "--offline"]
+    args += ["--now", MORNING.isoformat()]
     done = subprocess.run(
         [sys.executable, "-m", "gateway", "plan", *args, "--time-limit", "1"],
         cwd=ROOT,
@@ -452,10 +442,15 @@ def test_linegate_plan_plans_the_lines_database_when_no_gateway_runs(tmp_path: P
     assert re.search(r"^laser-1 +[#s.]{60}$", out, re.MULTILINE)
     assert re.search(r"SO-OK .* engrave", out)
     # The late order and why; the order waiting for red caps.
+    assert "Plan made at 10:00 " in out
     assert "Orders predicted late: 1" in out
     block = out.split("Orders predicted late: 1", 1)[1]
-    assert block.splitlines()[1].lstrip().startswith("SO-LATE")
-    assert block.splitlines()[2].strip().split(":")[0] in ("work", "bottleneck", "shift")
+    assert block.splitlines()[1].lstrip().startswith("SO-LATE  ship-by 09:00, predicted 10:")
+    # Nothing else waits for dtg: the ship-by had passed before the print could start.
+    assert re.fullmatch(
+        r"work: ship-by 09:00 already passed; its own work takes \d+ s from 10:0\d",
+        block.splitlines()[2].strip(),
+    )
     assert "SO-RED  material: BLANK-CAP-RED short" in out
     # The same as JSON, the shape of GET /api/plan.
     done = subprocess.run(

@@ -11,13 +11,14 @@ import pytest
 from gateway.app.root import Gateway
 from gateway.app.storage import IntakePaused
 from gateway.config.load import load_line_config
+from tests.clocks import line_clock
 from tests.gateway.conftest import REFERENCE_LINE, Line, catalog_bytes, order
 
 
 def _gateway(tmp_path: Path, **policies: int) -> Gateway:
     config = load_line_config(REFERENCE_LINE)
     config = config.model_copy(update={"policies": config.policies.model_copy(update=policies)})
-    gw = Gateway(config, data_dir=tmp_path)
+    gw = Gateway(config, data_dir=tmp_path, clock=line_clock())
     gw.open()
     return gw
 

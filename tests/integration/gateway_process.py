@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.clocks import line_clock_offset_s
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -22,6 +24,7 @@ class GatewayProcess:
         http_port: int,
         config: Path = ROOT / "station_configs" / "reference-line",
     ) -> None:
+        # The line's time from a fixed morning, not today's date; the same across restarts.
         self.args = [
             sys.executable,
             "-m",
@@ -35,6 +38,8 @@ class GatewayProcess:
             f"mqtt://127.0.0.1:{broker_port}",
             "--http-port",
             str(http_port),
+            "--clock-offset-s",
+            str(line_clock_offset_s()),
         ]
         self.base = f"http://127.0.0.1:{http_port}"
         self.db = data_dir / "linegate.db"

@@ -16,7 +16,6 @@ from cloud_sync.memory import MemoryHub, MemoryLink
 from gateway.app.root import Gateway
 from gateway.cli.demo import REFERENCE_LINE, Demo, demo_start, run_demo
 from gateway.cli.main import _parser
-from gateway.clock import ScaledClock
 from gateway.config.load import load_line_config
 from simulators.hub import MemoryTransport, SimulatedHub
 from simulators.operators import Person, SimulatedOperator, assign_staff, station_loads
@@ -26,14 +25,19 @@ from simulators.orders import (
     load_reference_catalog,
     load_reference_stock,
 )
+from tests.clocks import LINE_MORNING, ManualClock, line_clock
 from tests.conftest import Mosquitto
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEED = "600"
 
 
+# The demo's line clock starts here, not at today's date and hour.
+START = ["--start", LINE_MORNING.isoformat()]
+
+
 def _demo(argv: list[str]) -> tuple[int, Demo]:
-    args = _parser().parse_args(["demo", *argv])
+    args = _parser().parse_args(["demo", *START, *argv])
     built: list[Demo] = []
     rc = run_demo(args, on_start=built.append)
     assert len(built) == 1
@@ -146,6 +150,7 @@ def test_demo_command(tmp_path: Path) -> None:
             str(tmp_path),
             "--seed",
             "11",
+            *START,
         ],
         cwd=ROOT,
         capture_output=True,
@@ -167,6 +172,9 @@ def test_bad_arguments_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     rc = run_demo(_parser().parse_args(["demo", "--speed", "0"]))
     assert rc == 2
     assert "--speed" in capsys.readouterr().err
+    rc = run_demo(_parser().parse_args(["demo", "--start", "2026-11-26T10:00:00"]))
+    assert rc == 2
+    assert "--start needs a UTC offset" in capsys.readouterr().err
 
 
 async def test_hub_replenishes_a_shortage(tmp_path: Path) -> None:
@@ -176,7 +184,8 @@ async def test_hub_replenishes_a_shortage(tmp_path: Path) -> None:
     for item in stock["items"]:
         if item["material"] == "BLANK-CAP-RED":
             item["qty"] = 2
-    clock = ScaledClock(speed)
+    # The line's clock from a fixed morning: the lots' expiry and the shifts are read on it.
+    clock = line_clock(speed=speed)
     orders = generate_orders(
         catalog,
         stock,
@@ -281,7 +290,7 @@ def test_the_hub_counts_duplicates_and_gaps() -> None:
         catalog=load_reference_catalog(),
         stock=load_reference_stock(),
         orders=[],
-        clock_now=lambda: datetime.now(UTC),
+        clock_now=ManualClock(LINE_MORNING).now,
     )
 
     def env(seq: int) -> dict[str, object]:

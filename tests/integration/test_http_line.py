@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from simulators.http_hub import HttpHub, serve_http_hub
+from tests.clocks import line_clock_offset_s
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,12 +49,14 @@ def _order(order_id: str) -> dict[str, Any]:
     }
 
 
-async def _start(folder: Path, data: Path, credentials: Path) -> asyncio.subprocess.Process:
+async def _start(
+    folder: Path, data: Path, credentials: Path, clock_offset_s: float
+) -> asyncio.subprocess.Process:
     log_path = data.parent / "gateway.log"
     with log_path.open("ab") as log:
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", "gateway", "run", "--config", str(folder),
-            "--data-dir", str(data), cwd=ROOT,
+            "--data-dir", str(data), "--clock-offset-s", str(clock_offset_s), cwd=ROOT,
             env={**os.environ, "CREDENTIALS_DIRECTORY": str(credentials)},
             stdout=log, stderr=log,
         )  # fmt: skip
@@ -87,6 +90,7 @@ async def test_a_line_on_the_http_transport(tmp_path: Path) -> None:
     credentials.mkdir()
     (credentials / "hub-token").write_text(TOKEN + "\n")
     port = free_port()
+    clock_offset_s = line_clock_offset_s()  # one line time across the restart
     async with serve_http_hub(hub) as url:
         folder = tmp_path / "line"
         folder.mkdir()
@@ -94,7 +98,7 @@ async def test_a_line_on_the_http_transport(tmp_path: Path) -> None:
         (folder / "pack-1.toml").write_text(
             '[station]\nid = "pack-1"\ncapabilities = ["pack", "dtg_print"]\n'
         )
-        proc = await _start(folder, tmp_path / "data", credentials)
+        proc = await _start(folder, tmp_path / "data", credentials, clock_offset_s)
         try:
             await _until(lambda: _types(hub).count("order.accepted") == 2)
             assert hub.missing(hub.acked_through) == [] and hub.duplicates == 0
@@ -118,7 +122,7 @@ async def test_a_line_on_the_http_transport(tmp_path: Path) -> None:
 
         # Fixed at the hub; the gateway restarted: what waited arrives, the alarm clears.
         hub.faults.clear()
-        proc = await _start(folder, tmp_path / "data", credentials)
+        proc = await _start(folder, tmp_path / "data", credentials, clock_offset_s)
         try:
             await _until(lambda: "order.accepted" in _types(hub)[held:])
             await _until(lambda: "alarm.cleared" in _types(hub))

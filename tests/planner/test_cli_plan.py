@@ -111,3 +111,18 @@ def test_orders_without_their_catalog_are_refused() -> None:
     done = _plan("--orders", "x.json", "--time-limit", "1")
     assert done.returncode == 2
     assert "--catalog, --stations, --now" in done.stderr
+
+
+def test_a_planning_instant_without_its_utc_offset_is_refused() -> None:
+    # The floor's local time or UTC? Refused rather than guessed, for --config as --orders.
+    line = str(ROOT / "station_configs" / "reference-line")
+    for source in (
+        ["--config", line],
+        ["--orders", "x.json", "--catalog", "c", "--stations", line],
+    ):
+        done = _plan(*source, "--now", "2026-11-26T10:00:00")
+        assert done.returncode == 2
+        assert "--now needs a UTC offset" in done.stderr
+    done = _plan("--config", line, "--now", "Thursday")
+    assert done.returncode == 2
+    assert "--now is not an ISO 8601 time" in done.stderr
