@@ -3,13 +3,14 @@ what the kanban is told.
 
 - **Replanning** (gateway/planning/replanning.py): every ``[planner] interval_s``, and on events:
   orders arrived or cancelled, a station down or back (its machine faulted or offline), a
-  shortage cleared, a task far off its standard time. A burst of events makes one replan.
+  shortage cleared, a task running far past its standard time, early completions that
+  together freed a tenth of the plan's work. A burst of events makes one replan.
 - **Solving** happens in the worker process (gateway/planning/worker.py) with a time and a
-  memory limit: the worker reads the line's database itself, builds the problem
-  (gateway/planning/line_problem.py), solves it and answers a compact plan
-  (gateway/planning/line_solve.py),
-  its first plan within a second and the improved one at the end of the time limit. The
-  previous plan is the solver's hint, and its stations' heads stay first.
+  memory limit, at the machine's lowest CPU priority: the worker reads the line's
+  database itself, builds the problem (gateway/planning/line_problem.py), solves it and
+  answers a compact plan (gateway/planning/line_solve.py), its first plan within a second
+  and the improved one at the end of the time limit. The previous plan is the solver's
+  hint, and its stations' heads stay first.
 - **Dispatch**: a station asking for its next task gets the first ready task of its
   sequence in the current plan, at once (one indexed query, no solve). Ready tasks the
   plan does not know yet (orders that came after it) follow by the dispatch rule, then
@@ -37,12 +38,13 @@ from typing import Any
 from gateway.clock import iso
 from gateway.config.line import PlannerSection
 from gateway.orderbook.context import LineContext
+from gateway.planner.problem import LateOrder
 from gateway.planning.line_plan import LineJob, LinePlan
 from gateway.planning.line_problem import OPEN, down_station
 from gateway.planning.replanning import Replanner
 from gateway.planning.worker import PlanWorker, WorkerLimits
 
-__all__ = ["LinePlanner"]
+__all__ = ["EARLY_REASON", "LinePlanner"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,12 @@ _LOOKAHEAD = 512
 _CHUNK = 128
 # How often running tasks are checked against their standard time (real seconds).
 _WATCH_S = 5.0
+# Early completions ask for a replan together, not one by one (see _task_completed): once
+# the station time they freed since the last replan began comes to this share of the work
+# the plan in force holds, and to at least _EARLY_MIN_S (line seconds).
+_EARLY_SHARE = 0.1
+_EARLY_MIN_S = 300.0
+EARLY_REASON = "tasks done ahead of the plan"
 
 
 class LinePlanner:
@@ -69,6 +77,9 @@ class LinePlanner:
         )
         self._heads: dict[str, int] = {}  # station → index of its first task not gone
         self._overran: set[int] = set()
+        self._work_of: LinePlan | None = None
+        self._work_s = 0  # the station time that plan holds (line seconds)
+        self._freed_s = 0.0  # freed by early completions since the last replan began
         self._std_cache: dict[tuple[int, str], int] = {}
         # These run after the commit of an operator's action or an order's intake: a
         # trouble here is logged, never raised into what committed.
@@ -103,14 +114,39 @@ class LinePlanner:
             self.request("shortage cleared")
 
     def _task_completed(self, data: dict[str, Any]) -> None:
-        """A task done in far less than its standard time frees its station early."""
+        """A task done in less than its standard time frees its station early.
+
+        One early task is no reason to solve again: its station simply takes the next task
+        of its sequence sooner, and the order of the plan still holds. What goes stale is
+        the plan's times (the forecasts, which station could take what), and that only
+        matters once many tasks were early: the time freed is added up, and a replan is
+        asked for once it comes to a tenth of the work in the plan (and to five minutes at
+        least). The sum starts over with each request and with each replan (which plans
+        from every completion so far). Each early completion asking for itself kept the
+        worker solving without a pause on a line whose standard times are generous.
+        """
         started, ended = data.get("started_at"), data.get("completed_at")
         if data.get("serial") is None or not started or not ended:
             return
-        std = self._standard_s(int(data["task_id"]))
+        task_id = int(data["task_id"])
+        std = self._standard_s(task_id)
         took = (datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()
-        if std and took * self.settings.overrun_factor + self.settings.overrun_grace_s < std:
-            self.request("task far off its standard time")
+        live = self.replanner.current
+        if not std or took >= std or live is None or not live.is_planned(task_id):
+            return  # late work is the overrun watch's; unplanned work is not the plan's
+        self._freed_s += std - took
+        if self._freed_s >= self.early_threshold_s():
+            self._freed_s = 0.0
+            self.request(EARLY_REASON)
+
+    def early_threshold_s(self) -> float:
+        """The station time early completions must free to ask for a replan (line s)."""
+        live = self.replanner.current
+        if live is not self._work_of:  # summed once per plan, not per completion
+            self._work_of = live
+            stations = live.stations.values() if live is not None else ()
+            self._work_s = sum(sum(sp.ends) - sum(sp.starts) for sp in stations)
+        return max(_EARLY_MIN_S, _EARLY_SHARE * self._work_s)
 
     def _standard_s(self, task_id: int) -> int:
         row = self.core.store.one("SELECT wo_id, op FROM tasks WHERE task_id = ?", (task_id,))
@@ -172,6 +208,7 @@ class LinePlanner:
 
     async def _make_plan(self, previous: LinePlan | None, reasons: tuple[str, ...]) -> LinePlan:
         now = self.core.clock.now()
+        self._freed_s = 0.0  # this replan sees every completion so far
         marks = ",".join("?" * len(OPEN))
         if self.core.store.one(f"SELECT 1 FROM tasks WHERE status IN ({marks}) LIMIT 1", OPEN):
             job = LineJob(self.core.config, self.core.store.path, now, previous, reasons)
@@ -251,8 +288,12 @@ class LinePlanner:
         out: list[sqlite3.Row] = []
         i = head
         at_head = True
+        # A station's next ready tasks are mostly right at its head: read a few rows first
+        # and more only when those were taken or are not ready (every screen asks here).
+        size = min(_CHUNK, 2 * limit + 8)
         while i < len(sequence) and i < head + _LOOKAHEAD and len(out) < limit:
-            chunk = sequence[i : i + _CHUNK].tolist()
+            chunk = sequence[i : i + size].tolist()
+            size = min(_CHUNK, size * 2)
             rows = {
                 r["task_id"]: r
                 for r in conn.execute(
@@ -300,7 +341,7 @@ class LinePlanner:
             "reasons": list(live.reasons),
             "down": sorted(live.down),
             "stations": self._station_rows(live, per_station),
-            "late": [_late_row(live, o.order_id) for o in live.late],
+            "late": [_late_row(live, o) for o in live.late],
             "waiting": [
                 {"order_id": oid, "materials": list(m), "reasons": [_waiting_reason(m)]}
                 for oid, m in sorted(live.waiting.items())
@@ -397,10 +438,9 @@ def _line_plan(answer: object) -> LinePlan:
     return answer
 
 
-def _late_row(live: LinePlan, order_id: str) -> dict[str, Any]:
-    late = next(o for o in live.late if o.order_id == order_id)
+def _late_row(live: LinePlan, late: LateOrder) -> dict[str, Any]:
     return {
-        "order_id": order_id,
+        "order_id": late.order_id,
         "ship_by": iso(live.at(late.ship_by)),
         "predicted_completion": iso(live.at(late.completion)),
         "late_s": late.lateness,
