@@ -28,6 +28,7 @@ import asyncio
 import dataclasses
 import gc
 import json
+import os
 import pickle
 import sys
 import tempfile
@@ -50,6 +51,7 @@ from gateway.config.load import load_line_config  # noqa: E402
 from gateway.percentiles import percentile  # noqa: E402
 from gateway.planner import scenarios  # noqa: E402
 from gateway.planning.line_problem import line_problem  # noqa: E402
+from gateway.planning.worker_child import search_threads  # noqa: E402
 
 SURGE_MORNING = datetime.fromisoformat("2026-11-11T08:00:00+08:00")
 DATA = ROOT / "simulators" / "data"
@@ -114,6 +116,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     ready = gw.store.one("SELECT count(*) AS n FROM tasks WHERE status = 'ready'")
 
     rule_ms = queue_times(gw, args.queue_rounds)
+    loadavg = os.getloadavg()[0]
     gc.collect()
     rss_before = rss_mib()
     peak = rss_before
@@ -159,6 +162,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "problem_build_s": round(build_s, 3),
         "problem_pickled_kib": round(pickled / 1024, 1),
         "time_limit_s": args.time_limit,
+        # The worker's search threads (the config's, capped below the cores), SCHED_IDLE.
+        "solver_threads": search_threads(gw.config.planner.workers),
+        "loadavg_1min_at_start": round(loadavg, 2),
         "replans": replans,
         "failures": stats.failures,
         "method": live.method if live else None,

@@ -2,12 +2,21 @@
 
     .venv/bin/python benchmarks/bench_line.py intake --orders 100000
     .venv/bin/python benchmarks/bench_line.py scans --stations 30 --rate 200 --seconds 30
+    .venv/bin/python benchmarks/bench_line.py scans --compare-planner --rounds 3
+    .venv/bin/python benchmarks/bench_line.py scans --compare-planner --rounds 3 --cpu-quota 1.2
 
 ``intake``: a promotion burst published to the broker (one order per message, QoS 1);
 measures how fast the gateway accepts them (validated, exploded, kitting checked, events
 in the outbox: counted in its database) and its resident memory with all of them open.
 ``scans``: 30 stations work orders through the station API at a fixed total rate; every
-action is durably committed before it is answered; measures latency percentiles.
+action is durably committed before it is answered; measures latency percentiles. Orders
+keep arriving during the run (``--order-every``), so a planner that is on keeps replanning
+while it is measured; each run says how many replans ended inside its window.
+``--compare-planner`` runs the planner on and off alternately in one session;
+``--cpu-quota`` puts the gateway (and so its solver worker) in a cgroup with that many
+cores' worth of CPU time, about what a Raspberry Pi 5 offers; the load generator stays
+outside it. ``--gateway-root`` runs the gateway of another checkout (before and after a
+change, run after run).
 """
 
 from __future__ import annotations
@@ -15,14 +24,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -64,14 +77,17 @@ def start_broker(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
     raise RuntimeError("mosquitto did not start")
 
 
-def write_line(tmp: Path, stations: int, capability: str) -> Path:
+def write_line(tmp: Path, stations: int, capability: str, planner: bool = True) -> Path:
     cfg = tmp / "line"
     cfg.mkdir()
     ops = "\n".join(
         f'[[operators]]\nbadge = "OP-{n:04d}"\nname = "op {n}"\n' for n in range(stations + 2)
     )
+    # The planner's defaults unless it is off: the line as it ships.
+    section = "" if planner else "[planner]\nenabled = false\n\n"
     (cfg / "line.toml").write_text(
-        f'[line]\nsite = "bench"\nline = "line1"\n\n[hub]\nurl = "mqtt://127.0.0.1:1883"\n\n{ops}'
+        f'[line]\nsite = "bench"\nline = "line1"\n\n[hub]\nurl = "mqtt://127.0.0.1:1883"\n\n'
+        f"{section}{ops}"
     )
     caps = ["dtg_print", "embroider", "laser_engrave", "qc_inspect", "kit_assemble"]
     for n in range(stations):
@@ -112,10 +128,18 @@ def hub_with_master_data(port: int) -> mqtt.Client:
     return hub
 
 
-def start_gateway(cfg: Path, data: Path, port: int, http_port: int) -> subprocess.Popen[bytes]:
+def start_gateway(
+    cfg: Path,
+    data: Path,
+    port: int,
+    http_port: int,
+    prefix: list[str] | None = None,
+    root: Path = ROOT,
+) -> subprocess.Popen[bytes]:
     log = (data / "gateway.log").open("wb")
     proc = subprocess.Popen(
         [
+            *(prefix or []),
             sys.executable,
             "-m",
             "gateway",
@@ -129,7 +153,7 @@ def start_gateway(cfg: Path, data: Path, port: int, http_port: int) -> subproces
             "--http-port",
             str(http_port),
         ],
-        cwd=ROOT,
+        cwd=root,  # `python -m gateway` runs the gateway of this checkout
         stdout=log,
         stderr=log,
     )
@@ -365,35 +389,151 @@ async def _station(
         term.close()
 
 
-def bench_scans(args: argparse.Namespace) -> dict[str, Any]:
+class CpuQuota:
+    """A cgroup with ``cores`` cores' worth of CPU time per 100 ms period, for the gateway.
+
+    cgroup v1's cpu controller (``cpu.cfs_quota_us``) or cgroup v2's ``cpu.max``; the
+    gateway's command is wrapped so that it enters the group before it execs (its solver
+    workers, its children, inherit the group). The group is removed afterwards.
+    """
+
+    PERIOD_US = 100_000
+
+    def __init__(self, cores: float) -> None:
+        self.cores = cores
+        name = f"linegate-bench-{os.getpid()}"
+        v1 = Path("/sys/fs/cgroup/cpu")
+        if (v1 / "cpu.cfs_quota_us").exists():
+            self.path = v1 / name
+            self.path.mkdir()
+            (self.path / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+            (self.path / "cpu.cfs_quota_us").write_text(str(round(cores * self.PERIOD_US)))
+        elif Path("/sys/fs/cgroup/cgroup.controllers").exists():
+            self.path = Path("/sys/fs/cgroup") / name
+            self.path.mkdir()
+            (self.path / "cpu.max").write_text(f"{round(cores * self.PERIOD_US)} {self.PERIOD_US}")
+        else:
+            raise RuntimeError("no cgroup cpu controller: --cpu-quota needs cgroup v1 or v2")
+
+    def prefix(self) -> list[str]:
+        """A command prefix that runs the rest of the command inside the group."""
+        procs = self.path / "cgroup.procs"
+        return ["sh", "-c", f'echo $$ > {procs} && exec "$@"', "sh"]
+
+    def stat(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for line in (self.path / "cpu.stat").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            out[key] = int(value)
+        return out
+
+    def remove(self) -> None:
+        # Whatever the gateway left behind in the group (a worker it did not reap): ours.
+        for pid in (self.path / "cgroup.procs").read_text().split():
+            with suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        for _ in range(100):
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.05)
+        print(f"could not remove {self.path}", file=sys.stderr)
+
+
+@contextmanager
+def cpu_quota(cores: float | None) -> Iterator[CpuQuota | None]:
+    if cores is None:
+        yield None
+        return
+    group = CpuQuota(cores)
+    try:
+        yield group
+    finally:
+        group.remove()
+
+
+def _loadavg() -> float:
+    return os.getloadavg()[0]
+
+
+def _cpu_s(pid: int) -> tuple[float, float]:
+    """The process's own CPU seconds and those of its children it has reaped (the solver
+    workers that ended)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    children = (int(fields[13]) + int(fields[14])) / tick  # cutime, cstime
+    return own, children
+
+
+def _runqueue_wait_s(pid: int) -> float:
+    """How long the process's threads have waited, runnable, for a CPU (the kernel's
+    schedstat): the time an answer waits for the CPU rather than for the gateway's code."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with suppress(FileNotFoundError, ProcessLookupError):
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
+def _plan_stats(base: str) -> dict[str, Any]:
+    # per_station=1 and before or after the window only: the kanban's snapshot is not free.
+    doc: dict[str, Any] = httpx.get(f"{base}/api/plan?per_station=1", timeout=30).json()
+    return doc
+
+
+def _tee_order(i: int, tees: list[str]) -> dict[str, Any]:
+    return {
+        "order_id": f"S-{i}",
+        "ship_by": "2026-11-12T18:00:00+08:00",
+        "lines": [{"sku": tees[i % len(tees)], "qty": 1}],
+    }
+
+
+def bench_scans(
+    args: argparse.Namespace, planner: bool = True, quota: CpuQuota | None = None
+) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="lg-bench-"))
     broker, port = start_broker(tmp)
-    cfg = write_line(tmp, args.stations, "dtg_print")
+    cfg = write_line(tmp, args.stations, "dtg_print", planner=planner)
     data = tmp / "data"
     data.mkdir()
     gw = None
     try:
         hub = hub_with_master_data(port)
         http_port = free_port()
-        gw = start_gateway(cfg, data, port, http_port)
+        prefix = quota.prefix() if quota else None
+        gw = start_gateway(cfg, data, port, http_port, prefix, args.gateway_root)
         time.sleep(1.0)
         tees = [s["sku"] for s in CATALOG["skus"] if s["routing"] == "R-TEE-DTG"]
-        for i in range(int(args.rate * args.seconds / 5) + args.stations * 2):
-            order = {
-                "order_id": f"S-{i}",
-                "ship_by": "2026-11-12T18:00:00+08:00",
-                "lines": [{"sku": tees[i % len(tees)], "qty": 1}],
-            }
-            hub.publish(PREFIX + "in/orders", json.dumps(order), qos=1)
+        n_orders = int(args.rate * args.seconds / 5) + args.stations * 2
+        for i in range(n_orders):
+            hub.publish(PREFIX + "in/orders", json.dumps(_tee_order(i, tees)), qos=1)
         time.sleep(3.0)
         base = f"http://127.0.0.1:{http_port}"
         lat: list[float] = []
         refusals: list[str] = []
         interval = args.stations / args.rate
+        arrived = [0]
+
+        async def orders_keep_coming(until: float) -> None:
+            # A trickle of orders during the run: each batch asks the planner for a replan,
+            # so a planner that is on solves through the whole window.
+            if args.order_every <= 0:
+                return
+            k = n_orders
+            while time.perf_counter() + args.order_every < until:
+                await asyncio.sleep(args.order_every)
+                for _ in range(args.order_batch):
+                    hub.publish(PREFIX + "in/orders", json.dumps(_tee_order(k, tees)), qos=1)
+                    k += 1
+                    arrived[0] += 1
 
         async def run() -> None:
             until = time.perf_counter() + args.seconds
             await asyncio.gather(
+                orders_keep_coming(until),
                 *(
                     _station(
                         "127.0.0.1",
@@ -406,14 +546,27 @@ def bench_scans(args: argparse.Namespace) -> dict[str, Any]:
                         refusals,
                     )
                     for n in range(args.stations)
-                )
+                ),
             )
 
+        before = _plan_stats(base) if planner else {}
+        throttled = quota.stat() if quota else {}
+        load = _loadavg()
+        cpu0 = _cpu_s(gw.pid)
+        waited0 = _runqueue_wait_s(gw.pid), _runqueue_wait_s(os.getpid())
         asyncio.run(run())
+        cpu1 = _cpu_s(gw.pid)
+        waited = _runqueue_wait_s(gw.pid) - waited0[0], _runqueue_wait_s(os.getpid()) - waited0[1]
+        throttled = {k: v - throttled[k] for k, v in quota.stat().items()} if quota else {}
         server = httpx.get(f"{base}/api/health").json()["action_ms"]
+        after = _plan_stats(base) if planner else {}
         hub.loop_stop()
         lat.sort()
-        return {
+        out: dict[str, Any] = {
+            "planner": "on" if planner else "off",
+            "gateway_root": str(args.gateway_root),
+            "cpu_quota": quota.cores if quota else None,
+            "loadavg_1min_at_start": round(load, 2),
             "stations": args.stations,
             "server_p50_ms": server.get("p50"),
             "server_p99_ms": server.get("p99"),
@@ -425,13 +578,68 @@ def bench_scans(args: argparse.Namespace) -> dict[str, Any]:
             "p99_ms": round(percentile(lat, 99), 2),
             "max_ms": round(lat[-1], 2),
             "refusals": len(refusals),
+            "orders_during": arrived[0],
+            "gateway_cpu_s": round(cpu1[0] - cpu0[0], 1),
+            # Runnable but not running, over the window: the gateway's threads, the client's.
+            "gateway_cpu_wait_s": round(waited[0], 2),
+            "client_cpu_wait_s": round(waited[1], 2),
         }
+        if planner:
+            requests = {
+                k: v - before["requests"].get(k, 0)
+                for k, v in after["requests"].items()
+                if v != before["requests"].get(k, 0)
+            }
+            out |= {
+                # Replans that ended inside the window (and first plans offered in it).
+                "replans": after["replans"] - before["replans"],
+                "first_plans": after["first_plans"] - before["first_plans"],
+                "replan_failures": after["failures"] - before["failures"],
+                "replan_requests": requests,
+                "solving_at_start": before["solving"],
+                # The workers' CPU time: those that ended inside the window.
+                "worker_cpu_s": round(cpu1[1] - cpu0[1], 1),
+            }
+        if quota:
+            out["throttled"] = {
+                "periods": throttled.get("nr_periods"),
+                "throttled_periods": throttled.get("nr_throttled"),
+                "throttled_ms": round(throttled.get("throttled_time", 0) / 1e6),
+            }
+        return out
     finally:
         if gw is not None:
             gw.terminate()
             gw.wait(10)
         broker.terminate()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def compare_planner(args: argparse.Namespace, quota: CpuQuota | None) -> dict[str, Any]:
+    """The planner on and off alternately (on first in odd rounds, off first in even ones),
+    so both see the same machine over the session."""
+    runs: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
+    for r in range(args.rounds):
+        for planner in (True, False) if r % 2 == 0 else (False, True):
+            result = bench_scans(args, planner, quota)
+            print(json.dumps(result), flush=True)
+            runs[result["planner"]].append(result)
+
+    def figures(rows: list[dict[str, Any]]) -> list[str]:
+        return [f"{r['p50_ms']}/{r['p90_ms']}/{r['p99_ms']}" for r in rows]
+
+    return {
+        "summary": True,
+        "cpu_quota": quota.cores if quota else None,
+        "rounds": args.rounds,
+        "client_p50_p90_p99_ms": {k: figures(v) for k, v in runs.items()},
+        "worst_p99_ms": {k: max(r["p99_ms"] for r in v) for k, v in runs.items()},
+        "server_p99_ms": {k: [r["server_p99_ms"] for r in v] for k, v in runs.items()},
+        "replans": [r["replans"] for r in runs["on"]],
+        "loadavg_1min_at_start": {
+            k: [r["loadavg_1min_at_start"] for r in v] for k, v in runs.items()
+        },
+    }
 
 
 def main() -> None:
@@ -455,9 +663,47 @@ def main() -> None:
     s.add_argument("--stations", type=int, default=30)
     s.add_argument("--rate", type=float, default=200.0)
     s.add_argument("--seconds", type=float, default=30.0)
+    s.add_argument(
+        "--planner",
+        choices=("on", "off"),
+        default="on",
+        help="the line's planner (on: its defaults, as the line ships)",
+    )
+    s.add_argument(
+        "--order-every",
+        type=float,
+        default=2.0,
+        help="seconds between batches of new orders during the run (0: none)",
+    )
+    s.add_argument("--order-batch", type=int, default=5, help="orders per batch")
+    s.add_argument(
+        "--compare-planner",
+        action="store_true",
+        help="run with the planner on and off alternately, --rounds times each",
+    )
+    s.add_argument("--rounds", type=int, default=3)
+    s.add_argument(
+        "--cpu-quota",
+        type=float,
+        default=None,
+        metavar="CORES",
+        help="run the gateway and its solver worker in a cgroup with this many cores of CPU "
+        "time (root; the load generator stays outside)",
+    )
+    s.add_argument(
+        "--gateway-root",
+        type=Path,
+        default=ROOT,
+        help="run the gateway of another checkout (git archive COMMIT | tar -x -C DIR), "
+        "to compare two versions run after run in one session",
+    )
     args = p.parse_args()
     if args.what == "scans":
-        result = bench_scans(args)
+        with cpu_quota(args.cpu_quota) as quota:
+            if args.compare_planner:
+                result = compare_planner(args, quota)
+            else:
+                result = bench_scans(args, args.planner == "on", quota)
     elif args.in_process:
         result = bench_intake_in_process(args)
     else:

@@ -2,19 +2,23 @@
 
     .venv/bin/python benchmarks/bench_plan.py --scenario surge
     .venv/bin/python benchmarks/bench_plan.py --scenario normal --time-limit 10 --json
+    .venv/bin/python benchmarks/bench_plan.py --scenario surge --as-worker
 
 A scenario (gateway/planner/scenarios.py) is generated from the reference catalog and the
 reference line. Each plan (FIFO, EDD, ATC, and the planner's) is executed by the
 simulation (gateway/planner/execution.py) and measured there: orders late, total weighted
 lateness (Σ priority × seconds after ship_by), setup time, makespan. Every executed plan
 is also checked by the feasibility checker. Only the repository is needed, not
-../shared/benchmarks.
+../shared/benchmarks. ``--as-worker`` solves as the gateway's worker process does: at the
+lowest CPU priority, with its search threads capped below the core count
+(gateway/planning/worker_child.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,6 +33,7 @@ from gateway.planner.feasibility import check_plan  # noqa: E402
 from gateway.planner.model import solve  # noqa: E402
 from gateway.planner.problem import Metrics, Plan, Problem, metrics  # noqa: E402
 from gateway.planner.rules import RULES, dispatch  # noqa: E402
+from gateway.planning.worker_child import run_in_background, search_threads  # noqa: E402
 
 
 def measured(problem: Problem, plan: Plan) -> tuple[Metrics, int]:
@@ -62,6 +67,11 @@ def main() -> int:
     )
     parser.add_argument("--stations", type=Path, default=ROOT / "station_configs/reference-line")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--as-worker",
+        action="store_true",
+        help="solve as the gateway's worker: lowest CPU priority, threads capped",
+    )
     args = parser.parse_args()
 
     catalog = scenarios.read_catalog(args.catalog)
@@ -75,7 +85,12 @@ def main() -> int:
         plan = dispatch(problem, rule)
         seconds = time.perf_counter() - t0
         rows.append(row(rule, *_swap(measured(problem, plan), seconds)))
-    result = solve(problem, time_limit_s=args.time_limit, workers=args.workers)
+    workers, priority = args.workers, "normal"
+    loadavg = os.getloadavg()[0]
+    if args.as_worker:
+        # The rules above ran at the normal priority; the solver's threads start below.
+        priority, workers = run_in_background(), search_threads(args.workers)
+    result = solve(problem, time_limit_s=args.time_limit, workers=workers)
     first_m, first_v = measured(problem, result.first_plan)
     rows.append(row("first plan (ATCS)", first_m, result.first_plan_s, first_v))
     final_m, final_v = measured(problem, result.plan)
@@ -87,7 +102,9 @@ def main() -> int:
         "orders": len(problem.orders),
         "tasks": len(problem.tasks),
         "time_limit_s": args.time_limit,
-        "workers": args.workers,
+        "workers": workers,
+        "priority": priority,
+        "loadavg_1min_at_start": round(loadavg, 2),
         "solver_status": result.status,
         "lns_windows": result.windows,
         "lns_improved": result.improved,

@@ -271,7 +271,9 @@ class PlannerSection(BaseModel):
     interval_s: float = Field(default=300.0, ge=1, le=86_400)
     # Events within this long of each other make one replan.
     settle_s: float = Field(default=0.5, ge=0, le=60)
-    # The solver's limits: wall time, memory of its process, search threads.
+    # The solver's limits: wall time, memory of its process, search threads. The worker
+    # uses at most one thread fewer than the cores it may run on (at least one), so
+    # ``workers`` is a ceiling: 1 on a 2-core box whatever it says (worker_child.py).
     time_limit_s: float = Field(default=10.0, gt=0, le=600)
     memory_mib: int = Field(default=1024, ge=256, le=65_536)
     workers: int = Field(default=2, ge=1, le=16)

@@ -3,13 +3,14 @@ what the kanban is told.
 
 - **Replanning** (gateway/planning/replanning.py): every ``[planner] interval_s``, and on events:
   orders arrived or cancelled, a station down or back (its machine faulted or offline), a
-  shortage cleared, a task far off its standard time. A burst of events makes one replan.
+  shortage cleared, a task running far past its standard time, early completions that
+  together freed a tenth of the plan's work. A burst of events makes one replan.
 - **Solving** happens in the worker process (gateway/planning/worker.py) with a time and a
-  memory limit: the worker reads the line's database itself, builds the problem
-  (gateway/planning/line_problem.py), solves it and answers a compact plan
-  (gateway/planning/line_solve.py),
-  its first plan within a second and the improved one at the end of the time limit. The
-  previous plan is the solver's hint, and its stations' heads stay first.
+  memory limit, at the machine's lowest CPU priority: the worker reads the line's
+  database itself, builds the problem (gateway/planning/line_problem.py), solves it and
+  answers a compact plan (gateway/planning/line_solve.py), its first plan within a second
+  and the improved one at the end of the time limit. The previous plan is the solver's
+  hint, and its stations' heads stay first.
 - **Dispatch**: a station asking for its next task gets the first ready task of its
   sequence in the current plan, at once (one indexed query, no solve). Ready tasks the
   plan does not know yet (orders that came after it) follow by the dispatch rule, then
@@ -25,7 +26,6 @@ what the kanban is told.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -37,13 +37,14 @@ from gateway.clock import iso
 from gateway.config.line import PlannerSection
 from gateway.orderbook import tasks
 from gateway.orderbook.context import LineContext
+from gateway.planner.problem import LateOrder
 from gateway.planning.line_plan import LineJob, LinePlan
 from gateway.planning.line_problem import OPEN, down_station
 from gateway.planning.replanning import Replanner
 from gateway.planning.worker import PlanWorker, WorkerLimits
 from gateway.store.rows import TaskRow, TaskStatus
 
-__all__ = ["LinePlanner"]
+__all__ = ["EARLY_REASON", "LinePlanner"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,12 @@ _LOOKAHEAD = 512
 _CHUNK = 128
 # How often running tasks are checked against their standard time (real seconds).
 _WATCH_S = 5.0
+# Early completions ask for a replan together, not one by one (see _task_completed): once
+# the station time they freed since the last replan began comes to this share of the work
+# the plan in force holds, and to at least _EARLY_MIN_S (line seconds).
+_EARLY_SHARE = 0.1
+_EARLY_MIN_S = 300.0
+EARLY_REASON = "tasks done ahead of the plan"
 
 
 class LinePlanner:
@@ -68,6 +75,9 @@ class LinePlanner:
         )
         self._heads: dict[str, int] = {}  # station → index of its first task not gone
         self._overran: set[int] = set()
+        self._work_of: LinePlan | None = None
+        self._work_s = 0  # the station time that plan holds (line seconds)
+        self._freed_s = 0.0  # freed by early completions since the last replan began
         self._std_cache: dict[tuple[int, str], int] = {}
         # These run after the commit of an operator's action or an order's intake: a
         # trouble here is logged, never raised into what committed.
@@ -102,48 +112,73 @@ class LinePlanner:
             self.request("shortage cleared")
 
     def _task_completed(self, data: dict[str, Any]) -> None:
-        """A task done in far less than its standard time frees its station early."""
+        """A task done in less than its standard time frees its station early.
+
+        One early task is no reason to solve again: its station simply takes the next task
+        of its sequence sooner, and the order of the plan still holds. What goes stale is
+        the plan's times (the forecasts, which station could take what), and that only
+        matters once many tasks were early: the time freed is added up, and a replan is
+        asked for once it comes to a tenth of the work in the plan (and to five minutes at
+        least). The sum starts over with each request and with each replan (which plans
+        from every completion so far). Each early completion asking for itself kept the
+        worker solving without a pause on a line whose standard times are generous.
+        """
         started, ended = data.get("started_at"), data.get("completed_at")
         if data.get("serial") is None or not started or not ended:
             return
-        std = self._standard_s(int(data["task_id"]))
+        task_id = int(data["task_id"])
+        std = self._standard_s(task_id)
         took = (datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()
-        if std and took * self.settings.overrun_factor + self.settings.overrun_grace_s < std:
-            self.request("task far off its standard time")
+        live = self.replanner.current
+        if not std or took >= std or live is None or not live.is_planned(task_id):
+            return  # late work is the overrun watch's; unplanned work is not the plan's
+        self._freed_s += std - took
+        if self._freed_s >= self.early_threshold_s():
+            self._freed_s = 0.0
+            self.request(EARLY_REASON)
+
+    def early_threshold_s(self) -> float:
+        """The station time early completions must free to ask for a replan (line s)."""
+        live = self.replanner.current
+        if live is not self._work_of:  # summed once per plan, not per completion
+            self._work_of = live
+            stations = live.stations.values() if live is not None else ()
+            self._work_s = sum(sum(sp.ends) - sum(sp.starts) for sp in stations)
+        return max(_EARLY_MIN_S, _EARLY_SHARE * self._work_s)
 
     def _standard_s(self, task_id: int) -> int:
-        row = self.core.store.one("SELECT wo_id, op FROM tasks WHERE task_id = ?", (task_id,))
-        if row is None or row["wo_id"] is None:
+        task = tasks.find(self.core, task_id)
+        if task is None or task.wo_id is None:
             return 0
-        key = (int(row["wo_id"]), str(row["op"]))
+        key = (task.wo_id, task.op)
         if key not in self._std_cache:
             if len(self._std_cache) > 10_000:
                 self._std_cache.clear()
-            doc = self.core.store.one(
-                "SELECT operations FROM work_orders WHERE wo_id = ?", (key[0],)
+            frozen = self.core.store.texts(
+                "SELECT operations FROM work_orders WHERE wo_id = ?", (task.wo_id,)
             )
-            ops = json.loads(doc["operations"]) if doc is not None else []
-            self._std_cache[key] = next(
-                (int(o.get("run_s", 0)) for o in ops if o["op"] == key[1]), 0
-            )
+            ops = self.core.catalog.operations(frozen[0]) if frozen else ()
+            self._std_cache[key] = next((int(o.run_s) for o in ops if o.op == task.op), 0)
         return self._std_cache[key]
 
     def check_overruns(self) -> int:
         """Ask for a replan for each running task newly past factor × its standard time."""
         now = self.core.clock.now()
         found = 0
-        running = self.core.store.all(
-            "SELECT task_id, started_at FROM tasks WHERE status = 'running' "
-            "AND serial IS NOT NULL AND started_at IS NOT NULL"
+        running = self.core.store.fetch_all(
+            TaskRow,
+            "SELECT * FROM tasks WHERE status = ? AND serial IS NOT NULL "
+            "AND started_at IS NOT NULL",
+            (TaskStatus.RUNNING,),
         )
-        live = {int(r["task_id"]) for r in running}
+        live = {r.task_id for r in running}
         self._overran &= live
         for r in running:
-            task_id = int(r["task_id"])
-            if task_id in self._overran:
+            task_id = r.task_id
+            if task_id in self._overran or r.started_at is None:
                 continue
             std = self._standard_s(task_id)
-            elapsed = (now - datetime.fromisoformat(r["started_at"])).total_seconds()
+            elapsed = (now - datetime.fromisoformat(r.started_at)).total_seconds()
             limit = std * self.settings.overrun_factor + self.settings.overrun_grace_s
             if std and elapsed > limit:
                 self._overran.add(task_id)
@@ -171,8 +206,9 @@ class LinePlanner:
 
     async def _make_plan(self, previous: LinePlan | None, reasons: tuple[str, ...]) -> LinePlan:
         now = self.core.clock.now()
+        self._freed_s = 0.0  # this replan sees every completion so far
         marks = ",".join("?" * len(OPEN))
-        if self.core.store.one(f"SELECT 1 FROM tasks WHERE status IN ({marks}) LIMIT 1", OPEN):
+        if self.core.store.exists(f"SELECT 1 FROM tasks WHERE status IN ({marks}) LIMIT 1", OPEN):
             job = LineJob(self.core.config, self.core.store.path, now, previous, reasons)
             limits = WorkerLimits(
                 time_limit_s=self.settings.time_limit_s,
@@ -242,8 +278,12 @@ class LinePlanner:
         out: list[TaskRow] = []
         i = head
         at_head = True
+        # A station's next ready tasks are mostly right at its head: read a few rows first
+        # and more only when those were taken or are not ready (every screen asks here).
+        size = min(_CHUNK, 2 * limit + 8)
         while i < len(sequence) and i < head + _LOOKAHEAD and len(out) < limit:
-            chunk = sequence[i : i + _CHUNK].tolist()
+            chunk = sequence[i : i + size].tolist()
+            size = min(_CHUNK, size * 2)
             rows = {r.task_id: r for r in _tasks_by_id(self.core, chunk)}
             for task_id in chunk:
                 row = rows.get(task_id)
@@ -285,7 +325,7 @@ class LinePlanner:
             "reasons": list(live.reasons),
             "down": sorted(live.down),
             "stations": self._station_rows(live, per_station),
-            "late": [_late_row(live, o.order_id) for o in live.late],
+            "late": [_late_row(live, o) for o in live.late],
             "waiting": [
                 {"order_id": oid, "materials": list(m), "reasons": [_waiting_reason(m)]}
                 for oid, m in sorted(live.waiting.items())
@@ -380,10 +420,9 @@ def _line_plan(answer: object) -> LinePlan:
     return answer
 
 
-def _late_row(live: LinePlan, order_id: str) -> dict[str, Any]:
-    late = next(o for o in live.late if o.order_id == order_id)
+def _late_row(live: LinePlan, late: LateOrder) -> dict[str, Any]:
     return {
-        "order_id": order_id,
+        "order_id": late.order_id,
         "ship_by": iso(live.at(late.ship_by)),
         "predicted_completion": iso(live.at(late.completion)),
         "late_s": late.lateness,

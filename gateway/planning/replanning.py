@@ -1,12 +1,12 @@
 """When the line is planned again: on a clock, and on events, coalesced.
 
 Events that change what a good plan is (orders arrived, a station down or back, a shortage
-cleared, a task far off its standard time) call :meth:`Replanner.request`; so does an
-apscheduler interval job. A burst of requests makes one replan: requests wait
-``settle_s`` for the rest of the burst, and requests that come while a plan is being made
-make exactly one more afterwards. Each replan starts from the previous plan (the solver's
-hint). A failed solve keeps the last plan, or the dispatch rule when there is none; the
-line never waits for the planner.
+cleared, a task far past its standard time, tasks well ahead of it) call
+:meth:`Replanner.request`; so does an apscheduler interval job. A burst of requests makes
+one replan: requests wait ``settle_s`` for the rest of the burst, and requests that come
+while a plan is being made make exactly one more afterwards. Each replan starts from the
+previous plan (the solver's hint). A failed solve keeps the last plan, or the dispatch rule
+when there is none; the line never waits for the planner.
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
 """The solver in a process of its own, with a time limit and a memory limit.
 
 The gateway asks :class:`PlanWorker` for a plan; a fresh interpreter (``python -m
-gateway.planning.worker_child``) reads the problem on stdin, caps its own address space,
-imports the solver (~80 MiB that never enter the gateway's process), solves, and writes its
-first plan on stdout as soon as it has one (well under a second), then the final plan at
-the end of its time limit. Whatever happens to it (killed, out of memory, a crash in the
-solver's C++, past its deadline), the gateway gets :class:`SolverFailed` and keeps its line
-on its last plan or the dispatch rule; a crash costs a plan, not the line.
+gateway.planning.worker_child``) puts itself last in line for the CPU (SCHED_IDLE, its
+search threads capped below the core count: the station API always wins), reads the
+problem on stdin, caps its own address space, imports the solver (~80 MiB that never
+enter the gateway's process), solves, and writes its first plan on stdout as soon as it
+has one (well under a second), then the final plan at the end of its time limit.
+Whatever happens to it (killed, out of memory, a crash in the solver's C++, past its
+deadline, starved of CPU by a busy line), the gateway gets :class:`SolverFailed` and keeps
+its line on its last plan or the dispatch rule; a crash costs a plan, not the line.
 
 The problem and the plan travel pickled: both ends are this package, the channel is a
 pipe between parent and child, nothing else reads it.
@@ -53,7 +55,7 @@ class SolverFailed(RuntimeError):
 class WorkerLimits:
     time_limit_s: float = 10.0
     memory_mib: int = 1024  # the worker's address space (RLIMIT_AS), threads included
-    workers: int = 2  # CP-SAT search threads
+    workers: int = 2  # CP-SAT search threads, at most cores - 1 (worker_child.py)
 
 
 @dataclass(frozen=True, slots=True)

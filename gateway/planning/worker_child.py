@@ -2,21 +2,73 @@
 gateway.planning.worker_child``, never imported by the gateway (so the solver stays out of
 its process, which import-linter checks).
 
-It reads ``(request, limits)`` pickled on stdin, caps its address space, and answers in
-frames on stdout (``worker.write_frame``): the first plan as soon as it exists, then the
-final one. A request is a :class:`~gateway.planning.worker.SolveRequest` (a problem) or a
+It makes itself the machine's background citizen first (:func:`run_in_background`), then
+reads ``(request, limits)`` pickled on stdin, caps its address space, and answers in frames
+on stdout (``worker.write_frame``): the first plan as soon as it exists, then the final
+one. The solver gets :func:`search_threads` threads, never every core. A request is a
+:class:`~gateway.planning.worker.SolveRequest` (a problem) or a
 :class:`~gateway.planning.line_plan.LineJob` (the line's database: see
 gateway/planning/line_solve.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import pickle
 import resource
 import sys
 
+__all__ = ["run_in_background", "search_threads"]
+
+# The lowest nice value: what top and ps show for the worker, and all it has where
+# SCHED_IDLE is not available.
+_NICEST = 19
+
+
+def run_in_background() -> str:
+    """Give this process the lowest CPU priority there is; which one it got.
+
+    The gateway's event loop answers the stations; the solver only improves a plan the line
+    already works by. So the solver gets the CPU only when nothing else wants it:
+    SCHED_IDLE, under which any normal thread waking up (the gateway's loop, an operator's
+    request) preempts it at once, rather than waiting for its time slice as under nice 19
+    alone. Linux keeps the policy and the nice value per thread and a new thread inherits
+    its creator's, so this runs first, while the process still has its one thread: CP-SAT's
+    search threads, started later, are background threads too. Lowering one's own priority
+    needs no privilege (systemd's RestrictRealtime= only forbids the real-time policies).
+    """
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, _NICEST)
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):  # not Linux, or a seccomp filter said no
+        return f"nice {os.getpriority(os.PRIO_PROCESS, 0)}"
+    return "idle"
+
+
+def search_threads(configured: int, cpus: int | None = None) -> int:
+    """CP-SAT's search threads: ``[planner] workers``, but at most one fewer than the cores
+    this process may run on, and at least one (one on a 2-core box, two of four on a
+    Raspberry Pi 5 with the default ``workers = 2``).
+
+    SCHED_IDLE already lets the gateway preempt the solver; the cap also leaves a core's
+    worth of CPU time the solver cannot use, which the priority alone does not where the
+    CPU is rationed: a CPU quota on the service (systemd's CPUQuota=, a container's limit)
+    is shared by the gateway and its worker, every solver thread spends it, and once it is
+    spent the whole service waits for the next period, the gateway's loop included. (Even
+    one thread spends too much of a 1.2-core quota for the station API's target:
+    BENCHMARKS.md.) ``cpus`` is the process's CPU affinity (taskset, systemd's
+    CPUAffinity=); the quota itself is not read.
+    """
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    return max(1, min(configured, cpus - 1))
+
 
 def _main() -> int:
+    # Before anything else uses the CPU (the imports below, the solver's threads).
+    run_in_background()
     # Compare with the classes of the modules the parent pickled from, by their own names.
     from gateway.planning import worker
     from gateway.planning.line_plan import LineJob
@@ -28,6 +80,7 @@ def _main() -> int:
     limit = limits.memory_mib * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     out = sys.stdout.buffer
+    threads = search_threads(limits.workers)
 
     def first(answer: object) -> None:
         worker.write_frame(out, worker.FIRST, pickle.dumps(answer))
@@ -40,7 +93,7 @@ def _main() -> int:
             answer = solve(
                 request.problem,
                 time_limit_s=limits.time_limit_s,
-                workers=limits.workers,
+                workers=threads,
                 hint=request.hint,
                 on_first=first,
             ).plan
@@ -48,7 +101,7 @@ def _main() -> int:
             from gateway.planning.line_solve import solve_line
 
             answer = solve_line(
-                request, time_limit_s=limits.time_limit_s, workers=limits.workers, on_first=first
+                request, time_limit_s=limits.time_limit_s, workers=threads, on_first=first
             )
         else:
             sys.stderr.write(f"not a planning request: {type(request).__name__}\n")

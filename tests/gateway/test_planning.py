@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import re
 import signal
@@ -36,7 +37,7 @@ from gateway.planner.problem import Assignment, Plan
 from gateway.planning.line_plan import LineJob, LinePlan, compact
 from gateway.planning.line_problem import line_problem, task_key
 from gateway.planning.line_solve import solve_line
-from gateway.planning.planner import LinePlanner
+from gateway.planning.planner import EARLY_REASON, LinePlanner
 from gateway.store.rows import Severity
 from gateway.web.station_api import create_app
 from tests.clocks import LINE_MORNING, ManualClock
@@ -252,6 +253,20 @@ def test_a_station_is_handed_its_planned_tasks_first(planned: Line) -> None:
     assert [r.task_id for r in svc.queue("dtg-1")] == [t0, t1, t2]
 
 
+def test_a_stations_planned_tasks_are_found_behind_tasks_not_ready(planned: Line) -> None:
+    # The plan is read a few rows at a time from the station's head, more when those are
+    # not ready: 20 blocked packs first, then the prints.
+    line = planned
+    for n in range(20):
+        line.send("in/orders", _order(f"SO-{n}", ("TEE-WHT-M", 1, STANDARD)))
+    packs = [_task_id(line, f"SO-{n}", "pack") for n in range(20)]
+    prints = _rule_order(line, "dtg_print")
+    planner = _planner(line)
+    planner.replanner.current = _hand_plan({"dtg-1": (*packs, *reversed(prints))})
+    assert [r.task_id for r in line.svc.queue("dtg-1", 1)] == [prints[-1]]
+    assert [r.task_id for r in line.svc.queue("dtg-1", 3)] == prints[::-1][:3]
+
+
 # -- replanning in the running gateway ------------------------------------------------------
 
 
@@ -356,6 +371,53 @@ async def test_events_replan_the_running_line_once_per_burst(
     assert (await api.post("/api/plan/replan")).json()["ok"] is True
     await _until(lambda: stats.replans == 7)
     assert stats.last_reasons == ("asked",)
+
+
+def _do_in(svc: StationService, clock: ManualClock, station: str, badge: str, s: int) -> None:
+    """The station's next task, done in ``s`` seconds of line time."""
+    task = _start_next(svc, station, badge)
+    clock.advance(s)
+    for i, _ in enumerate(task["checklist"]):
+        svc.checklist(station, i, True)
+    assert svc.complete(station).ok
+
+
+async def test_early_completions_replan_together_not_one_by_one(
+    running: tuple[Line, httpx.AsyncClient], clock: ManualClock
+) -> None:
+    line, _ = running
+    planner = _planner(line)
+    stats = planner.replanner.stats
+    await _until(lambda: stats.replans == 1)
+    for n in range(30):
+        line.send("in/orders", _order(f"SO-{n}", ("CAP-EMB-NAVY", 1, {"thread_color": "gold"})))
+    await _until(lambda: stats.replans == 2)
+    # 30 caps: 30 x (150 s of embroidery + 20 s of packing) and a 120 s thread change of
+    # station time in the plan; a replan once early completions freed a tenth of it.
+    assert planner.early_threshold_s() == pytest.approx(0.1 * (30 * (150 + 20) + 120))
+    # Embroidery done in 10 s of its 150: 140 s freed each time. The one-by-one rule asked
+    # for a replan at every one of these (10 x 2 + 60 s grace < 150).
+    per_request = math.ceil(planner.early_threshold_s() / 140)
+    _do_in(line.svc, clock, "emb-1", "OP-1003", 10)
+    assert stats.requests[EARLY_REASON] == 0
+    for _ in range(21):
+        _do_in(line.svc, clock, "emb-1", "OP-1003", 10)
+    assert stats.requests[EARLY_REASON] == 22 // per_request == 5
+    # Asked within one burst: one replan.
+    await _until(lambda: stats.replans == 3)
+    await asyncio.sleep(1.0)
+    assert stats.replans == 3 and stats.last_reasons == (EARLY_REASON,)
+    # The replan saw every completion so far: the sum starts over. Two more early caps
+    # stay under the new plan's threshold, though with the two before they would not.
+    threshold = planner.early_threshold_s()
+    assert 2 * 140 < threshold <= 4 * 140
+    for _ in range(2):
+        _do_in(line.svc, clock, "emb-1", "OP-1003", 10)
+    assert stats.requests[EARLY_REASON] == 5
+    # Done at or over their standard time: not early (long overruns are the watch's).
+    for _ in range(3):
+        _do_in(line.svc, clock, "emb-1", "OP-1003", 150)
+    assert stats.requests[EARLY_REASON] == 5
 
 
 async def test_the_rule_takes_over_when_the_solver_is_killed(

@@ -4,6 +4,8 @@ costs the plan (SolverFailed), never the caller."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 from gateway.planner.feasibility import check_plan
 from gateway.planner.problem import Plan, Problem, metrics
 from gateway.planning.worker import PlanWorker, SolverFailed, WorkerLimits
+from gateway.planning.worker_child import search_threads
 from tests.planner.builders import small_generated
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,3 +82,55 @@ def test_the_worker_module_does_not_bring_the_solver_into_the_caller() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_the_solver_keeps_a_core_free_for_the_gateway() -> None:
+    # [planner] workers is a ceiling: one thread fewer than the cores, at least one.
+    assert search_threads(2, cpus=2) == 1
+    assert search_threads(16, cpus=2) == 1
+    assert search_threads(2, cpus=1) == 1
+    assert search_threads(2, cpus=4) == 2  # a Raspberry Pi 5 with the default
+    assert search_threads(8, cpus=4) == 3
+    assert search_threads(1, cpus=64) == 1
+
+
+def _threads(pid: int) -> dict[int, tuple[int, int]]:
+    """Every thread of ``pid``: its scheduling policy and nice value (those that ended
+    while we looked are left out)."""
+    out: dict[int, tuple[int, int]] = {}
+    for tid in (int(p.name) for p in Path(f"/proc/{pid}/task").iterdir()):
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError):
+            out[tid] = (os.sched_getscheduler(tid), os.getpriority(os.PRIO_PROCESS, tid))
+    return out
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+async def test_the_worker_solves_in_the_background_with_its_threads_capped() -> None:
+    # Asked for 16 search threads: the worker takes cores - 1, and every thread it has,
+    # CP-SAT's included, runs under SCHED_IDLE at nice 19.
+    worker = PlanWorker()
+    firsts: list[Plan] = []
+    solving = asyncio.create_task(
+        worker.solve(
+            generated(400), WorkerLimits(time_limit_s=3.0, workers=16), None, firsts.append
+        )
+    )
+    seen: list[dict[int, tuple[int, int]]] = []
+    try:
+        async with asyncio.timeout(30):
+            while not firsts:  # noqa: ASYNC110 - the search runs once the first plan is out
+                await asyncio.sleep(0.01)
+            while (pid := worker.pid) is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    seen.append(_threads(pid))
+                await asyncio.sleep(0.05)
+    finally:
+        plan = await solving
+    assert plan.assignments
+    assert len(seen) >= 10
+    policies = {policy for sample in seen for policy, _ in sample.values()}
+    nice = {value for sample in seen for _, value in sample.values()}
+    assert policies == {os.SCHED_IDLE} and nice == {19}
+    # The interpreter's thread, CP-SAT's own, and its search threads.
+    cap = search_threads(16, cpus=len(os.sched_getaffinity(0)))
+    assert max(len(sample) for sample in seen) <= cap + 2
