@@ -50,8 +50,8 @@ from gateway.config.line import LineConfig  # noqa: E402
 from gateway.config.load import load_line_config  # noqa: E402
 from gateway.percentiles import percentile  # noqa: E402
 from gateway.planner import scenarios  # noqa: E402
+from gateway.planning.cpu import search_threads  # noqa: E402
 from gateway.planning.line_problem import line_problem  # noqa: E402
-from gateway.planning.worker_child import search_threads  # noqa: E402
 
 SURGE_MORNING = datetime.fromisoformat("2026-11-11T08:00:00+08:00")
 DATA = ROOT / "simulators" / "data"

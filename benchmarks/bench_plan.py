@@ -33,7 +33,8 @@ from gateway.planner.feasibility import check_plan  # noqa: E402
 from gateway.planner.model import solve  # noqa: E402
 from gateway.planner.problem import Metrics, Plan, Problem, metrics  # noqa: E402
 from gateway.planner.rules import RULES, dispatch  # noqa: E402
-from gateway.planning.worker_child import run_in_background, search_threads  # noqa: E402
+from gateway.planning.cpu import search_threads  # noqa: E402
+from gateway.planning.worker_child import run_in_background  # noqa: E402
 
 
 def measured(problem: Problem, plan: Plan) -> tuple[Metrics, int]:

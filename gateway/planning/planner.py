@@ -38,6 +38,7 @@ from gateway.config.line import PlannerSection
 from gateway.orderbook import tasks
 from gateway.orderbook.context import LineContext
 from gateway.planner.problem import LateOrder
+from gateway.planning.cpu import quota_cores
 from gateway.planning.line_plan import LineJob, LinePlan
 from gateway.planning.line_problem import OPEN, down_station
 from gateway.planning.replanning import Replanner
@@ -65,11 +66,17 @@ class LinePlanner:
     """Keeps the line planned; see the module docstring."""
 
     def __init__(
-        self, core: LineContext, settings: PlannerSection, worker: PlanWorker | None = None
+        self,
+        core: LineContext,
+        settings: PlannerSection,
+        worker: PlanWorker | None = None,
+        quota: Callable[[], float | None] = quota_cores,
     ) -> None:
         self.core = core
         self.settings = settings
         self.worker = worker or PlanWorker()
+        # The CPU quota of the gateway's cgroup, in cores (None: none); a seam for tests.
+        self.quota = quota
         self.replanner: Replanner[LinePlan] = Replanner(
             self._make_plan, interval_s=settings.interval_s, settle_s=settings.settle_s
         )
@@ -214,6 +221,7 @@ class LinePlanner:
                 time_limit_s=self.settings.time_limit_s,
                 memory_mib=self.settings.memory_mib,
                 workers=self.settings.workers,
+                cpu_share=self._cpu_share(),
             )
 
             def first(answer: object) -> None:
@@ -225,6 +233,14 @@ class LinePlanner:
         else:  # nothing open: no process to start
             plan = LinePlan(now, "nothing to plan", {}, {}, (), {}, frozenset(), reasons, 0.0)
         return self._adopt(plan)
+
+    def _cpu_share(self) -> float | None:
+        """Under a CPU quota, what the worker may use of it: the quota less what is kept for
+        the gateway itself (read at each replan: a container's limit can change)."""
+        quota = self.quota()
+        if quota is None:
+            return None
+        return max(0.0, quota - self.settings.api_reserve_cores)
 
     def _adopt(self, plan: LinePlan) -> LinePlan:
         """A new plan: stamped with when it came; the stations' heads start over."""

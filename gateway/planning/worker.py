@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, TypeVar
 
 from gateway.planner.problem import Plan, Problem
+from gateway.planning.cpu import Pacer, search_threads
 
 __all__ = ["PlanWorker", "SolveRequest", "SolverFailed", "WorkerLimits"]
 
@@ -56,6 +57,9 @@ class WorkerLimits:
     time_limit_s: float = 10.0
     memory_mib: int = 1024  # the worker's address space (RLIMIT_AS), threads included
     workers: int = 2  # CP-SAT search threads, at most cores - 1 (worker_child.py)
+    # Under a CPU quota: the cores' worth of CPU time the worker may use (the pacer keeps
+    # it to that, gateway/planning/cpu.py); None: no quota, no pacing.
+    cpu_share: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +121,8 @@ class PlanWorker:
         self._proc = proc
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         errors = asyncio.ensure_future(proc.stderr.read())
+        pacer = Pacer(proc.pid, _fraction(limits))
+        pacer.start()
         try:
             async with asyncio.timeout(limits.time_limit_s + _GRACE_S):
                 proc.stdin.write(data)
@@ -139,6 +145,7 @@ class PlanWorker:
                 f"the solver took longer than {limits.time_limit_s + _GRACE_S:g} s"
             ) from None
         finally:
+            await pacer.stop()
             # Cancelled, timed out or done: the child never outlives the request.
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -155,6 +162,13 @@ class PlanWorker:
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
+
+
+def _fraction(limits: WorkerLimits) -> float:
+    """The share of the time the worker runs: its CPU share spread over its threads."""
+    if limits.cpu_share is None:
+        return 1.0
+    return limits.cpu_share / search_threads(limits.workers)
 
 
 async def _read_frame(stream: asyncio.StreamReader) -> tuple[bytes, object] | None:

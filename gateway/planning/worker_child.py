@@ -19,7 +19,7 @@ import pickle
 import resource
 import sys
 
-__all__ = ["run_in_background", "search_threads"]
+__all__ = ["run_in_background"]
 
 # The lowest nice value: what top and ps show for the worker, and all it has where
 # SCHED_IDLE is not available.
@@ -47,30 +47,12 @@ def run_in_background() -> str:
     return "idle"
 
 
-def search_threads(configured: int, cpus: int | None = None) -> int:
-    """CP-SAT's search threads: ``[planner] workers``, but at most one fewer than the cores
-    this process may run on, and at least one (one on a 2-core box, two of four on a
-    Raspberry Pi 5 with the default ``workers = 2``).
-
-    SCHED_IDLE already lets the gateway preempt the solver; the cap also leaves a core's
-    worth of CPU time the solver cannot use, which the priority alone does not where the
-    CPU is rationed: a CPU quota on the service (systemd's CPUQuota=, a container's limit)
-    is shared by the gateway and its worker, every solver thread spends it, and once it is
-    spent the whole service waits for the next period, the gateway's loop included. (Even
-    one thread spends too much of a 1.2-core quota for the station API's target:
-    BENCHMARKS.md.) ``cpus`` is the process's CPU affinity (taskset, systemd's
-    CPUAffinity=); the quota itself is not read.
-    """
-    if cpus is None:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    return max(1, min(configured, cpus - 1))
-
-
 def _main() -> int:
     # Before anything else uses the CPU (the imports below, the solver's threads).
     run_in_background()
     # Compare with the classes of the modules the parent pickled from, by their own names.
     from gateway.planning import worker
+    from gateway.planning.cpu import search_threads
     from gateway.planning.line_plan import LineJob
 
     request, limits = pickle.loads(sys.stdin.buffer.read())

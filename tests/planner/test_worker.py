@@ -14,8 +14,8 @@ import pytest
 
 from gateway.planner.feasibility import check_plan
 from gateway.planner.problem import Plan, Problem, metrics
+from gateway.planning.cpu import quota_cores, search_threads
 from gateway.planning.worker import PlanWorker, SolverFailed, WorkerLimits
-from gateway.planning.worker_child import search_threads
 from tests.planner.builders import small_generated
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,3 +134,78 @@ async def test_the_worker_solves_in_the_background_with_its_threads_capped() -> 
     # The interpreter's thread, CP-SAT's own, and its search threads.
     cap = search_threads(16, cpus=len(os.sched_getaffinity(0)))
     assert max(len(sample) for sample in seen) <= cap + 2
+
+
+async def test_under_a_cpu_quota_the_worker_runs_only_its_share_of_the_time() -> None:
+    # A share of 0.3 cores for its one search thread (a 2-core box): the pacer stops and
+    # continues it so that it runs about 30 % of the time, and leaves it running to finish.
+    worker = PlanWorker()
+    limits = WorkerLimits(time_limit_s=3.0, workers=1, cpu_share=0.3)
+    solving = asyncio.create_task(worker.solve(generated(400), limits))
+    states: list[str] = []
+    try:
+        async with asyncio.timeout(30):
+            while worker.pid is None:  # noqa: ASYNC110 - the worker's process is starting
+                await asyncio.sleep(0.001)
+            pid = worker.pid
+            while worker.pid == pid and len(states) < 600:
+                with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                    states.append(_state(pid))
+                await asyncio.sleep(0.005)
+    finally:
+        plan = await solving
+    assert plan.assignments  # it finished, paced
+    stopped = states.count("T") / len(states)
+    assert len(states) >= 100
+    # Stopped about 70 % of the time (the turns are 50 ms; sampling is coarse).
+    assert 0.45 < stopped < 0.9, (stopped, len(states))
+
+
+async def test_without_a_quota_the_worker_is_never_stopped() -> None:
+    worker = PlanWorker()
+    solving = asyncio.create_task(worker.solve(generated(200), WorkerLimits(time_limit_s=1.0)))
+    states: list[str] = []
+    try:
+        async with asyncio.timeout(30):
+            while worker.pid is None:  # noqa: ASYNC110 - the worker's process is starting
+                await asyncio.sleep(0.001)
+            pid = worker.pid
+            while worker.pid == pid:
+                with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                    states.append(_state(pid))
+                await asyncio.sleep(0.005)
+    finally:
+        await solving
+    assert len(states) >= 20 and "T" not in states
+
+
+def test_the_quota_is_read_from_cgroup_v1_and_v2(tmp_path: Path) -> None:
+    # v2: a quota of 1.2 cores two levels up, none below; the tightest one counts.
+    v2 = tmp_path / "v2"
+    (v2 / "box" / "gw").mkdir(parents=True)
+    (v2 / "cpu.max").write_text("max 100000\n")
+    (v2 / "box" / "cpu.max").write_text("120000 100000\n")
+    (v2 / "box" / "gw" / "cpu.max").write_text("max 100000\n")
+    proc = tmp_path / "cgroup-v2"
+    proc.write_text("0::/box/gw\n")
+    assert quota_cores(proc, v2) == pytest.approx(1.2)
+    # v1: the cpu controller's own mount, a quota of half a core on the group itself.
+    v1 = tmp_path / "v1"
+    (v1 / "cpu,cpuacct" / "lg").mkdir(parents=True)
+    (v1 / "cpu,cpuacct" / "cpu.cfs_quota_us").write_text("-1\n")
+    (v1 / "cpu,cpuacct" / "cpu.cfs_period_us").write_text("100000\n")
+    (v1 / "cpu,cpuacct" / "lg" / "cpu.cfs_quota_us").write_text("50000\n")
+    (v1 / "cpu,cpuacct" / "lg" / "cpu.cfs_period_us").write_text("100000\n")
+    proc = tmp_path / "cgroup-v1"
+    proc.write_text("12:memory:/lg\n4:cpu,cpuacct:/lg\n1:name=systemd:/lg\n")
+    assert quota_cores(proc, v1) == pytest.approx(0.5)
+    # No quota anywhere, or no cgroup file at all.
+    proc.write_text("4:cpu,cpuacct:/\n")
+    assert quota_cores(proc, v1) is None
+    assert quota_cores(tmp_path / "absent", v1) is None
+
+
+def _state(pid: int) -> str:
+    """A process's state letter (R, S, T for stopped …): the field after the command."""
+    with open(f"/proc/{pid}/stat") as f:  # noqa: PTH123 - a tiny read of procfs
+        return f.read().rsplit(")", 1)[1].split()[0]
