@@ -278,8 +278,9 @@ class PlannerSection(BaseModel):
     memory_mib: int = Field(default=1024, ge=256, le=65_536)
     workers: int = Field(default=2, ge=1, le=16)
     # Under a CPU quota (a container's limit, systemd's CPUQuota=), the worker is paced to
-    # leave this many cores' worth of the quota to the gateway (gateway/planning/cpu.py).
-    api_reserve_cores: float = Field(default=0.5, ge=0.1, le=64)
+    # what the gateway leaves of it, measured as it goes, less this margin for bursts of
+    # the station API (gateway/planning/cpu.py).
+    api_reserve_cores: float = Field(default=0.3, ge=0.05, le=64)
     # A running task past factor × its standard time (plus the grace) asks for a replan.
     overrun_factor: float = Field(default=2.0, gt=1, le=100)
     overrun_grace_s: float = Field(default=60.0, ge=0)

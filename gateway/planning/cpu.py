@@ -6,8 +6,9 @@ whenever it wants a core. Under a CPU quota (a container's CPU limit, systemd's
 ``CPUQuota=``) that is not enough: the worker's idle-priority CPU time is spent from the
 same quota as the gateway's, and once the quota of a period is spent the kernel stops the
 whole group, the gateway's loop included, until the next period. So the worker is paced:
-stopped (SIGSTOP) and continued (SIGCONT) in short turns so that it uses at most its share
-of the quota, leaving the rest to the station API. Without a quota nothing is paced.
+stopped (SIGSTOP) and continued (SIGCONT) in short turns so that it uses at most what the
+gateway leaves of the quota (its own CPU use measured as it goes, plus a margin for
+bursts, ``[planner] api_reserve_cores``). Without a quota nothing is paced.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["Pacer", "quota_cores", "search_threads"]
+__all__ = ["CpuRate", "Pacer", "quota_cores", "search_threads"]
 
 # One on/off turn of the pacer: short against the kernel's quota period (100 ms by default),
 # so the worker's use is spread over every period rather than spent at its start.
@@ -97,18 +99,47 @@ def _v1_quota(folder: Path) -> float | None:
     return None if limit < 0 else limit / period
 
 
-class Pacer:
-    """Runs a process ``fraction`` of the time, in turns of ``_TURN_S`` (see the module
-    docstring); leaves it running when it stops."""
+class CpuRate:
+    """This process's own CPU use, in cores, over the last second or so: what the gateway
+    (its loop, the station API, the store) is spending now."""
 
-    def __init__(self, pid: int, fraction: float) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        cpu: Callable[[], float] = time.process_time,
+    ) -> None:
+        self._clock, self._cpu = clock, cpu
+        self._at = (clock(), cpu())
+        self.cores = 0.0
+
+    def sample(self) -> float:
+        now, cpu = self._clock(), self._cpu()
+        elapsed = now - self._at[0]
+        if elapsed >= 0.2:
+            recent = (cpu - self._at[1]) / elapsed
+            # Smoothed, but rising at once: a burst of scans gets its CPU back right away.
+            self.cores = max(recent, 0.7 * self.cores + 0.3 * recent)
+            self._at = (now, cpu)
+        return self.cores
+
+
+class Pacer:
+    """Keeps a process of ``threads`` busy threads to ``budget()`` cores' worth of CPU
+    time, by running it that share of each turn of ``_TURN_S`` (see the module docstring);
+    the budget is asked again every turn. Leaves the process running when it stops."""
+
+    def __init__(self, pid: int, threads: int, budget: Callable[[], float]) -> None:
         self.pid = pid
-        self.fraction = min(1.0, max(MIN_FRACTION, fraction))
+        self.threads = max(1, threads)
+        self.budget = budget
         self._task: asyncio.Task[None] | None = None
 
+    def fraction(self) -> float:
+        """The share of this turn the process runs."""
+        return min(1.0, max(MIN_FRACTION, self.budget() / self.threads))
+
     def start(self) -> None:
-        if self.fraction < 1.0:
-            self._task = asyncio.get_running_loop().create_task(self._pace(), name="pacer")
+        self._task = asyncio.get_running_loop().create_task(self._pace(), name="pacer")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -118,12 +149,15 @@ class Pacer:
             self._task = None
 
     async def _pace(self) -> None:
-        on, off = self.fraction * _TURN_S, (1.0 - self.fraction) * _TURN_S
         try:
             while True:
-                await asyncio.sleep(on)
+                fraction = self.fraction()
+                if fraction >= 1.0:
+                    await asyncio.sleep(_TURN_S)
+                    continue
+                await asyncio.sleep(fraction * _TURN_S)
                 self._signal(signal.SIGSTOP)
-                await asyncio.sleep(off)
+                await asyncio.sleep((1.0 - fraction) * _TURN_S)
                 self._signal(signal.SIGCONT)
         finally:
             self._signal(signal.SIGCONT)  # never leave it stopped: it must finish or die

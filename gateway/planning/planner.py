@@ -38,7 +38,7 @@ from gateway.config.line import PlannerSection
 from gateway.orderbook import tasks
 from gateway.orderbook.context import LineContext
 from gateway.planner.problem import LateOrder
-from gateway.planning.cpu import quota_cores
+from gateway.planning.cpu import CpuRate, quota_cores
 from gateway.planning.line_plan import LineJob, LinePlan
 from gateway.planning.line_problem import OPEN, down_station
 from gateway.planning.replanning import Replanner
@@ -77,6 +77,7 @@ class LinePlanner:
         self.worker = worker or PlanWorker()
         # The CPU quota of the gateway's cgroup, in cores (None: none); a seam for tests.
         self.quota = quota
+        self._own_cpu = CpuRate()
         self.replanner: Replanner[LinePlan] = Replanner(
             self._make_plan, interval_s=settings.interval_s, settle_s=settings.settle_s
         )
@@ -221,7 +222,6 @@ class LinePlanner:
                 time_limit_s=self.settings.time_limit_s,
                 memory_mib=self.settings.memory_mib,
                 workers=self.settings.workers,
-                cpu_share=self._cpu_share(),
             )
 
             def first(answer: object) -> None:
@@ -229,18 +229,20 @@ class LinePlanner:
                 # the solver improves it for the rest of its time limit.
                 self.replanner.offer(self._adopt(_line_plan(answer)))
 
-            plan = _line_plan(await self.worker.run(job, limits, first))
+            plan = _line_plan(await self.worker.run(job, limits, first, self._budget()))
         else:  # nothing open: no process to start
             plan = LinePlan(now, "nothing to plan", {}, {}, (), {}, frozenset(), reasons, 0.0)
         return self._adopt(plan)
 
-    def _cpu_share(self) -> float | None:
-        """Under a CPU quota, what the worker may use of it: the quota less what is kept for
-        the gateway itself (read at each replan: a container's limit can change)."""
+    def _budget(self) -> Callable[[], float] | None:
+        """Under a CPU quota (read at each replan: a container's limit can change), what the
+        worker may use of it, asked as it solves: what the gateway leaves, less a margin
+        for bursts. None without a quota: the worker is not paced."""
         quota = self.quota()
         if quota is None:
             return None
-        return max(0.0, quota - self.settings.api_reserve_cores)
+        reserve = self.settings.api_reserve_cores
+        return lambda: quota - reserve - self._own_cpu.sample()
 
     def _adopt(self, plan: LinePlan) -> LinePlan:
         """A new plan: stamped with when it came; the stations' heads start over."""

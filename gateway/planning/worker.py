@@ -56,10 +56,7 @@ class SolverFailed(RuntimeError):
 class WorkerLimits:
     time_limit_s: float = 10.0
     memory_mib: int = 1024  # the worker's address space (RLIMIT_AS), threads included
-    workers: int = 2  # CP-SAT search threads, at most cores - 1 (worker_child.py)
-    # Under a CPU quota: the cores' worth of CPU time the worker may use (the pacer keeps
-    # it to that, gateway/planning/cpu.py); None: no quota, no pacing.
-    cpu_share: float | None = None
+    workers: int = 2  # CP-SAT search threads, at most cores - 1 (gateway/planning/cpu.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,20 +89,24 @@ class PlanWorker:
         limits: WorkerLimits,
         hint: Plan | None = None,
         on_first: Callable[[Plan], None] | None = None,
+        budget: Callable[[], float] | None = None,
     ) -> Plan:
         """The final plan of ``problem``; ``on_first`` gets the first plan as soon as the
         child has it."""
         first = _typed(Plan, on_first)
-        return _check(Plan, await self.run(SolveRequest(problem, hint), limits, first))
+        return _check(Plan, await self.run(SolveRequest(problem, hint), limits, first, budget))
 
     async def run(
         self,
         request: object,
         limits: WorkerLimits,
         on_first: Callable[[object], None] | None = None,
+        budget: Callable[[], float] | None = None,
     ) -> object:
         """Send ``request`` (a :class:`SolveRequest` or a ``gateway.planning.line_plan.LineJob``)
-        to a new child; its final answer, ``on_first`` called with its first one."""
+        to a new child; its final answer, ``on_first`` called with its first one.
+        ``budget``: under a CPU quota, the cores' worth of CPU time the child may use now
+        (asked again every 50 ms; gateway/planning/cpu.py); None: it is not paced."""
         if self.running:
             raise SolverFailed("a solve is already running")
         data = pickle.dumps((request, limits))
@@ -121,8 +122,9 @@ class PlanWorker:
         self._proc = proc
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         errors = asyncio.ensure_future(proc.stderr.read())
-        pacer = Pacer(proc.pid, _fraction(limits))
-        pacer.start()
+        pacer = Pacer(proc.pid, search_threads(limits.workers), budget) if budget else None
+        if pacer is not None:
+            pacer.start()
         try:
             async with asyncio.timeout(limits.time_limit_s + _GRACE_S):
                 proc.stdin.write(data)
@@ -145,7 +147,8 @@ class PlanWorker:
                 f"the solver took longer than {limits.time_limit_s + _GRACE_S:g} s"
             ) from None
         finally:
-            await pacer.stop()
+            if pacer is not None:
+                await pacer.stop()
             # Cancelled, timed out or done: the child never outlives the request.
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -162,13 +165,6 @@ class PlanWorker:
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-
-
-def _fraction(limits: WorkerLimits) -> float:
-    """The share of the time the worker runs: its CPU share spread over its threads."""
-    if limits.cpu_share is None:
-        return 1.0
-    return limits.cpu_share / search_threads(limits.workers)
 
 
 async def _read_frame(stream: asyncio.StreamReader) -> tuple[bytes, object] | None:

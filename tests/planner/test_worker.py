@@ -14,7 +14,7 @@ import pytest
 
 from gateway.planner.feasibility import check_plan
 from gateway.planner.problem import Plan, Problem, metrics
-from gateway.planning.cpu import quota_cores, search_threads
+from gateway.planning.cpu import CpuRate, quota_cores, search_threads
 from gateway.planning.worker import PlanWorker, SolverFailed, WorkerLimits
 from tests.planner.builders import small_generated
 
@@ -137,11 +137,11 @@ async def test_the_worker_solves_in_the_background_with_its_threads_capped() -> 
 
 
 async def test_under_a_cpu_quota_the_worker_runs_only_its_share_of_the_time() -> None:
-    # A share of 0.3 cores for its one search thread (a 2-core box): the pacer stops and
-    # continues it so that it runs about 30 % of the time, and leaves it running to finish.
+    # A budget of 0.3 cores for its one search thread: the pacer stops and continues it so
+    # that it runs about 30 % of the time, and leaves it running to finish.
     worker = PlanWorker()
-    limits = WorkerLimits(time_limit_s=3.0, workers=1, cpu_share=0.3)
-    solving = asyncio.create_task(worker.solve(generated(400), limits))
+    limits = WorkerLimits(time_limit_s=3.0, workers=1)
+    solving = asyncio.create_task(worker.solve(generated(400), limits, budget=lambda: 0.3))
     states: list[str] = []
     try:
         async with asyncio.timeout(30):
@@ -209,3 +209,16 @@ def _state(pid: int) -> str:
     """A process's state letter (R, S, T for stopped …): the field after the command."""
     with open(f"/proc/{pid}/stat") as f:  # noqa: PTH123 - a tiny read of procfs
         return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_the_gateways_own_cpu_use_rises_at_once_and_falls_gently() -> None:
+    wall, cpu = [0.0], [0.0]
+    rate = CpuRate(clock=lambda: wall[0], cpu=lambda: cpu[0])
+    wall[0], cpu[0] = 0.5, 0.25  # half a core over half a second
+    assert rate.sample() == pytest.approx(0.5)
+    wall[0], cpu[0] = 0.6, 0.25  # too soon to say anything new
+    assert rate.sample() == pytest.approx(0.5)
+    wall[0], cpu[0] = 1.0, 0.25  # idle for 0.5 s: down by 30 % of the difference
+    assert rate.sample() == pytest.approx(0.7 * 0.5)
+    wall[0], cpu[0] = 1.5, 0.75  # a full core again: at once
+    assert rate.sample() == pytest.approx(1.0)
