@@ -131,7 +131,7 @@ class Inbound:
         emit: bool = True,
     ) -> None:
         core = self._core
-        rid = core.store.conn.execute(
+        rid = core.store.insert(
             "INSERT INTO rejections (ts, topic, order_id, errors, raw) VALUES (?, ?, ?, ?, ?) "
             "RETURNING id",
             (
@@ -141,7 +141,7 @@ class Inbound:
                 json.dumps([e.model_dump() for e in errors]),
                 raw if raw is not None else message.payload,
             ),
-        ).fetchone()[0]  # the id of the row just written
+        )
         if emit:
             self.rejected += 1
             core.emit(

@@ -90,7 +90,6 @@ def explode(core: LineContext, order: Order, kitted: bool) -> int:
     With ``kitted`` (the kitting check passed) the materials are reserved, first expiry
     first, and each unit's first task is ready at once.
     """
-    conn = core.store.conn
     ship_by = iso(order.ship_by)
     now = core.now_iso()
     units = 0
@@ -106,7 +105,7 @@ def explode(core: LineContext, order: Order, kitted: bool) -> int:
     for n, line in enumerate(order.lines, start=1):
         sku = core.catalog.skus[line.sku]
         routing = core.catalog.routings[sku.routing]
-        wo_id: int = conn.execute(
+        wo_id = core.store.insert(
             "INSERT INTO work_orders (order_id, line_no, sku, qty, routing, operations, "
             "sku_doc, personalization) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING wo_id",
             (
@@ -119,7 +118,7 @@ def explode(core: LineContext, order: Order, kitted: bool) -> int:
                 core.catalog.frozen(("sku", sku.sku), partial(_sku_json, core, sku)),
                 json.dumps(line.personalization, ensure_ascii=False),
             ),
-        ).fetchone()[0]
+        )
         first = next_serial
         next_serial += line.qty
         first_op = routing.operations[0].op

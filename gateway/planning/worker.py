@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, TypeVar
 
 from gateway.planner.problem import Plan, Problem
-from gateway.planning.cpu import Pacer, search_threads
+from gateway.planning.cpu import MIN_FRACTION, Pacer, search_threads
 
 __all__ = ["PlanWorker", "SolveRequest", "SolverFailed", "WorkerLimits"]
 
@@ -126,7 +126,9 @@ class PlanWorker:
         if pacer is not None:
             pacer.start()
         try:
-            async with asyncio.timeout(limits.time_limit_s + _GRACE_S):
+            # A paced worker does its start and its answer at a fraction of the speed too.
+            grace = _GRACE_S / (MIN_FRACTION if pacer is not None else 1.0)
+            async with asyncio.timeout(limits.time_limit_s + grace):
                 proc.stdin.write(data)
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     await proc.stdin.drain()
@@ -144,7 +146,7 @@ class PlanWorker:
                         on_first(answer)
         except TimeoutError:
             raise SolverFailed(
-                f"the solver took longer than {limits.time_limit_s + _GRACE_S:g} s"
+                f"the solver took longer than {limits.time_limit_s + grace:g} s"
             ) from None
         finally:
             if pacer is not None:

@@ -276,6 +276,10 @@ class Store:
         """Every row of ``sql`` as a ``kind``."""
         return [kind.from_row(r) for r in self.conn.execute(sql, params)]
 
+    def insert(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Run an ``INSERT … RETURNING <id>``; the id of the row written."""
+        return int(self.conn.execute(sql, params).fetchone()[0])
+
     def count(self, sql: str, params: Sequence[object] = ()) -> int:
         """The integer in the first column of the first row (0 for none or NULL)."""
         row = self.conn.execute(sql, params).fetchone()
