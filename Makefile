@@ -72,7 +72,8 @@ test-clock: venv mosquitto faketime
 
 # The figures of BENCHMARKS.md (about half an hour; not part of `make test`).
 bench: venv mosquitto
-	$(BIN)/python benchmarks/bench_line.py scans --stations 30 --rate 200 --seconds 30
+	$(BIN)/python benchmarks/bench_line.py scans --compare-planner --rounds 3
+	$(BIN)/python benchmarks/bench_line.py scans --compare-planner --rounds 3 --cpu-quota 1.2
 	$(BIN)/python benchmarks/bench_line.py intake --orders 100000
 	$(BIN)/python benchmarks/bench_line.py intake --orders 100000 --backlog
 	$(BIN)/python benchmarks/bench_line.py intake --orders 100000 --per-message 100

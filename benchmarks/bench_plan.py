@@ -27,6 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gateway.config.line import PlannerSection  # noqa: E402
 from gateway.planner import scenarios  # noqa: E402
 from gateway.planner.execution import execute_plan  # noqa: E402
 from gateway.planner.feasibility import check_plan  # noqa: E402
@@ -71,7 +72,14 @@ def main() -> int:
     parser.add_argument(
         "--as-worker",
         action="store_true",
-        help="solve as the gateway's worker: lowest CPU priority, threads capped",
+        help="solve as the gateway's worker: lowest CPU priority, threads capped, and the "
+        "line's default patience (stop after --patience s without a better plan)",
+    )
+    parser.add_argument(
+        "--patience",
+        type=float,
+        default=None,
+        help="end the search after this long without a better plan",
     )
     args = parser.parse_args()
 
@@ -88,10 +96,13 @@ def main() -> int:
         rows.append(row(rule, *_swap(measured(problem, plan), seconds)))
     workers, priority = args.workers, "normal"
     loadavg = os.getloadavg()[0]
+    patience = args.patience
     if args.as_worker:
         # The rules above ran at the normal priority; the solver's threads start below.
         priority, workers = run_in_background(), search_threads(args.workers)
-    result = solve(problem, time_limit_s=args.time_limit, workers=workers)
+        if patience is None:
+            patience = PlannerSection().patience_s
+    result = solve(problem, time_limit_s=args.time_limit, workers=workers, patience_s=patience)
     first_m, first_v = measured(problem, result.first_plan)
     rows.append(row("first plan (ATCS)", first_m, result.first_plan_s, first_v))
     final_m, final_v = measured(problem, result.plan)
@@ -105,6 +116,7 @@ def main() -> int:
         "time_limit_s": args.time_limit,
         "workers": workers,
         "priority": priority,
+        "patience_s": patience,
         "loadavg_1min_at_start": round(loadavg, 2),
         "solver_status": result.status,
         "lns_windows": result.windows,

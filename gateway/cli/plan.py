@@ -80,7 +80,9 @@ def plan_here(
     path = config.store_path(args.data_dir)
     limit = args.time_limit if args.time_limit is not None else config.planner.time_limit_s
     job = LineJob(config, path, clock.now(), reasons=("linegate plan",))
-    plan = solve_line(job, time_limit_s=limit, workers=args.workers)
+    plan = solve_line(
+        job, time_limit_s=limit, workers=args.workers, patience_s=config.planner.patience_s
+    )
     store = Store(path)
     store.open_readonly()
     try:

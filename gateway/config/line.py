@@ -277,6 +277,9 @@ class PlannerSection(BaseModel):
     time_limit_s: float = Field(default=10.0, gt=0, le=600)
     memory_mib: int = Field(default=1024, ge=256, le=65_536)
     workers: int = Field(default=2, ge=1, le=16)
+    # A replan ends once the solver found nothing better for this long (its first plan is
+    # out long before): a solver that stopped improving gives the CPU back to the line.
+    patience_s: float = Field(default=3.0, gt=0, le=600)
     # Under a CPU quota (a container's limit, systemd's CPUQuota=), the worker is paced to
     # what the gateway leaves of it, measured as it goes, less this margin for bursts of
     # the station API (gateway/planning/cpu.py).

@@ -31,7 +31,7 @@ class LineContext:
         self.outbox = outbox
         self.clock = clock
         self.catalog = CatalogCache(undo=store.undo)
-        self.ledger = Ledger(undo=store.undo)
+        self.ledger = Ledger(store)
         self.bulk = BulkInserts(store)
         self._tz = ZoneInfo(config.line.timezone)
         self._txn_now: tuple[int, datetime, str, date] | None = None

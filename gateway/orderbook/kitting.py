@@ -14,7 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from gateway.store.db import Undo, no_undo
+from gateway.store.db import Store, UndoLog
 
 NO_LOT = ""
 _NEVER = date.max
@@ -35,13 +35,16 @@ class LotBalance:
 class Ledger:
     """Free quantity per material and lot.
 
-    Every change is recorded with ``undo`` (the store's :meth:`~gateway.store.db.Store.undo`),
+    Every change is recorded with the store's undo (an :class:`~gateway.store.db.UndoLog`),
     so a rolled-back transaction or savepoint takes its changes back with it.
     """
 
-    def __init__(self, undo: Undo = no_undo) -> None:
+    def __init__(self, store: Store | None = None) -> None:
         self._lots: dict[str, list[LotBalance]] = {}
-        self._undo = undo
+        # What changed in the current transaction: a lot's free quantity (balance, taken),
+        # a balance added to a material's list (the list, the balance), or every lot
+        # replaced (the previous lots).
+        self._changes: UndoLog[_Change] = UndoLog(store, self._revert)
 
     def load(self, conn: sqlite3.Connection, as_of: str | None) -> None:
         lots: dict[str, list[LotBalance]] = {}
@@ -72,10 +75,7 @@ class Ledger:
         for balances in lots.values():
             balances.sort(key=lambda b: (b.expires or _NEVER, b.lot))
         previous, self._lots = self._lots, lots
-        self._undo(lambda: self._restore(previous))
-
-    def _restore(self, lots: dict[str, list[LotBalance]]) -> None:
-        self._lots = lots
+        self._changes.add(previous)
 
     def lots(self, material: str) -> list[LotBalance]:
         return self._lots.get(material, [])
@@ -139,13 +139,22 @@ class Ledger:
             bal = LotBalance(lot, None, 0.0)
             balances = self._lots.setdefault(material, [])
             balances.append(bal)
-            self._undo(lambda: balances.remove(bal))
+            self._changes.add((balances, bal))
         self._take(bal, -delta)
 
     def _take(self, bal: LotBalance, qty: float) -> None:
         bal.free -= qty
-        self._undo(lambda: _give_back(bal, qty))
+        self._changes.add((bal, qty))
+
+    def _revert(self, change: _Change) -> None:
+        if isinstance(change, dict):
+            self._lots = change
+        elif isinstance(change[0], LotBalance):
+            change[0].free += change[1]
+        else:
+            change[0].remove(change[1])
 
 
-def _give_back(bal: LotBalance, qty: float) -> None:
-    bal.free += qty
+_Change = (
+    tuple[LotBalance, float] | tuple[list[LotBalance], LotBalance] | dict[str, list[LotBalance]]
+)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -95,21 +96,26 @@ def solve(
     hint: Plan | None = None,
     seed: int = 0,
     on_first: Callable[[Plan], None] | None = None,
+    patience_s: float | None = None,
 ) -> SolveResult:
     """The best plan found within ``time_limit_s`` (the first plan if nothing better).
 
     ``on_first`` is given the first plan (explained) as soon as it exists, so a line
-    need not wait the whole time limit for a plan to work by."""
+    need not wait the whole time limit for a plan to work by. With ``patience_s`` the
+    search also ends once it has found nothing better for that long (after its first
+    solution): a solver that has stopped improving gives the CPU back."""
     t0 = time.perf_counter()
     first = _first_plan(problem, hint)
     first_s = time.perf_counter() - t0
     if on_first is not None:
         on_first(explain_plan(problem, first))
     if _fits_full_model(problem):
-        plan, status, exact = _solve_full(problem, first, time_limit_s - first_s, workers, seed)
+        plan, status, exact = _solve_full(
+            problem, first, time_limit_s - first_s, workers, seed, patience_s
+        )
         plan = explain_plan(problem, plan)
         return SolveResult(plan, status, "full", first_s, time.perf_counter() - t0, first, exact)
-    plan, windows, improved = _lns(problem, first, t0 + time_limit_s, workers, seed)
+    plan, windows, improved = _lns(problem, first, t0 + time_limit_s, workers, seed, patience_s)
     plan = explain_plan(problem, plan)
     return SolveResult(
         plan, "LNS", "lns", first_s, time.perf_counter() - t0, first, False, windows, improved
@@ -181,7 +187,12 @@ def _off_periods(problem: Problem, start: int, horizon: int) -> dict[str, list[t
 
 
 def _solve_full(
-    problem: Problem, first: Plan, time_left: float, workers: int, seed: int
+    problem: Problem,
+    first: Plan,
+    time_left: float,
+    workers: int,
+    seed: int,
+    patience_s: float | None = None,
 ) -> tuple[Plan, str, bool]:
     horizon = max(problem.horizon(), max((a.end for a in first.assignments.values()), default=0))
     sinks: dict[str, list[str]] = {}
@@ -202,7 +213,7 @@ def _solve_full(
         hint=first.assignments,
     )
     built = _build(sub, with_makespan=True)
-    status, found = _run(built, max(0.05, time_left), workers, seed)
+    status, found = _run(built, max(0.05, time_left), workers, seed, patience_s)
     if found is None:
         return first, status, built.exact
     plan = make_plan(problem, found, f"cp-sat ({status.lower()})")
@@ -429,14 +440,49 @@ def _fixed(var: cp_model.IntVar) -> bool:
     return len(domain) == 2 and domain[0] == domain[1]
 
 
+class _Patience(cp_model.CpSolverSolutionCallback):
+    """Stops a search that has found nothing better for ``patience_s`` since its last
+    solution (a watchdog thread: CP-SAT calls back only when it finds one)."""
+
+    def __init__(self, solver: cp_model.CpSolver, patience_s: float) -> None:
+        super().__init__()
+        self._solver = solver
+        self._patience_s = patience_s
+        self._last: float | None = None  # no solution yet: no stop (the time limit rules)
+        self._done = threading.Event()
+        self._watch = threading.Thread(target=self._wait, name="patience", daemon=True)
+
+    def on_solution_callback(self) -> None:
+        self._last = time.perf_counter()
+
+    def __enter__(self) -> _Patience:
+        self._watch.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._watch.join()
+
+    def _wait(self) -> None:
+        while not self._done.wait(0.05):
+            last = self._last
+            if last is not None and time.perf_counter() - last > self._patience_s:
+                self._solver.stop_search()
+                return
+
+
 def _run(
-    built: _Built, time_limit: float, workers: int, seed: int
+    built: _Built, time_limit: float, workers: int, seed: int, patience_s: float | None = None
 ) -> tuple[str, dict[str, Assignment] | None]:
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit
     solver.parameters.num_workers = workers
     solver.parameters.random_seed = seed
-    status = solver.solve(built.model)
+    if patience_s is None:
+        status = solver.solve(built.model)
+    else:
+        with _Patience(solver, patience_s) as patience:
+            status = solver.solve(built.model, patience)
     name = solver.status_name(status)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return name, None
@@ -451,16 +497,25 @@ def _run(
 
 
 def _lns(
-    problem: Problem, first: Plan, deadline: float, workers: int, seed: int
+    problem: Problem,
+    first: Plan,
+    deadline: float,
+    workers: int,
+    seed: int,
+    patience_s: float | None = None,
 ) -> tuple[Plan, int, int]:
-    """Improve ``first`` window by window until ``deadline`` (perf_counter seconds)."""
+    """Improve ``first`` window by window until ``deadline`` (perf_counter seconds), or
+    until no window improved it for ``patience_s``."""
     rng = random.Random(seed)
     tasks = problem.task_map()
     horizon = max(problem.horizon(), max((a.end for a in first.assignments.values()), default=0))
     off = _off_periods(problem, 0, horizon)
     current, cost = first, metrics(problem, first).cost()
     windows = improved = 0
+    last_better = time.perf_counter()
     while time.perf_counter() + 0.15 < deadline:
+        if patience_s is not None and time.perf_counter() - last_better > patience_s:
+            break
         picked = _pick_window(problem, current, rng)
         if picked is None:
             break
@@ -481,6 +536,7 @@ def _lns(
         if new_cost < cost:
             current, cost = candidate, new_cost
             improved += 1
+            last_better = time.perf_counter()
     return make_plan(problem, current.assignments, "cp-sat (lns)"), windows, improved
 
 

@@ -44,6 +44,7 @@ def solve_line(
     time_limit_s: float,
     workers: int,
     on_first: Callable[[LinePlan], None] | None = None,
+    patience_s: float | None = None,
 ) -> LinePlan:
     """The plan of the line in ``job``'s database at ``job.now``."""
     started = time.monotonic()
@@ -91,5 +92,6 @@ def solve_line(
         workers=workers,
         hint=hint,
         on_first=(lambda plan: on_first(finish(plan))) if on_first is not None else None,
+        patience_s=patience_s,
     )
     return finish(result.plan)

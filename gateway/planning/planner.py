@@ -222,6 +222,7 @@ class LinePlanner:
                 time_limit_s=self.settings.time_limit_s,
                 memory_mib=self.settings.memory_mib,
                 workers=self.settings.workers,
+                patience_s=self.settings.patience_s,
             )
 
             def first(answer: object) -> None:

@@ -57,6 +57,8 @@ class WorkerLimits:
     time_limit_s: float = 10.0
     memory_mib: int = 1024  # the worker's address space (RLIMIT_AS), threads included
     workers: int = 2  # CP-SAT search threads, at most cores - 1 (gateway/planning/cpu.py)
+    # The search ends once it found nothing better for this long (None: the time limit).
+    patience_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

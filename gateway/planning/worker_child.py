@@ -78,12 +78,17 @@ def _main() -> int:
                 workers=threads,
                 hint=request.hint,
                 on_first=first,
+                patience_s=limits.patience_s,
             ).plan
         elif isinstance(request, LineJob):
             from gateway.planning.line_solve import solve_line
 
             answer = solve_line(
-                request, time_limit_s=limits.time_limit_s, workers=threads, on_first=first
+                request,
+                time_limit_s=limits.time_limit_s,
+                workers=threads,
+                on_first=first,
+                patience_s=limits.patience_s,
             )
         else:
             sys.stderr.write(f"not a planning request: {type(request).__name__}\n")

@@ -10,6 +10,7 @@ the store's undo, so a rollback of the transaction or of a savepoint forgets it.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 from gateway.store.db import Store
@@ -35,18 +36,24 @@ class BulkInserts:
         # Bumped by each flush: an undo recorded before it finds its rows in the database,
         # where the rollback itself removes them.
         self._generation = 0
+        self._epoch = -1  # the store's epoch of the last undo registered
         store.add_writer(self)
 
     def add(self, table: Table, rows: list[tuple[Any, ...]]) -> None:
-        held = self._rows[table]
-        mark, generation = len(held), self._generation
+        store = self._store
+        if store.epoch != self._epoch:
+            # Covers every add until the next savepoint (see Store.epoch).
+            self._epoch = store.epoch
+            marks = {name: len(held) for name, held in self._rows.items()}
+            store.undo(functools.partial(self._forget, marks, self._generation))
+        self._rows[table].extend(rows)
 
-        def forget() -> None:
-            if generation == self._generation:
-                del held[mark:]
-
-        held.extend(rows)
-        self._store.undo(forget)
+    def _forget(self, marks: dict[Table, int], generation: int) -> None:
+        """Drop the rows added since ``marks`` (unless a flush wrote them already: the
+        database's rollback takes those)."""
+        if generation == self._generation:
+            for name, held in self._rows.items():
+                del held[marks[name] :]
 
     def flush(self) -> None:
         """Write what waits, in the current transaction."""
@@ -55,6 +62,7 @@ class BulkInserts:
                 self._store.conn.executemany(_STATEMENTS[table], rows)
                 rows.clear()
         self._generation += 1
+        self._epoch = -1  # the next add needs an undo of its own: these rows are written
 
     def committed(self) -> None:
         """Nothing is held after a commit (the flush before it wrote everything)."""

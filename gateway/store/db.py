@@ -8,12 +8,13 @@ is acknowledged to the broker).
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Protocol, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from gateway.store.migrations import MIGRATIONS
 
@@ -31,6 +32,38 @@ Undo = Callable[[Callable[[], None]], None]
 def no_undo(_: Callable[[], None]) -> None:
     """For caches outside any store transaction (a planning worker's read-only snapshot):
     nothing to take back."""
+
+
+C = TypeVar("C")  # a change an UndoLog keeps
+
+
+class UndoLog(Generic[C]):
+    """A cache's changes in the current transaction, taken back newest first by ``revert``
+    when the transaction or a savepoint around them rolls back. One undo is registered with
+    the store per epoch (:attr:`Store.epoch`), not one per change: intake makes a few
+    hundred thousand changes a minute. Outside a transaction nothing is recorded."""
+
+    def __init__(self, store: Store | None, revert: Callable[[C], None]) -> None:
+        self._store = store
+        self._revert = revert
+        self._items: list[C] = []
+        self._at: tuple[int, int] = (-1, -1)  # (transaction, epoch) of the last undo
+
+    def add(self, item: C) -> None:
+        store = self._store
+        if store is None or not store.in_transaction:
+            return
+        txn, epoch = store.transaction_id, store.epoch
+        if (txn, epoch) != self._at:
+            if txn != self._at[0]:
+                self._items.clear()  # the previous transaction is over, either way
+            self._at = (txn, epoch)
+            store.undo(functools.partial(self._undo_to, len(self._items)))
+        self._items.append(item)
+
+    def _undo_to(self, size: int) -> None:
+        while len(self._items) > size:
+            self._revert(self._items.pop())
 
 
 class FromRow(Protocol):
@@ -60,8 +93,17 @@ class Store:
         self.path = path
         self._conn: sqlite3.Connection | None = None
         self._depth = 0
-        self._txn = 0
         self._savepoints = 0
+        # Read by the caches on the hot path of intake, so plain attributes (read-only for
+        # everyone but the store) rather than properties:
+        # - in_transaction: a transaction is open;
+        # - transaction_id: changes with every transaction begun (per-transaction caches);
+        # - epoch: changes whenever a transaction or a savepoint begins and when a savepoint
+        #   rolls back. A cache that registered its undo in this epoch is covered for every
+        #   change it makes until the epoch changes (one undo per stretch, not per change).
+        self.in_transaction = False
+        self.transaction_id = 0
+        self.epoch = 0
         self._writers: list[Writer] = []
         self._undo: list[Callable[[], None]] = []
         self._after_commit: list[Callable[[], None]] = []
@@ -169,7 +211,9 @@ class Store:
             return
         conn.execute("BEGIN IMMEDIATE")
         self._depth = 1
-        self._txn += 1
+        self.in_transaction = True
+        self.transaction_id += 1
+        self.epoch += 1
         try:
             yield conn
             for writer in self._writers:
@@ -177,12 +221,14 @@ class Store:
             conn.execute("COMMIT")
         except BaseException:
             self._depth = 0
+            self.in_transaction = False
             if conn.in_transaction:
                 with suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             self._undo_to(0, 0)
             raise
         self._depth = 0
+        self.in_transaction = False
         self._undo.clear()
         callbacks, self._after_commit = self._after_commit, []
         for writer in self._writers:
@@ -199,6 +245,7 @@ class Store:
             raise StoreError("a savepoint needs a transaction")
         conn = self.conn
         self._savepoints += 1
+        self.epoch += 1
         name = f"sp{self._savepoints}"
         conn.execute(f"SAVEPOINT {name}")
         mark = (len(self._undo), len(self._after_commit))
@@ -208,6 +255,7 @@ class Store:
             conn.execute(f"ROLLBACK TO {name}")
             conn.execute(f"RELEASE {name}")
             self._undo_to(*mark)
+            self.epoch += 1
             raise
         conn.execute(f"RELEASE {name}")
 
@@ -235,15 +283,6 @@ class Store:
         del self._after_commit[commit_mark:]
         for cb in reversed(undone):
             cb()
-
-    @property
-    def in_transaction(self) -> bool:
-        return self._depth > 0
-
-    @property
-    def transaction_id(self) -> int:
-        """A number that changes with every transaction begun (for per-transaction caches)."""
-        return self._txn
 
     def next_counter(self, name: str, step: int = 1) -> int:
         """Allocate ``step`` numbers from a named counter; returns the first. In a transaction."""

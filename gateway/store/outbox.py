@@ -9,6 +9,7 @@ takes its numbers with it. Rows leave only when the hub acknowledged them. Imple
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +36,7 @@ class Outbox:
         self._written = 0  # how many of them are in the database already
         self._new = asyncio.Event()
         self._bytes = 0  # the bodies waiting for the hub, in bytes
+        self._epoch = -1  # the store's epoch of the last undo registered
         store.add_writer(self)
 
     def load(self) -> None:
@@ -74,16 +76,20 @@ class Outbox:
             envelope["order_id"] = order_id
         envelope["data"] = data
         body = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+        store = self._store
+        if store.epoch != self._epoch:
+            # Covers every append until the next savepoint (see Store.epoch).
+            self._epoch = store.epoch
+            store.undo(functools.partial(self._take_back, len(self._pending)))
         self._pending.append((seq, type_, body))
-        self._store.undo(self._take_back)
         return seq
 
-    def _take_back(self) -> None:
-        """Undo the last append (its transaction or savepoint rolled back; the database
-        forgets its row by itself, if it was written)."""
-        self._pending.pop()
-        self._next_seq -= 1
-        self._written = min(self._written, len(self._pending))
+    def _take_back(self, keep: int) -> None:
+        """Undo the appends after the first ``keep`` (their transaction or savepoint rolled
+        back; the database forgets their rows by itself, if they were written)."""
+        self._next_seq -= len(self._pending) - keep
+        del self._pending[keep:]
+        self._written = min(self._written, keep)
 
     def flush(self) -> None:
         fresh = self._pending[self._written :]

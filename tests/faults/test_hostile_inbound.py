@@ -177,8 +177,12 @@ def bad_orders(draw: st.DrawFn) -> tuple[dict[str, Any], Rejected]:
         fields.add(name)
     lines = doc.get("lines")
     if line_defects and isinstance(lines, list) and lines and len(lines) <= 200:
+        planted: set[tuple[int, str]] = set()
         for name, code, values in line_defects:
             i = draw(st.integers(0, len(lines) - 1))
+            if (i, name) in planted:
+                continue  # a second defect of the same field would replace the first
+            planted.add((i, name))
             line = dict(lines[i])
             _set(line, name, draw(st.sampled_from(values)))
             lines[i] = line

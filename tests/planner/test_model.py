@@ -121,3 +121,20 @@ def test_a_week_of_shifts_and_a_far_ship_by_keep_the_model_valid() -> None:
     assert result.status == "OPTIMAL" and result.lexicographic
     assert result.plan.method == "cp-sat (optimal)"
     assert check_plan(prob, result.plan) == []
+
+
+def test_patience_ends_a_search_that_stopped_improving(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without patience both searches would take their whole minute: this one is not
+    # proven optimal in it (full model), and windows never prove anything (LNS).
+    prob = small_generated(orders=25, seed=3)
+    full = model.solve(prob, time_limit_s=60.0, workers=1, patience_s=0.5)
+    assert full.mode == "full" and full.status == "FEASIBLE"
+    assert full.wall_s < 20.0
+    assert check_plan(prob, full.plan) == []
+    assert metrics(prob, full.plan).cost() <= metrics(prob, full.first_plan).cost()
+    monkeypatch.setattr(model, "FULL_MODEL_MAX_TASKS", 0)  # the windows' path
+    monkeypatch.setattr(model, "WINDOW_TIME_S", 0.1)
+    lns = model.solve(prob, time_limit_s=60.0, workers=1, patience_s=0.5)
+    assert lns.mode == "lns" and lns.windows >= 3
+    assert lns.wall_s < 20.0
+    assert check_plan(prob, lns.plan) == []
