@@ -7,13 +7,16 @@ subscriptions, reading a byte stream) until it is cancelled or the link is lost,
 then raises. Reconnecting is not the driver's business: the supervisor in
 ``gateway/floor/supervisor.py`` calls ``close``, backs off and calls ``connect`` again, so the
 retry policy lives in one place. Every device await runs under ``asyncio.timeout`` with
-the device's configured timeout. ``CancelledError`` is never caught and swallowed.
+the device's configured timeout. ``CancelledError`` is never caught and swallowed, and a
+library call that may swallow one runs under :func:`keep_cancellation`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -30,11 +33,31 @@ __all__ = [
     "ProtocolError",
     "ScanSink",
     "ScannedCode",
+    "keep_cancellation",
 ]
 
 # Same rules as the rest of the line config: unknown keys are mistakes, values are not
 # coerced ("9100" for a port is reported, not accepted).
 DEVICE_MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+@contextlib.asynccontextmanager
+async def keep_cancellation() -> AsyncIterator[None]:
+    """Raise CancelledError after the block if the task was cancelled during it and the
+    cancellation got lost on the way.
+
+    Python 3.11's ``asyncio.wait_for`` returns the result instead of raising when the
+    awaited future completes in the same loop turn as the cancellation (CPython gh-86296,
+    fixed in 3.12), and pymodbus and asyncua await every reply through it. A scale that
+    answers just as the gateway stops would then poll on, and the shutdown wait for it
+    forever. Put this outside any ``asyncio.timeout`` in the block: that one undoes its own
+    cancellation, so what is left over came from outside.
+    """
+    task = asyncio.current_task()
+    before = task.cancelling() if task is not None else 0
+    yield
+    if task is not None and task.cancelling() > before:
+        raise asyncio.CancelledError
 
 
 class DeviceConfigBase(BaseModel):

@@ -32,7 +32,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ModbusPDU
 
-from drivers.base import DeviceRejected, DeviceUnavailable, ProtocolError
+from drivers.base import DeviceRejected, DeviceUnavailable, ProtocolError, keep_cancellation
 from drivers.modbus_scale.config import ModbusScaleConfig
 from drivers.modbus_scale.registers import mbap_frames
 
@@ -176,7 +176,7 @@ class ModbusBus:
         client = self._make_client()
         self._client = client
         try:
-            async with asyncio.timeout(timeout_s):
+            async with keep_cancellation(), asyncio.timeout(timeout_s):
                 ok = await client.connect()
         except TimeoutError:
             self._close_client()
@@ -268,7 +268,8 @@ class ModbusBus:
             self.exchanges += 1
             sent_at = time.monotonic()
             try:
-                async with asyncio.timeout(timeout_s):
+                # pymodbus waits for the reply with asyncio.wait_for (see keep_cancellation).
+                async with keep_cancellation(), asyncio.timeout(timeout_s):
                     response = await call(client)
             except TimeoutError:
                 self._quiet_until = time.monotonic() + self.settings.guard_s

@@ -30,7 +30,7 @@ from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from drivers.base import DeviceRejected, DeviceUnavailable, DriverError
+from drivers.base import DeviceRejected, DeviceUnavailable, DriverError, keep_cancellation
 from drivers.opcua_machine.codec import (
     browse_path,
     decode_return_status,
@@ -651,7 +651,8 @@ class OpcUaMachine:
     async def _guarded(self, request: Awaitable[_T], what: str) -> _T:
         """Await one exchange with the machine under the timeout, as a driver error."""
         try:
-            async with asyncio.timeout(self._config.timeout_s):
+            # asyncua waits for each answer with asyncio.wait_for (see keep_cancellation).
+            async with keep_cancellation(), asyncio.timeout(self._config.timeout_s):
                 return await request
         except TimeoutError:
             raise DeviceUnavailable(

@@ -35,6 +35,7 @@ from gateway.clock import ScaledClock
 from gateway.config.calendar import working_windows
 from gateway.config.line import LineConfig
 from gateway.config.load import EX_CONFIG, ConfigError, load_line_config
+from gateway.floor.supervisor import stop_task
 from gateway.store.db import Store, StoreError
 from gateway.store.outbox import Outbox
 from gateway.store.rows import OrderStatus, TaskStatus
@@ -68,6 +69,7 @@ REPLENISH_LEAD_S = 300.0  # simulated seconds the WMS takes to bring material
 DEMO_REPLAN_S = 10.0
 DEMO_SOLVE_S = 2.0
 PROGRESS_EVERY_S = 3.0  # real seconds between progress lines
+STOP_TIMEOUT_S = 20.0  # real seconds for the hub and the gateway to shut down, each
 DRAIN_TIMEOUT_S = 15.0  # real seconds to wait for the last events after the last order
 EX_INTERRUPTED = 130
 
@@ -326,9 +328,11 @@ async def _run(demo: Demo, orders: int) -> int:
         _final_checks(demo, orders)
     finally:
         await _stop_operators(demo, op_tasks)
-        for task in (hub_task, gw_task):
+        for task, what in ((hub_task, "the hub"), (gw_task, "the gateway")):
             if task is not None:
-                await _cancel(task)
+                await stop_task(task, STOP_TIMEOUT_S, what, heard=lambda: True)
+                if not task.done():
+                    demo.problems.append(f"{what} did not stop within {STOP_TIMEOUT_S:g} s")
         if demo.floor is not None:
             await demo.floor.stop()
         if demo.sim_root is not None:

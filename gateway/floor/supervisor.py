@@ -6,7 +6,9 @@ gateway runs. Restarts beyond a budget (``budget`` within ``window_s``) mark the
 FAILED and raise an alarm (through ``on_change``); the first successful connect after that
 clears it. A driver that raises something other than a DriverError has a bug: it is logged
 with its traceback and handled like a lost link, so one broken driver never takes its
-station, let alone the line, down.
+station, let alone the line, down. A driver that loses a cancellation (a library awaiting
+through Python 3.11's ``asyncio.wait_for``: ``drivers.base.keep_cancellation``) is cancelled
+again until it stops, so the gateway's shutdown never waits on it for ever.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from cloud_sync.backoff import Backoff
 from drivers.base import Driver, DriverError, DriverState
 
-__all__ = ["DeviceHealth", "DeviceSupervisor", "SupervisorPolicy"]
+__all__ = ["DeviceHealth", "DeviceSupervisor", "SupervisorPolicy", "stop_task"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +75,28 @@ class DeviceSupervisor:
         self.restarts = 0
         self.since = time.monotonic()
         self.connected_once = False
+        self._stopping = False
 
     @property
     def name(self) -> str:
         return self.driver.name
 
     async def run(self) -> None:
+        # The loop runs as a task of its own so that a cancellation of ours reaches it
+        # even if one got lost inside a driver: see stop_task.
+        self._stopping = False
+        loop = asyncio.create_task(self._supervise(), name=f"supervising {self.name}")
+        try:
+            await asyncio.shield(loop)
+        finally:
+            await stop_task(
+                loop,
+                self.policy.close_timeout_s + 1.0,
+                f"device {self.name}",
+                heard=lambda: self._stopping,
+            )
+
+    async def _supervise(self) -> None:
         p = self.policy
         backoff = Backoff(p.initial_s, p.max_s, p.jitter, self._rng)
         recent: deque[float] = deque()
@@ -94,6 +112,9 @@ class DeviceSupervisor:
                     self._move(DriverState.READY, None)
                     await self.driver.run()
                     error = "the driver stopped serving"
+                except asyncio.CancelledError:
+                    self._stopping = True  # the close below is the last: let it finish
+                    raise
                 except (DriverError, TimeoutError, OSError) as exc:
                     error = _describe(exc)
                 except Exception as exc:
@@ -176,3 +197,36 @@ class DeviceSupervisor:
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def stop_task(
+    task: asyncio.Task[None],
+    within_s: float,
+    what: str,
+    *,
+    heard: Callable[[], bool] = lambda: False,
+) -> None:
+    """Cancel ``task`` and wait for it to end, for at most ``within_s`` (a task still
+    running then is logged and left). Until ``heard()`` says the task is acting on the
+    cancellation, it is cancelled again every quarter second: a cancellation that arrives
+    as a library call completes can be lost (``drivers.base.keep_cancellation``)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    cancels = 0
+    interrupted = False
+    while not task.done():
+        left = deadline - loop.time()
+        if left <= 0:
+            logger.error("%s did not stop within %g s of being cancelled", what, within_s)
+            break
+        if cancels == 0 or not heard():
+            task.cancel()
+            cancels += 1
+        try:
+            await asyncio.wait([task], timeout=min(0.25, left))
+        except asyncio.CancelledError:
+            interrupted = True  # stopping already: finish that first, then pass it on
+    if task.done() and cancels > 1:
+        logger.warning("%s lost a cancellation; it stopped after %d", what, cancels)
+    if interrupted:
+        raise asyncio.CancelledError

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sys
 from typing import Any, ClassVar
 
 import pytest
@@ -148,4 +149,68 @@ async def test_a_driver_bug_is_logged_and_retried_not_raised(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    assert sup.state is DriverState.STOPPED
+
+
+class PollingDriver(ScriptedDriver):
+    """Polls a device the way pymodbus and asyncua wait for each reply: through
+    ``asyncio.wait_for``, which on Python 3.11 returns the reply instead of raising when
+    the reply and a cancellation arrive in the same loop turn (CPython gh-86296)."""
+
+    def __init__(self, close_s: float = 0.0) -> None:
+        super().__init__()
+        self.reply: asyncio.Future[bytes] | None = None
+        self.polls = 0
+        self.lost = 0  # replies handed back although the task was being cancelled
+        self.close_s = close_s
+        self.closed_fully = 0
+
+    async def run(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        while True:
+            self.reply = asyncio.get_running_loop().create_future()
+            self.polls += 1
+            before = task.cancelling()
+            await asyncio.wait_for(self.reply, 5.0)  # noqa: TID251 - as pymodbus does
+            if task.cancelling() > before:
+                self.lost += 1
+
+    async def close(self) -> None:
+        self.closes += 1
+        await asyncio.sleep(self.close_s)
+        self.closed_fully += 1
+
+
+async def test_a_cancellation_the_driver_loses_is_sent_again() -> None:
+    driver = PollingDriver()
+    sup = DeviceSupervisor(driver, policy=FAST)
+    task = asyncio.create_task(sup.run())
+    await _until(lambda: driver.reply is not None and sup.state is DriverState.READY)
+    assert driver.reply is not None
+    # The scale answers just as the gateway stops.
+    driver.reply.set_result(b"\x01\x03")
+    task.cancel()
+    # Without a second cancel it polls on for ever.
+    done, _ = await asyncio.wait([task], timeout=2.0)
+    assert task in done
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    if sys.version_info < (3, 12):
+        assert driver.lost == 1  # the race this test is about did happen
+    assert driver.closes == 1
+    assert sup.state is DriverState.STOPPED
+
+
+async def test_a_slow_close_is_not_cut_short_by_the_second_cancel() -> None:
+    # The re-sending stops once the supervisor acts on the cancellation: the close runs to
+    # its end (or its own timeout) however long past the first quarter second it takes.
+    driver = PollingDriver(close_s=0.6)
+    sup = DeviceSupervisor(driver, policy=FAST)
+    task = asyncio.create_task(sup.run())
+    await _until(lambda: driver.polls >= 1 and sup.state is DriverState.READY)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert (driver.closes, driver.closed_fully) == (1, 1)
     assert sup.state is DriverState.STOPPED
