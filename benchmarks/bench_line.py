@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
+import pstats
 import random
 import shutil
 import signal
@@ -207,9 +209,20 @@ def make_orders(n: int, seed: int) -> list[bytes]:
     return out
 
 
+def order_messages(args: argparse.Namespace) -> list[bytes]:
+    """The burst's payloads: ``--per-message`` orders each (the contract allows a JSON
+    array of orders per message)."""
+    orders = make_orders(args.orders, args.seed)
+    per = args.per_message
+    if per == 1:
+        return orders
+    return [b"[" + b",".join(orders[k : k + per]) + b"]" for k in range(0, len(orders), per)]
+
+
 def bench_intake_in_process(args: argparse.Namespace) -> dict[str, Any]:
     """The gateway's own intake, without broker or MQTT: ``Inbound.deliver`` in batches of
-    500 messages, as the hub link hands them over."""
+    500 orders, as the hub link hands them over. ``--profile N``: cProfile's N costliest
+    functions by own time, on stderr."""
     from cloud_sync.ports import InboundMessage
     from gateway.app.root import Gateway
     from gateway.config.load import load_line_config
@@ -224,16 +237,27 @@ def bench_intake_in_process(args: argparse.Namespace) -> dict[str, Any]:
                 InboundMessage("in/masterdata/stock", json.dumps(big_stock()).encode()),
             ]
         )
-        messages = [InboundMessage("in/orders", o) for o in make_orders(args.orders, args.seed)]
+        messages = [InboundMessage("in/orders", o) for o in order_messages(args)]
+        batch = max(1, 500 // args.per_message)
+        profile = cProfile.Profile() if args.profile else None
         t0 = time.perf_counter()
-        for k in range(0, len(messages), 500):
-            gw.inbound.deliver(messages[k : k + 500])
+        if profile is not None:
+            profile.enable()
+        for k in range(0, len(messages), batch):
+            gw.inbound.deliver(messages[k : k + batch])
+        if profile is not None:
+            profile.disable()
         elapsed = time.perf_counter() - t0
+        if profile is not None:
+            stats = pstats.Stats(profile, stream=sys.stderr)
+            stats.sort_stats("tottime").print_stats(args.profile)
         accepted = gw.inbound.accepted
         gw.store.close()
         return {
             "orders": args.orders,
             "mode": "in-process",
+            "orders_per_message": args.per_message,
+            "profiled": bool(args.profile),
             "accepted": accepted,
             "accepted_s": round(elapsed, 2),
             "orders_per_s": round(args.orders / elapsed),
@@ -260,12 +284,8 @@ def bench_intake(args: argparse.Namespace) -> dict[str, Any]:
             # gateway's session. Timing starts when the gateway comes back.
             gw.terminate()
             gw.wait(10)
-        orders = make_orders(args.orders, args.seed)
+        orders = order_messages(args)
         per = args.per_message
-        if per > 1:  # the contract allows a JSON array of orders per message
-            orders = [
-                b"[" + b",".join(orders[k : k + per]) + b"]" for k in range(0, len(orders), per)
-            ]
         db = data / "linegate.db"
         t0 = time.perf_counter()
         for n, payload in enumerate(orders, start=1):
@@ -653,6 +673,13 @@ def main() -> None:
         "--in-process",
         action="store_true",
         help="no broker: hand the orders to the gateway's inbound handler directly",
+    )
+    i.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --in-process: print cProfile's N costliest functions (own time) to stderr",
     )
     i.add_argument(
         "--backlog",
