@@ -79,7 +79,8 @@ def topic_prefix(site: str, line: str) -> str:
 class _Open(BaseModel):
     """Extra fields are allowed in both directions and must be kept."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    # NaN and Infinity are no JSON numbers (wire_json finds them first, with their field).
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
 
 
 def _text_only(value: Any) -> Any:

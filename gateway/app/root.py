@@ -37,6 +37,8 @@ from gateway.planning.planner import LinePlanner
 from gateway.store.db import Store
 from gateway.store.outbox import Outbox
 from gateway.store.rows import Severity
+from gateway.web.limits import KEEP_ALIVE_S, MAX_HEAD_BYTES
+from gateway.web.protocol import StationHttp
 from gateway.web.station_api import create_app
 
 logger = logging.getLogger(__name__)
@@ -214,6 +216,10 @@ class Gateway:
                 log_level="warning",
                 lifespan="off",
                 access_log=False,
+                # A deadline on each request's head, which uvicorn has no setting for.
+                http=StationHttp,
+                timeout_keep_alive=KEEP_ALIVE_S,
+                h11_max_incomplete_event_size=MAX_HEAD_BYTES,
             )
         )
         serving = asyncio.create_task(server.serve(sockets=[sock]))

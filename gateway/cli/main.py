@@ -164,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return _run(args)
     if args.command == "trace":
-        return _trace(args)
+        from gateway.cli.trace import trace_command
+
+        return trace_command(args)
     if args.command == "devices":
         from gateway.cli.devices import devices_command
 
@@ -294,41 +296,4 @@ def _plan(args: argparse.Namespace) -> int:
         print(f"linegate plan: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(result, ensure_ascii=False))
-    return 0
-
-
-def _trace(args: argparse.Namespace) -> int:
-    from gateway.orderbook.trace import format_lot, format_serial, trace_lot, trace_serial
-    from gateway.store.db import Store, StoreError
-
-    if (args.serial is None) == (args.lot is None):
-        print("linegate trace: give a SERIAL or --lot LOT", file=sys.stderr)
-        return 2
-    if args.db is not None:
-        path = args.db
-    else:
-        try:
-            path = load_line_config(args.config).store_path(args.data_dir)
-        except ConfigError as exc:
-            print(exc, file=sys.stderr)
-            return EX_CONFIG
-    store = Store(path)
-    try:
-        store.open_readonly()
-    except StoreError as exc:
-        print(f"linegate: {exc}", file=sys.stderr)
-        return EX_SOFTWARE
-    try:
-        if args.lot is not None:
-            result = trace_lot(store, args.lot)
-            text = format_lot(result)
-        else:
-            found = trace_serial(store, args.serial)
-            if found is None:
-                print(f"linegate trace: no unit {args.serial} in {path}", file=sys.stderr)
-                return 1
-            result, text = found, format_serial(found)
-    finally:
-        store.close()
-    print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else text)
     return 0

@@ -230,6 +230,9 @@ class Policies(BaseModel):
     model_config = _MODEL_CONFIG
 
     max_units_per_order: int = Field(default=1000, ge=1, le=100_000)
+    # Characters of one personalisation value (an engraving, a print text): longer ones are
+    # refused (TOO_LONG). Terminals load the text with every change of the station's screen.
+    max_personalization_chars: int = Field(default=2048, ge=16, le=65_536)
     lot_expiry_margin_days: int = Field(default=0, ge=0)
     dispatch_rule: Literal["ship_by_priority"] = "ship_by_priority"
     shipping_label_prefix: str = Field(default="SHP", pattern=r"^[A-Za-z0-9_-]{1,16}$")

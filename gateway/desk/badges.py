@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from gateway.desk.replies import Done, Refused
 from gateway.desk.session import Session
+from gateway.desk.text import unreadable
 from gateway.orderbook import tasks
 from gateway.store.rows import TaskStatus
 
@@ -16,6 +17,9 @@ LOGGED_OUT = "operator logged out"
 
 def login(s: Session, badge: str) -> Done:
     core = s.core
+    if unreadable(badge):
+        # A control character is no part of a badge: a misread, not a stranger's badge.
+        raise Refused("BAD_CODE", "That badge was not readable.", "Scan your badge again.")
     known = {o.badge: o.name for o in core.config.operators}
     if badge not in known:
         raise Refused(

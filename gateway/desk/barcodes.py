@@ -26,6 +26,7 @@ from gateway.desk.gs1 import (
     parse_element_string,
     parse_hri,
 )
+from gateway.desk.text import unreadable
 
 BADGE = re.compile(r"^OP-[A-Za-z0-9]{1,16}$")
 _PRINTABLE = re.compile(r"^[\x21-\x7e]{1,128}$")
@@ -89,6 +90,12 @@ def classify(raw: str, symbology: str | None = None) -> Scan:
         text = text[aim.end() :]
         symbology = aim.group()
     text = _GS_SPELLINGS.sub(GS, text)
+    if unreadable(text, allowed=GS):
+        # No label carries another control or format character: a misread (or junk from
+        # a keyboard wedge), said as such rather than parsed and echoed back.
+        return Scan(
+            ScanKind.INVALID, text, symbology=symbology, reason=_UNREADABLE, advice=_SCAN_AGAIN
+        )
     try:
         gs1 = _gs1_data(text, symbology)
     except Gs1Error as err:

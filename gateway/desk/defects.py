@@ -29,7 +29,8 @@ def fail(s: Session, reason: str, disposition: str) -> Done:
     except ValueError:
         raise Refused(
             "BAD_DISPOSITION",
-            f"'{disposition}' is not a disposition.",
+            # repr: what was sent, with any control character shown, not sent back raw.
+            f"{disposition!r} is not a disposition.",
             "Choose rework, scrap or use as is.",
         ) from None
     reason = reason.strip()

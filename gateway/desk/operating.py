@@ -109,7 +109,7 @@ def checklist(s: Session, item: int | str, passed: bool) -> Done:
     if index is None:
         raise Refused(
             "UNKNOWN_ITEM",
-            f"'{item}' is not on this task's checklist.",
+            f"{str(item)!r} is not on this task's checklist.",  # repr: no raw control chars
             "Answer the items shown on the screen.",
         )
     progress = task.progress()

@@ -8,8 +8,15 @@ from gateway.desk.session import Session
 
 
 def reprint(s: Session, reason: str, label_id: str | None) -> Done:
-    """Print ``label_id`` again, or without one the label printed last at this station."""
+    """Print ``label_id`` again, or without one the label printed last at this station.
+    ``reason`` is as :func:`gateway.desk.text.clean` leaves it: "" when none was given."""
     s.operator()
+    if not reason:
+        raise Refused(
+            "REASON_REQUIRED",
+            "Say why the label is printed again.",
+            "Give a reprint reason (damaged, lost …).",
+        )
     core = s.core
     label = (
         labels.last_printed_at(core, s.station_id)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.config.line import StationConfig
-from gateway.desk import badges, defects, operating, reprints, scanning, screen
+from gateway.desk import badges, defects, operating, reprints, scanning, screen, text
 from gateway.desk.replies import Done, Reply
 from gateway.desk.session import Sequencer, Session
 from gateway.orderbook import tasks
@@ -82,6 +82,8 @@ class StationService:
         return self._act(station_id, operating.start)
 
     def pause(self, station_id: str, reason: str) -> Reply:
+        # Cleaned here, for every caller: "" (nothing visible) is refused REASON_REQUIRED.
+        reason = text.clean(reason)
         return self._act(station_id, lambda s: operating.pause(s, reason))
 
     def resume(self, station_id: str) -> Reply:
@@ -99,10 +101,12 @@ class StationService:
     def fail(self, station_id: str, reason: str, disposition: str) -> Reply:
         """A defect: rework repeats the operation, scrap plans a replacement unit, use as is
         completes with the defect on record (see :mod:`gateway.desk.defects`)."""
+        reason = text.clean(reason)
         return self._act(station_id, lambda s: defects.fail(s, reason, disposition))
 
     def reprint(self, station_id: str, reason: str, label_id: str | None = None) -> Reply:
         """Print a label again (the last one printed here by default); the reason is kept."""
+        reason = text.clean(reason)
         return self._act(station_id, lambda s: reprints.reprint(s, reason, label_id))
 
     # -- holds the gateway puts on a task (a machine fault) ------------------------------

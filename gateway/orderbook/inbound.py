@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from cloud_sync import contract
+from cloud_sync import contract, wire_json
 from cloud_sync.ports import InboundMessage
 from gateway.clock import iso
 from gateway.orderbook.alarms import clear_alarm, raise_alarm
@@ -48,8 +47,9 @@ from gateway.store.rows import (
 logger = logging.getLogger(__name__)
 
 Error = RejectionError
-# An escaped UTF-16 surrogate: fine in a pair (one character), not alone (see _orders).
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_M = TypeVar("_M", bound=BaseModel)
+# What _parse answers for a message it rejected as no JSON (None is JSON's null).
+_UNREADABLE: Any = object()
 
 
 def _err(code: str, field: str, message: str) -> Error:
@@ -176,34 +176,56 @@ class Inbound:
     # -- orders ---------------------------------------------------------------------
 
     def _orders(self, message: InboundMessage) -> None:
-        try:
-            doc = json.loads(message.payload, parse_constant=_not_json)
-            if _SURROGATE_ESCAPE.search(message.payload):
-                # "\ud800" alone parses, but is no Unicode character: it could be neither
-                # stored nor sent on. UnicodeEncodeError is a ValueError: INVALID_JSON.
-                json.dumps(doc, ensure_ascii=False).encode()
-        except (ValueError, UnicodeDecodeError) as exc:
-            self._reject(message, None, [_err("INVALID_JSON", "", f"not valid JSON: {exc}")])
-            return
-        except RecursionError:
-            # A hostile or broken hub: [[[[...]]]] deeper than the parser goes.
-            self._reject(message, None, [_err("INVALID_JSON", "", "JSON nested too deeply")])
+        doc = self._parse(message)
+        if doc is _UNREADABLE:
             return
         items = doc if isinstance(doc, list) else [doc]
         if not items:
             self._reject(message, None, [_err("SCHEMA", "", "an empty array holds no order")])
             return
+        # NaN, a lone surrogate, U+0000 … cost only the order that carries them; only a
+        # message whose text may hold one is looked through.
+        check = wire_json.suspect(message.payload)
         for item in items:
             # The raw form of one order of an array is only made if it is rejected.
-            self._order(message, item, message.payload if len(items) == 1 else None)
+            self._order(message, item, message.payload if len(items) == 1 else None, check)
 
-    def _order(self, message: InboundMessage, item: Any, payload: bytes | None) -> None:
-        def raw() -> bytes:
-            return payload if payload is not None else _dump(item)
+    def _parse(self, message: InboundMessage) -> Any:
+        """The message's JSON, or ``_UNREADABLE`` once it has been rejected as no JSON."""
+        try:
+            return wire_json.loads(message.payload)
+        except ValueError as exc:  # UnicodeDecodeError too
+            why = f"not valid JSON: {exc}"
+        except RecursionError:
+            # A hostile or broken hub: [[[[...]]]] deeper than the parser goes.
+            why = "JSON nested too deeply"
+        if message.topic == contract.IN_ORDERS:
+            self._reject(message, None, [_err("INVALID_JSON", "", why)])
+        else:
+            self._refuse_masterdata(message, [_err("INVALID_JSON", "", why)])
+        return _UNREADABLE
 
+    def _order(
+        self, message: InboundMessage, item: Any, payload: bytes | None, check: bool
+    ) -> None:
         core = self._core
+        unfit = wire_json.problems(item) if check else []
+
+        def raw() -> bytes:
+            return payload if payload is not None else wire_json.dumps_raw(item)
+
         order_id = item.get("order_id") if isinstance(item, dict) else None
-        order_id = order_id if isinstance(order_id, str) and len(order_id) <= 64 else None
+        readable = (
+            isinstance(order_id, str)
+            and len(order_id) <= 64
+            and not any(p.field == "order_id" for p in unfit)
+        )
+        order_id = order_id if readable else None
+        if unfit:
+            self._reject(
+                message, order_id, [_err(p.code, p.field, p.message) for p in unfit], raw()
+            )
+            return
         try:
             order = contract.Order.model_validate(item)
         except ValidationError as exc:
@@ -215,21 +237,68 @@ class Inbound:
         if existing is not None:
             self._core.store.flush()  # its work may still wait in the buffer
             if order.revision == existing.revision:
-                logger.debug(
-                    "order %s revision %d again: nothing to do", order.order_id, order.revision
-                )
+                self._again(message, order, existing, raw)
                 return
             problem = self._revision_problem(order, existing)
             if problem:
                 self._reject(message, order.order_id, [problem], raw())
                 return
-        errors = self._catalog_errors(order)
+        errors = self._text_errors(order) + self._catalog_errors(order)
         if errors:
             self._reject(message, order.order_id, errors, raw())
             return
         if existing is not None:
             drop_work(core, order.order_id)
+            clear_alarm(core, _conflict_alarm(order.order_id), f"revision {order.revision} taken")
         self._accept(order)
+
+    def _again(
+        self,
+        message: InboundMessage,
+        order: contract.Order,
+        existing: OrderRow,
+        raw: Callable[[], bytes],
+    ) -> None:
+        """The same ``(order_id, revision)`` again: a redelivery changes nothing. Another
+        body under that pair is a conflict in the hub: the first stays (the contract), and
+        the hub and the line lead are told, since one of the two bodies is not being made."""
+        if order.model_dump_json(exclude_none=True) == existing.doc:
+            logger.debug(
+                "order %s revision %d again: nothing to do", order.order_id, order.revision
+            )
+            return
+        first = contract.Order.model_validate_json(existing.doc)
+        if order.model_dump(exclude_none=True) == first.model_dump(exclude_none=True):
+            return  # the same order written another way (key order, a time zone, a null)
+        why = (
+            f"revision {order.revision} of {order.order_id} was already taken with other "
+            "contents; the first stays. Send a changed order under a higher revision."
+        )
+        self._reject(message, order.order_id, [_err("CONFLICT", "revision", why)], raw())
+        raise_alarm(
+            self._core,
+            _conflict_alarm(order.order_id),
+            "hub_conflict",
+            "hub",
+            Severity.MAJOR,
+            f"order {order.order_id} revision {order.revision} was sent again with other "
+            "contents; the line makes the first one. Check the order with the shop.",
+        )
+
+    def _text_errors(self, order: contract.Order) -> list[Error]:
+        """Customer text longer than the line takes: every terminal loads it with the
+        screen on each change, and a printer or laser has a line's worth of room."""
+        limit = self._core.config.policies.max_personalization_chars
+        return [
+            _err(
+                "TOO_LONG",
+                f"lines.{i}.personalization.{key}",
+                f"{len(value)} characters; this line takes at most {limit} per value",
+            )
+            for i, line in enumerate(order.lines)
+            for key, value in line.personalization.items()
+            if isinstance(value, str) and len(value) > limit
+        ]
 
     def _revision_problem(self, order: contract.Order, existing: OrderRow) -> Error | None:
         if order.revision < existing.revision:
@@ -339,10 +408,21 @@ class Inbound:
 
     def _cancel(self, message: InboundMessage) -> None:
         core = self._core
+        doc = self._parse(message)
+        if doc is _UNREADABLE:
+            return
+        if isinstance(doc, dict) and isinstance(doc.get("reason"), str):
+            # A cancel is honoured whatever its reason holds: making an order the shop
+            # cancelled does more harm than a reason kept without its control characters.
+            doc["reason"] = wire_json.clean_text(doc["reason"])
+        unfit = wire_json.problems(doc) if wire_json.suspect(message.payload) else []
+        if unfit:
+            self._refuse_masterdata(message, [_err(p.code, p.field, p.message) for p in unfit])
+            return
         try:
-            cancel = contract.Cancel.model_validate_json(message.payload)
+            cancel = contract.Cancel.model_validate(doc)
         except ValidationError as exc:
-            self._reject(message, None, validation_errors(exc), emit=False)
+            self._refuse_masterdata(message, validation_errors(exc))
             return
         found = core.store.fetch_one(
             OrderRow, "SELECT * FROM orders WHERE order_id = ?", (cancel.order_id,)
@@ -357,25 +437,81 @@ class Inbound:
 
     # -- master data --------------------------------------------------------------------
 
-    def _catalog(self, message: InboundMessage) -> None:
-        core = self._core
-        problems: list[str]
+    def _masterdata(self, message: InboundMessage, model: type[_M]) -> _M | None:
+        """The message as ``model``, or None once it has been refused."""
+        doc = self._parse(message)
+        if doc is _UNREADABLE:
+            return None
+        unfit = wire_json.problems(doc) if wire_json.suspect(message.payload) else []
+        if unfit:
+            self._refuse_masterdata(message, [_err(p.code, p.field, p.message) for p in unfit])
+            return None
         try:
-            catalog = contract.Catalog.model_validate_json(message.payload)
-            problems = catalog_problems(catalog)
+            return model.model_validate(doc)
         except ValidationError as exc:
-            problems = [f"{e.field}: {e.message}" for e in validation_errors(exc)]
-        if problems:
-            self._reject(message, None, [_err("SCHEMA", "", p) for p in problems], emit=False)
+            self._refuse_masterdata(message, validation_errors(exc))
+            return None
+
+    def _refuse_masterdata(self, message: InboundMessage, errors: list[Error]) -> None:
+        """Keep a refused cancel, catalog or stock message; raise the alarm of its kind
+        (what is in force stays). No ``order.rejected``: that answers orders only."""
+        self._reject(message, None, errors, emit=False)
+        described = "; ".join(f"{e.field or 'message'}: {e.message}" for e in errors[:5])
+        if message.topic == contract.IN_CATALOG:
             raise_alarm(
-                core,
+                self._core,
                 "masterdata:catalog",
                 "masterdata",
                 "hub",
                 Severity.CRITICAL,
-                "catalog refused, the previous one stays in force: " + "; ".join(problems[:5]),
+                "catalog refused, the previous one stays in force: " + described,
+            )
+        elif message.topic == contract.IN_STOCK:
+            raise_alarm(
+                self._core,
+                "masterdata:stock",
+                "masterdata",
+                "hub",
+                Severity.WARNING,
+                "stock snapshot refused: " + described,
+            )
+
+    def _catalog(self, message: InboundMessage) -> None:
+        core = self._core
+        catalog = self._masterdata(message, contract.Catalog)
+        if catalog is None:
+            return
+        problems = catalog_problems(catalog)
+        if problems:
+            self._refuse_masterdata(message, [_err("SCHEMA", "", p) for p in problems])
+            return
+        known = core.store.texts("SELECT doc FROM catalogs WHERE version = ?", (catalog.version,))
+        if known and contract.Catalog.model_validate_json(known[0]) != catalog:
+            # The contract keeps the first; a silent keep would show up later as orders
+            # refused for an unknown SKU that the hub believes it sent.
+            self._reject(
+                message,
+                None,
+                [
+                    _err(
+                        "CONFLICT",
+                        "version",
+                        f"catalog {catalog.version} was already taken with other contents",
+                    )
+                ],
+                emit=False,
+            )
+            raise_alarm(
+                core,
+                "masterdata:catalog-conflict",
+                "masterdata",
+                "hub",
+                Severity.CRITICAL,
+                f"catalog {catalog.version} was sent again with other contents; the line "
+                "keeps the first. The hub must send a changed catalog under a new version.",
             )
             return
+        clear_alarm(core, "masterdata:catalog-conflict", f"catalog {catalog.version} agreed")
         if catalog.version != core.catalog.version:
             core.store.conn.execute(
                 "INSERT INTO catalogs (version, doc, received_at) VALUES (?, ?, ?) "
@@ -389,20 +525,8 @@ class Inbound:
 
     def _stock(self, message: InboundMessage) -> None:
         core = self._core
-        try:
-            stock = contract.Stock.model_validate_json(message.payload)
-        except ValidationError as exc:
-            errors = validation_errors(exc)
-            self._reject(message, None, errors, emit=False)
-            raise_alarm(
-                core,
-                "masterdata:stock",
-                "masterdata",
-                "hub",
-                Severity.WARNING,
-                "stock snapshot refused: "
-                + "; ".join(f"{e.field}: {e.message}" for e in errors[:5]),
-            )
+        stock = self._masterdata(message, contract.Stock)
+        if stock is None:
             return
         conn = core.store.conn
         conn.execute("DELETE FROM stock")
@@ -424,14 +548,8 @@ class Inbound:
         rekit_waiting(core)
 
 
-def _not_json(token: str) -> Any:
-    # Python's parser takes NaN and Infinity; JSON (RFC 8259) has no such numbers, and the
-    # contract says a message that is not JSON is rejected as such, not executed.
-    raise ValueError(f"{token} is not a JSON number")
-
-
-def _dump(item: Any) -> bytes:
-    return json.dumps(item, ensure_ascii=False).encode()
+def _conflict_alarm(order_id: str) -> str:
+    return f"conflict:{order_id}"
 
 
 def cancel_order(core: LineContext, order_id: str, reason: str) -> None:
@@ -489,4 +607,5 @@ def cancel_order(core: LineContext, order_id: str, reason: str) -> None:
         f"AND serial NOT IN ({marks})",
         (UnitStatus.CANCELLED, order_id, UnitStatus.OPEN, *in_work),
     )
+    clear_alarm(core, _conflict_alarm(order_id), "order cancelled")
     core.emit("order.cancelled", {"reason": reason, "units_in_work": sorted(in_work)}, order_id)

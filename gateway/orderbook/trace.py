@@ -180,6 +180,67 @@ def trace_lot(store: Store, lot: str) -> dict[str, Any]:
     }
 
 
+# Where a lot can be known from. attempts.lots is left out: tasks.consume writes each of
+# an attempt's lots to consumption in the same transaction, so it would add nothing but a
+# scan of every attempt's JSON for each lot the line does not know.
+LOT_SOURCES = ("stock", "reservations", "consumption")
+
+
+def lot_known_in(store: Store, lot: str) -> list[str]:
+    """The tables of LOT_SOURCES that name ``lot``; none: the line does not know it (which,
+    in a recall, must not read as "this lot was not used here")."""
+    return [
+        table
+        for table in LOT_SOURCES
+        if store.exists(f"SELECT 1 FROM {table} WHERE lot = ? LIMIT 1", (lot,))
+    ]
+
+
+def unknown_lot(store: Store, lot: str, where: str) -> str:
+    """Why a lot the line does not know has no trace (``where``: "on this line", "in FILE"),
+    naming the lots it does know under that name in another case or with spaces."""
+    sources = ", ".join(LOT_SOURCES[:-1]) + " or " + LOT_SOURCES[-1]
+    return f"no lot {_shown(lot)} {where}: not in its {sources}" + _did_you_mean(
+        _lots_like(store, lot)
+    )
+
+
+def unknown_unit(store: Store, serial: str, where: str) -> str:
+    """Why a serial has no trace, naming the serials it matches in another case."""
+    return f"no unit {_shown(serial)} {where}" + _did_you_mean(_units_like(store, serial))
+
+
+def _lots_like(store: Store, lot: str) -> list[str]:
+    # A lot typed by hand (or read from a recall notice) in the wrong case, or with a space
+    # pasted along. Compared here rather than in SQL: SQLite's NOCASE folds ASCII only.
+    key = lot.strip().casefold()
+    names = store.texts(" UNION ".join(f"SELECT lot FROM {t}" for t in LOT_SOURCES))
+    return sorted(n for n in names if n and n != lot and n.strip().casefold() == key)
+
+
+def _units_like(store: Store, serial: str) -> list[str]:
+    # The gateway makes serials of ASCII, so NOCASE is enough here.
+    return [
+        s
+        for s in store.texts(
+            "SELECT serial FROM units WHERE serial = ? COLLATE NOCASE ORDER BY serial",
+            (serial.strip(),),
+        )
+        if s != serial
+    ]
+
+
+def _shown(name: str) -> str:
+    # Quoted when a space before or after it would otherwise be invisible in the message.
+    return repr(name) if name != name.strip() else name
+
+
+def _did_you_mean(names: list[str]) -> str:
+    if not names:
+        return ""
+    return f"; did you mean {' or '.join(names)}? (names must match exactly, case included)"
+
+
 def format_serial(t: dict[str, Any]) -> str:
     """The genealogy as text for a terminal."""
     o = t["order"] or {}
@@ -223,19 +284,22 @@ def format_serial(t: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_lot(t: dict[str, Any]) -> str:
+def format_lot(t: dict[str, Any], known_in: list[str]) -> str:
+    """A lot's forward trace as text; ``known_in``: :func:`lot_known_in` (the caller has
+    refused a lot the line does not know)."""
     lines = [
         f"lot {t['lot']} of {t['material']}" + (f", expires {t['expires']}" if t["expires"] else "")
     ]
     if not t["uses"]:
-        lines.append("  not consumed on this line")
+        # The one answer that clears a lot in a recall: say what it rests on.
+        lines.append(f"  known, not consumed on this line (known from: {', '.join(known_in)})")
     for u in t["uses"]:
         lines.append(
             f"  {u['ts']}  {u['qty']:g} into {u['serial'] or '(order-level)'} "
             f"order {u['order_id']} at {u['op']} on {u['station']}"
         )
-    lines.append(
-        f"  {len(t['units'])} units, {len(t['orders'])} orders: "
-        + ", ".join(f"{o['order_id']} ({o['status']})" for o in t["orders"])
-    )
+    summary = f"  {len(t['units'])} units, {len(t['orders'])} orders"
+    if t["orders"]:
+        summary += ": " + ", ".join(f"{o['order_id']} ({o['status']})" for o in t["orders"])
+    lines.append(summary)
     return "\n".join(lines)

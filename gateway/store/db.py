@@ -135,7 +135,10 @@ class Store:
         """Open an existing database for reading only (the CLI, beside a running gateway)."""
         if not self.path.exists():
             raise StoreError(f"no database at {self.path}")
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
+        # as_uri() escapes the path: a '?', '#' or '%' in it would otherwise be read as the
+        # URI's query, fragment or an escape (dropping mode=ro, or opening another file).
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None)
         conn.row_factory = sqlite3.Row
         self._conn = conn
 

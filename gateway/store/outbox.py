@@ -11,11 +11,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
+from cloud_sync import wire_json
 from cloud_sync.ports import OutboxRecord
 from gateway.store.db import Store
+
+logger = logging.getLogger(__name__)
 
 
 class Outbox:
@@ -75,7 +79,19 @@ class Outbox:
         if order_id is not None:
             envelope["order_id"] = order_id
         envelope["data"] = data
-        body = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+        try:
+            text = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            body = text.encode()
+            if "\\u0000" in text:
+                raise ValueError("U+0000 in a text")
+        except ValueError as exc:  # UnicodeEncodeError (a lone surrogate) is one
+            # Whatever its source (a device's text, a bug), an event the hub cannot read
+            # (NaN is no JSON; PostgreSQL's jsonb refuses U+0000) would block the stream
+            # behind it: it goes out cleaned, and the log says what was wrong.
+            logger.error("event %d (%s) carried what is no wire JSON: %s", seq, type_, exc)
+            envelope["data"] = wire_json.cleaned(data)
+            text = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
+            body = text.encode()
         store = self._store
         if store.epoch != self._epoch:
             # Covers every append until the next savepoint (see Store.epoch).

@@ -1,7 +1,9 @@
 """The station API: JSON over HTTP for everything an operator does, one path per station.
 
 Every answer carries ``message`` (what happened) and ``next`` (what to do now) in words an
-operator understands; a refused action answers 409 with ``code`` and the reason.
+operator understands; a refused action answers 409 with ``code`` and the reason. Every other
+refusal (an unknown path or station, a body that is not JSON, too big or too slow) has the
+same shape, ``{ok: false, code, message, next}``, with its own HTTP status.
 """
 
 from __future__ import annotations
@@ -9,25 +11,36 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.desk.replies import Refused, Reply
 from gateway.desk.service import StationService
 from gateway.floor.floor import Floor
 from gateway.orderbook.alarms import active_alarms
-from gateway.orderbook.trace import trace_lot, trace_serial
+from gateway.orderbook.trace import (
+    lot_known_in,
+    trace_lot,
+    trace_serial,
+    unknown_lot,
+    unknown_unit,
+)
 from gateway.percentiles import percentile
 from gateway.planning.planner import LinePlanner
+from gateway.web.answers import refusal
+from gateway.web.limits import BodyGuard
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: JSON's true is not the number 1 (a 1 g weighing, checklist item 1) and "yes"
+    # is not true. An integer is still a float (a scale may send 5 for 5 g).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class BadgeBody(_Body):
@@ -45,7 +58,7 @@ class ReasonBody(_Body):
 
 
 class ChecklistBody(_Body):
-    item: int | str
+    item: int | Annotated[str, Field(min_length=1, max_length=200)]
     passed: bool
 
 
@@ -61,11 +74,37 @@ class ReprintBody(_Body):
 
 class FailBody(_Body):
     reason: str = Field(min_length=1, max_length=200)
-    disposition: str
+    disposition: str = Field(max_length=32)
 
 
 def _reply(reply: Reply) -> dict[str, Any]:
     return {"ok": reply.ok, "message": reply.message, "next": reply.next, **reply.data}
+
+
+class WebRefused(Exception):
+    """A refusal by the web layer itself, before the desk (an unknown station, an order
+    the plan does not know, the planner off), answered in the API's shape."""
+
+    def __init__(self, status: int, code: str, message: str, next_step: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.next = next_step
+
+
+# What the framework refuses by itself (an unknown path, a method a path does not take, a
+# body that cannot be parsed), in the API's words: its code and what to do instead.
+_HTTP_REFUSALS = {
+    400: (
+        "BAD_REQUEST",
+        "Send the action's fields as a JSON object (Content-Type: application/json).",
+    ),
+    404: ("NOT_FOUND", "Check the address: GET /api/docs lists the station API's paths."),
+    405: ("METHOD_NOT_ALLOWED", "Check the method: GET /api/docs lists what each path takes."),
+    413: ("BODY_TOO_LARGE", "Send the action's fields only, as JSON."),
+    422: ("BAD_REQUEST", "Fix the request and send it again."),
+}
 
 
 def create_app(
@@ -85,18 +124,60 @@ def create_app(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         # How long the gateway took to answer (commit included): the number a line lead
-        # needs when operators say "the scanner is slow".
+        # needs when operators say "the scanner is slow". Only actions carried out (2xx)
+        # or refused by the desk (409) count: a request refused before it reached the desk
+        # (a bad body, an unknown path) says nothing about the line, and a flood of them
+        # must not turn the number into the attacker's.
         t0 = time.perf_counter()
         response = await call_next(request)
-        if request.method == "POST":
+        if request.method == "POST" and (
+            200 <= response.status_code < 300 or getattr(request.state, "desk_refused", False)
+        ):
             durations.append((time.perf_counter() - t0) * 1000)
         return response
 
+    # Added after `timed`, so it wraps it: a body is bounded and read before anything
+    # else sees the request, and its upload time is not the gateway's answer time.
+    app.add_middleware(BodyGuard)
+
     @app.exception_handler(Refused)
-    async def refused(_: Request, exc: Refused) -> JSONResponse:
+    async def refused(request: Request, exc: Refused) -> JSONResponse:
+        request.state.desk_refused = True  # for `timed`: the desk answered this one
+        return JSONResponse(status_code=409, content=refusal(exc.code, exc.message, exc.next))
+
+    @app.exception_handler(WebRefused)
+    async def web_refused(_: Request, exc: WebRefused) -> JSONResponse:
+        return JSONResponse(refusal(exc.code, exc.message, exc.next), status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_refused(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # The router's own 404 and 405, FastAPI's 400 for a body it cannot parse, and any
+        # HTTPException a route raises: their detail is the message.
+        code, next_step = _HTTP_REFUSALS.get(exc.status_code, (f"HTTP_{exc.status_code}", ""))
+        message = str(exc.detail)
+        # The framework's own details say little; a route's own detail is kept as it is.
+        if message == "Not Found":
+            message = f"The station API has no {request.url.path}."
+        elif message == "Method Not Allowed":
+            message = f"{request.url.path} does not take {request.method}."
+        elif message == "There was an error parsing the body":
+            message = "The request's body could not be read as JSON."
         return JSONResponse(
-            status_code=409,
-            content={"ok": False, "code": exc.code, "message": exc.message, "next": exc.next},
+            refusal(code, message, next_step or "Fix the request and send it again."),
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(Exception)
+    async def failed(_: Request, exc: Exception) -> JSONResponse:
+        # A bug: uvicorn logs it (Starlette raises it again after this answer).
+        return JSONResponse(
+            status_code=500,
+            content=refusal(
+                "INTERNAL_ERROR",
+                f"The gateway failed on this request ({type(exc).__name__}).",
+                "Look at the station's screen to see what was recorded; tell the line lead.",
+            ),
         )
 
     @app.exception_handler(sqlite3.OperationalError)
@@ -105,34 +186,31 @@ def create_app(
         full = "full" in str(exc)
         return JSONResponse(
             status_code=503,
-            content={
-                "ok": False,
-                "code": "DISK_FULL" if full else "STORE_UNAVAILABLE",
-                "message": "The gateway could not save this: its disk is full."
+            content=refusal(
+                "DISK_FULL" if full else "STORE_UNAVAILABLE",
+                "The gateway could not save this: its disk is full."
                 if full
                 else f"The gateway could not save this: {exc}.",
-                "next": "Nothing was recorded. Call the line lead, then do it again.",
-            },
+                "Nothing was recorded. Call the line lead, then do it again.",
+            ),
         )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(_problems(exc.errors()))
         return JSONResponse(
             status_code=422,
-            content={
-                "ok": False,
-                "code": "BAD_REQUEST",
-                "message": problems,
-                "next": "Fix the request and send it again.",
-            },
+            content=refusal("BAD_REQUEST", problems, "Fix the request and send it again."),
         )
 
     def station(station_id: str) -> str:
         if station_id not in service.core.config.stations:
-            raise HTTPException(404, f"no station {station_id} on this line")
+            raise WebRefused(
+                404,
+                "UNKNOWN_STATION",
+                f"There is no station {station_id} on this line.",
+                "Check the station in the terminal's address: GET /api/stations lists them.",
+            )
         return station_id
 
     @app.get("/api/health")
@@ -232,14 +310,24 @@ def create_app(
     async def plan_order(order_id: str) -> dict[str, Any]:
         found = planner.forecast(order_id) if planner is not None else None
         if found is None:
-            raise HTTPException(404, f"the current plan does not know order {order_id}")
+            raise WebRefused(
+                404,
+                "UNKNOWN_ORDER",
+                f"The current plan does not know order {order_id}.",
+                "GET /api/plan shows the orders it plans.",
+            )
         return found
 
     @app.post("/api/plan/replan")
     async def replan() -> dict[str, Any]:
         """Ask for a replan now (a line lead after changing something on the floor)."""
         if planner is None:
-            raise HTTPException(409, "the planner is off on this line ([planner] enabled)")
+            raise WebRefused(
+                409,
+                "PLANNER_OFF",
+                "The planner is off on this line ([planner] enabled).",
+                "Nothing to replan: the stations' queues follow the dispatch rule.",
+            )
         planner.request("asked")
         return {"ok": True, "message": "Replan requested.", "next": "GET /api/plan shows it."}
 
@@ -247,11 +335,34 @@ def create_app(
     async def trace_unit(serial: str) -> dict[str, Any]:
         result = trace_serial(service.core.store, serial)
         if result is None:
-            raise HTTPException(404, f"no unit {serial}")
+            raise HTTPException(404, unknown_unit(service.core.store, serial, "on this line"))
         return result
 
     @app.get("/api/trace/lot/{lot}")
     async def trace_lot_(lot: str) -> dict[str, Any]:
-        return trace_lot(service.core.store, lot)
+        store = service.core.store
+        # A blank lot would match every consumption of a material without lots (lot "").
+        if not lot.strip():
+            raise HTTPException(422, "a lot cannot be empty or blank")
+        # Unknown is not "not consumed": in a recall, only a lot the line knows is cleared.
+        if not lot_known_in(store, lot):
+            raise HTTPException(404, unknown_lot(store, lot, "on this line"))
+        return trace_lot(store, lot)
 
     return app
+
+
+def _problems(errors: Sequence[Any]) -> list[str]:
+    """The problems of a request's body as the API says them: one per field (the bodies
+    are flat; a field of two types, the checklist's item, has a problem for each type)."""
+    by_field: dict[str, list[str]] = {}
+    for error in errors:
+        if error["type"] == "json_invalid":
+            ctx, at = error["ctx"]["error"], error["loc"][1]
+            return [f"The body is not valid JSON ({ctx}, at character {at})."]
+        if isinstance(error.get("input"), bytes):
+            # FastAPI hands over the raw bytes of a body whose Content-Type is not JSON.
+            return ["The body was not read as JSON: its Content-Type is not application/json."]
+        field = str(error["loc"][1]) if len(error["loc"]) > 1 else "body"
+        by_field.setdefault(field, []).append(error["msg"])
+    return [f"{field}: {' or '.join(dict.fromkeys(msgs))}" for field, msgs in by_field.items()]

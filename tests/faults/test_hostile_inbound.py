@@ -1,5 +1,6 @@
 """Malformed and hostile inbound payloads, generated with hypothesis, through the real broker
 into a real gateway process: wrong types, huge strings, deep nesting, invalid UTF-8, NaN,
+lone surrogates, control characters, numbers no double holds, oversized personalisation,
 replays, on every inbound topic.
 
 What each one must get follows from the hub contract (/work/shared/contract/hub-protocol.md,
@@ -8,7 +9,11 @@ names an unknown SKU gets exactly one ``order.rejected`` per message that carrie
 machine-readable ``errors`` (codes INVALID_JSON, SCHEMA, QTY_OUT_OF_RANGE, UNKNOWN_SKU …),
 ``raw_ref`` pointing at the raw payload the gateway keeps (its ``rejections`` table) and the
 top-level ``order_id`` when it could be read; good orders beside them in an array are
-accepted once. A refused catalog raises an alarm; nothing but an order is answered with
+accepted once. What is no JSON a line can take is named field by field, so that it costs
+only its own order: by I-JSON (RFC 7493) a lone UTF-16 surrogate is no text and an integer
+beyond ±(2**53 − 1) no interoperable number; RFC 8259 has no NaN or Infinity; and the
+line's text holds no C0 control character but tab, line feed and carriage return (README,
+"Contract notes"). A refused catalog raises an alarm; nothing but an order is answered with
 ``order.rejected``. After each payload the gateway is alive, its database is intact, every
 order and task is in a legal state, and the next good order is accepted.
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -49,13 +55,36 @@ def _dumps(doc: Any) -> bytes:
     return json.dumps(doc, allow_nan=True).encode()  # NaN and Infinity, as a sloppy hub sends
 
 
-def _no_constant(token: str) -> Any:
-    raise ValueError(f"{token} is not JSON")
+def _parse(payload: bytes) -> Any:
+    """The payload as JSON text in UTF-8 (RFC 8259, 8.1); ValueError if it is not. NaN and
+    lone surrogates parse: they are judged value by value (_unfit)."""
+    return json.loads(payload.decode("utf-8"))
 
 
-def _strict_json(payload: bytes) -> Any:
-    """The payload as RFC 8259 JSON (no NaN, no Infinity); ValueError if it is not."""
-    return json.loads(payload, parse_constant=_no_constant)
+_SAFE_INT = 2**53 - 1  # I-JSON (RFC 7493, 2.2)
+_TEXT_CONTROLS = {"\t", "\n", "\r"}
+
+
+def _unfit(doc: Any) -> frozenset[str]:
+    """The error codes the wire's rules give ``doc``'s values: INVALID_JSON for a number that
+    is no JSON or no double, SCHEMA for a string (or field name) that is no text."""
+    codes: set[str] = set()
+    todo = [doc]
+    while todo:
+        value = todo.pop()
+        if isinstance(value, dict):
+            todo.extend(value.values())
+            todo.extend(value.keys())
+        elif isinstance(value, list):
+            todo.extend(value)
+        elif isinstance(value, float | int) and not isinstance(value, bool):
+            if abs(value) > _SAFE_INT if isinstance(value, int) else not math.isfinite(value):
+                codes.add("INVALID_JSON")
+        elif isinstance(value, str) and any(
+            0xD800 <= ord(c) <= 0xDFFF or (ord(c) < 0x20 and c not in _TEXT_CONTROLS) for c in value
+        ):
+            codes.add("SCHEMA")
+    return frozenset(codes)
 
 
 # --- what the hub sends, and what the contract says it must get -------------------------
@@ -94,23 +123,27 @@ def _one(*codes: str) -> tuple[frozenset[str], ...]:
 
 def not_json(payload: bytes) -> bool:
     try:
-        _strict_json(payload)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        _parse(payload)
+    except (ValueError, RecursionError):
         return True
     return False
 
 
 def expect_for_any_json(payload: bytes) -> list[Rejected | Accepted]:
     """``payload`` carries no order at all: one rejection for a message that is not JSON,
-    else one per item of an array (one for an empty array, which holds no order), SCHEMA."""
+    else one per item of an array (one for an empty array, which holds no order): SCHEMA,
+    or what the wire's rules give its values."""
     if not_json(payload):
         return [Rejected(_one("INVALID_JSON"), readable=True)]
-    doc = _strict_json(payload)
+    doc = _parse(payload)
     items = doc if isinstance(doc, list) else [doc]
     if not items:
         return [Rejected(_one("SCHEMA"))]
     several = len(items) > 1
-    return [Rejected(_one("SCHEMA"), in_array=several, item=item) for item in items]
+    return [
+        Rejected((_unfit(item) or frozenset({"SCHEMA"}),), in_array=several, item=item)
+        for item in items
+    ]
 
 
 MISSING = object()  # the key is left out
@@ -218,14 +251,82 @@ def order_messages(draw: st.DrawFn) -> Case:
     return Case("in/orders", _dumps(docs), expects)
 
 
+_E400 = "@1e400@"  # written as the number 1e400, which Python reads as infinity
+_no_number = st.sampled_from([float("nan"), float("inf"), float("-inf"), _E400])
+_no_integer = st.sampled_from([2**53, -(2**53), 10**30])
+_no_text = st.one_of(
+    st.just("Love \ud83d"),  # half an emoji, as a JavaScript shop cuts one
+    st.characters(categories=["Cs"]).map(lambda c: f"x{c}y"),  # any lone surrogate
+    st.characters(max_codepoint=0x1F, exclude_characters="\t\n\r").map(lambda c: f"a{c}"),
+)
+MAX_PERSONALIZATION = 2048  # the line's default (station_configs/README.md)
+# (field, code, values): each value breaks the wire's rules, or the line's length limit.
+_UNFIT: list[tuple[str, str, st.SearchStrategy[Any]]] = [
+    ("lines.0.personalization.text", "SCHEMA", _no_text),
+    ("lines.0.personalization.artwork", "INVALID_JSON", _no_number),
+    ("lines.0.qty", "INVALID_JSON", _no_number | _no_integer),
+    ("destination.name", "SCHEMA", _no_text),
+    ("revision", "INVALID_JSON", _no_integer),
+    ("order_id", "SCHEMA", _no_text.map(lambda t: f"H-{t}")),
+    ("channel", "SCHEMA", _no_text),
+]
+_too_long = st.integers(MAX_PERSONALIZATION + 1, 20_000).map(lambda n: "长" * n)
+
+
+def _put(doc: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    at: Any = doc
+    for key in parents:
+        at = at[int(key)] if key.isdigit() else at.setdefault(key, {})
+    at[last] = value
+
+
+def _written(docs: Any) -> bytes:
+    return _dumps(docs).replace(f'"{_E400}"'.encode(), b"1e400")
+
+
 @st.composite
-def non_json_orders(draw: st.DrawFn) -> Case:
-    """A good order but for one NaN or Infinity: not JSON (RFC 8259 has no such numbers)."""
+def unfit_orders(draw: st.DrawFn) -> tuple[dict[str, Any], Rejected]:
+    """A good order but for one to three values no line takes: each is refused with its
+    field and code (all wire problems, or else the personalisation that is too long)."""
     order_id = f"H-{next(_ids)}"
-    constant = draw(st.sampled_from([float("nan"), float("inf"), float("-inf")]))
-    line = {"sku": "PEN-ENG", "qty": 1, "personalization": {"text": constant}}
-    doc = {"order_id": order_id, "ship_by": SHIP_BY, "lines": [line]}
-    return Case("in/orders", _dumps(doc), [Rejected(_one("INVALID_JSON"), readable=True)])
+    doc: dict[str, Any] = {"order_id": order_id, "ship_by": SHIP_BY,
+                           "lines": [_good_line("PEN-ENG", 1)]}  # fmt: skip
+    picks = draw(st.sets(st.integers(0, len(_UNFIT) - 1), max_size=3))
+    codes: set[str] = set()
+    fields: set[str] = set()
+    for p in sorted(picks):
+        name, code, values = _UNFIT[p]
+        _put(doc, name, draw(values))
+        codes.add(code)
+        fields.add(name)
+    if not picks:
+        doc["lines"][0]["personalization"]["text"] = draw(_too_long)
+        codes, fields = {"TOO_LONG"}, {"lines.0.personalization.text"}
+    item = json.loads(_written(doc))  # as the gateway reads it: 1e400 is infinity
+    readable = "order_id" not in fields
+    return item, Rejected((frozenset(codes),), frozenset(fields), order_id, readable, item=item)
+
+
+@st.composite
+def unfit_messages(draw: st.DrawFn) -> Case:
+    """An unfit order alone or among good ones: it costs only itself."""
+    if draw(st.booleans()):
+        doc, expect = draw(unfit_orders())
+        return Case("in/orders", _written(doc), [expect])
+    docs: list[Any] = []
+    expects: list[Rejected | Accepted] = []
+    for bad in draw(st.lists(st.booleans(), min_size=2, max_size=4)):
+        if bad:
+            doc, expect = draw(unfit_orders())
+            docs.append(doc)
+            expects.append(Rejected(expect.codes, expect.fields, expect.order_id,
+                                    expect.readable, in_array=True, item=doc))  # fmt: skip
+        else:
+            order_id = f"H-{next(_ids)}"
+            docs.append({"order_id": order_id, "ship_by": SHIP_BY, "lines": draw(_good_lines)})
+            expects.append(Accepted(order_id))
+    return Case("in/orders", _written(docs), expects)
 
 
 _scalars = (
@@ -253,12 +354,34 @@ def _deep_case(payload: bytes) -> Case:
 
 
 _masterdata_topics = st.sampled_from(["in/cancel", "in/masterdata/catalog", "in/masterdata/stock"])
+
+
+@st.composite
+def unfit_masterdata(draw: st.DrawFn) -> Case:
+    """The reference catalog or stock with one value no line takes: refused whole, with an
+    alarm (infinite stock would never run short; a name with U+0000 would reach the hub)."""
+    kind = draw(st.sampled_from(["catalog", "stock"]))
+    doc = json.loads((DATA / f"reference-{kind}.json").read_bytes())
+    if kind == "stock":
+        item = draw(st.sampled_from(doc["items"]))
+        fields = [("qty", _no_number | _no_integer), ("lot", _no_text), ("material", _no_text)]
+        key, values = draw(st.sampled_from(fields))
+    else:
+        item = draw(st.sampled_from(doc["skus"]))
+        fields = [("unit_weight_g", _no_number | _no_integer), ("name", _no_text),
+                  ("routing", _no_text)]  # fmt: skip
+        key, values = draw(st.sampled_from(fields))
+    item[key] = draw(values)
+    return Case(f"in/masterdata/{kind}", _written(doc))
+
+
 _cases = st.one_of(
     order_messages(),
-    non_json_orders(),
+    unfit_messages(),
     _garbage.map(lambda p: Case("in/orders", p, expect_for_any_json(p))),
     _deep.map(_deep_case),
     st.builds(Case, _masterdata_topics, st.one_of(_garbage, _deep)),
+    unfit_masterdata(),
 )
 
 
@@ -381,7 +504,7 @@ def _check_rejection(
     case=Case(
         "in/orders",
         b'{"order_id": "N", "ship_by": NaN, "lines": Infinity}',
-        [Rejected(_one("INVALID_JSON"), readable=True)],
+        [Rejected(_one("INVALID_JSON"), frozenset({"ship_by", "lines"}), "N", readable=True)],
     ),
     replay=True,
 )
@@ -391,7 +514,48 @@ def _check_rejection(
         "in/orders",
         b'{"order_id": "S-1", "ship_by": "2030-01-01T10:00:00+08:00", "lines": [{"sku": '
         b'"PEN-ENG", "qty": 1, "personalization": {"text": "\\ud800"}}]}',
-        [Rejected(_one("INVALID_JSON"), readable=True)],
+        [
+            Rejected(
+                _one("SCHEMA"),
+                frozenset({"lines.0.personalization.text"}),
+                "S-1",
+                readable=True,
+            )
+        ],
+    ),
+    replay=False,
+)
+@example(  # the tester's own: the order after the one with a surrogate was lost
+    case=Case(
+        "in/orders",
+        b'[{"order_id": "SO-SURR", "ship_by": "2030-01-01T10:00:00+08:00", "destination": '
+        b'{"name": "\\ud800x"}, "lines": [{"sku": "PEN-ENG", "qty": 1}]}, {"order_id": '
+        b'"SO-AFTER-SURR", "ship_by": "2030-01-01T10:00:00+08:00", "lines": [{"sku": '
+        b'"PEN-ENG", "qty": 1}]}]',
+        [
+            Rejected(
+                _one("SCHEMA"),
+                frozenset({"destination.name"}),
+                "SO-SURR",
+                readable=True,
+                in_array=True,
+                item={
+                    "order_id": "SO-SURR",
+                    "ship_by": "2030-01-01T10:00:00+08:00",
+                    "destination": {"name": "\ud800x"},
+                    "lines": [{"sku": "PEN-ENG", "qty": 1}],
+                },
+            ),
+            Accepted("SO-AFTER-SURR"),
+        ],
+    ),
+    replay=False,
+)
+@example(  # infinite stock, so that material can never run short
+    case=Case(
+        "in/masterdata/stock",
+        b'{"kind": "stock", "as_of": "2026-11-11T08:00:00+08:00", "items": [{"material": '
+        b'"INK-DTG-CMYK", "lot": "L-INF", "qty": 1e400}]}',
     ),
     replay=False,
 )

@@ -47,17 +47,19 @@ def codes(line: Line) -> list[list[str]]:
         (b"[]", "SCHEMA", ""),
         (b"42", "SCHEMA", ""),
         # Not JSON (RFC 8259 has no NaN; a lone surrogate is no character), though Python's
-        # parser reads both: they were accepted, or failed as INTERNAL.
+        # parser reads both: they were accepted, or failed as INTERNAL. Each is named by
+        # its field, so that in an array only its order is refused.
         (
             json.dumps(order("SO-1", ("PEN-ENG", 1), note=float("nan"))).encode(),
             "INVALID_JSON",
-            "",
+            "note",
         ),
         (
             json.dumps(order("SO-1", ("PEN-ENG", 1), note="\ud800")).encode(),
-            "INVALID_JSON",
-            "",
+            "SCHEMA",
+            "note",
         ),
+        ("{}".encode("utf-16"), "INVALID_JSON", ""),  # json.loads(bytes) reads UTF-16
     ],
 )
 def test_each_bad_order_is_rejected_once_with_its_code(

@@ -93,3 +93,31 @@ async def test_a_reader_from_zero_waits_when_everything_was_acked(tmp_path: Path
         await waiter
     assert [r.seq for r in outbox.peek(0, 10)] == [2]
     store.close()
+
+
+def _no_constant(token: str) -> None:
+    raise ValueError(f"{token} is no JSON number")
+
+
+def test_an_event_with_what_is_no_wire_json_goes_out_cleaned(tmp_path: Path) -> None:
+    # Whatever its source, an event the hub cannot read would stall the stream: NaN is no
+    # JSON (RFC 8259), a lone surrogate no UTF-8, and PostgreSQL's jsonb refuses U+0000.
+    store, outbox = _open(tmp_path / "a.db")
+    data = {"reason": "jam\u0000med", "ratio": float("nan"), "name": "half \ud83d",
+            "nested": [{"ok": "字 🎂"}, float("inf")]}  # fmt: skip
+    with store.transaction():
+        outbox.append("machine.state", data, iso(TS))
+        outbox.append("machine.state", {"state": "EXECUTE"}, iso(TS))
+    first, second = outbox.peek(0, 10)
+    text = first.payload.decode("utf-8")  # raises if a surrogate got through
+    assert "\\u0000" not in text
+    event = json.loads(text, parse_constant=_no_constant)
+    assert event["seq"] == 1 and event["type"] == "machine.state"
+    assert event["data"] == {
+        "reason": "jammed",
+        "ratio": None,
+        "name": "half \ufffd",
+        "nested": [{"ok": "字 🎂"}, None],
+    }
+    assert json.loads(second.payload)["data"] == {"state": "EXECUTE"}
+    store.close()

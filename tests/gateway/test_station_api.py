@@ -317,7 +317,8 @@ async def test_tracing_what_is_not_there(line: Line) -> None:
     await line.order("SO-1", "2030-01-01T10:00:00+08:00")
     r = await line.api.get("/api/trace/unit/LINE3-00000404")
     assert r.status_code == 404
-    assert "LINE3-00000404" in r.json()["detail"]
+    assert r.json()["ok"] is False and r.json()["code"] == "NOT_FOUND"
+    assert "LINE3-00000404" in r.json()["message"]
     # A lot in stock that nothing consumed yet: known, unused.
     r = await line.api.get("/api/trace/lot/INK-DTG-CMYK-L2611A")
     assert r.status_code == 200

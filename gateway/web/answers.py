@@ -1,0 +1,25 @@
+"""The one shape of a refusal by the station API: ``{ok: false, code, message, next}``.
+
+The desk's refusals have it (gateway/desk/replies.py); so must everything the web layer
+refuses by itself (an unknown path, a body that is too big or too slow, a request that is
+not HTTP), so that a terminal shows every refusal the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["refusal", "refusal_bytes"]
+
+
+def refusal(code: str, message: str, next_step: str) -> dict[str, Any]:
+    """A refusal as the API answers it."""
+    return {"ok": False, "code": code, "message": message, "next": next_step}
+
+
+def refusal_bytes(code: str, message: str, next_step: str) -> bytes:
+    """:func:`refusal` as the JSON body of an answer written below the app."""
+    return json.dumps(
+        refusal(code, message, next_step), ensure_ascii=False, separators=(",", ":")
+    ).encode()
