@@ -10,10 +10,12 @@ surrogates, numbers a double can hold (integers within ±(2**53 − 1)). On top 
 line's text holds no C0 control character but tab, line feed and carriage return: U+0000
 ends a C string, PostgreSQL's ``jsonb`` refuses it, and none of them prints.
 
-:func:`loads` parses; :func:`problems` names, field by field, what in a parsed document
+:func:`parse` parses; :func:`problems` names, field by field, what in a parsed document
 breaks those rules, so that one bad order in an array is refused alone, with its fields,
-while the others go on. It only needs to look when :func:`suspect` says the raw text holds
-something that could be such a value: the common message pays one regular-expression scan.
+while the others go on. It only needs to look when :func:`parse` says the message may hold
+such a value: the common message pays a look at each of its numbers while they are parsed
+and one scan of its text for a backslash escape (a regular expression over every number in
+the text cost four times as much).
 """
 
 from __future__ import annotations
@@ -22,21 +24,21 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 # I-JSON (RFC 7493, 2.2): integers beyond this lose precision in an IEEE 754 double.
 MAX_SAFE_INTEGER = 2**53 - 1
 # A lone surrogate, or a C0 control character but tab, line feed and carriage return (a
 # multi-line engraving is text).
 _NOT_TEXT = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f]")
-# Every value problems() reports leaves a trace in the raw text: a surrogate or control
-# character only as an escape, \uD800 or \u0000 or one of the two short ones for controls,
-# \b and \f (a raw control byte is a syntax error, a raw surrogate invalid UTF-8); a
-# non-finite number only as NaN, Infinity, a long digit run or a three-digit exponent. A
-# match only means "look closer": an escaped backslash before "b" in a text matches too.
-_SUSPECT = re.compile(
-    rb"\\u[dD][89a-fA-F]|\\u00[01]|\\[bf]|NaN|Infinity|[0-9]{16}|[eE][+-]?[0-9]{3}"
-)
+# A surrogate or control character gets into a parsed text only through an escape: \uD800,
+# \u0000, or one of the two short escapes of controls, \b and \f (a raw control byte is a
+# syntax error, a raw surrogate invalid UTF-8). A match only means "look closer": an
+# escaped backslash before a "b" matches too. It starts with a literal backslash, which
+# the regular-expression engine skips to quickly.
+_TEXT_ESCAPE = re.compile(rb"\\(?:u(?:[dD][89a-fA-F]|00[01])|[bf])")
+# 2**53 has 16 digits: an integer of fewer is within I-JSON's range.
+_SAFE_DIGITS = len(str(MAX_SAFE_INTEGER))
 _MAX_PROBLEMS = 20
 
 
@@ -50,19 +52,44 @@ class WireProblem:
     message: str
 
 
-def loads(payload: bytes) -> Any:
-    """Parse a message: strict UTF-8 (RFC 8259, 8.1), then JSON.
+class Parsed(NamedTuple):
+    doc: Any
+    # False: the document holds no value problems() would report; True: look.
+    suspect: bool
+
+
+def parse(payload: bytes) -> Parsed:
+    """Parse a message: strict UTF-8 (RFC 8259, 8.1), then JSON; and say whether the
+    document may hold a value :func:`problems` reports.
 
     Raises ValueError (UnicodeDecodeError is one) for what is not JSON text, RecursionError
     for nesting deeper than the parser goes. Non-finite numbers and lone surrogates parse:
     :func:`problems` finds them, so that they cost only the order that carries them.
     """
-    return json.loads(payload.decode("utf-8"))
+    odd = False
 
+    def integer(text: str) -> int:
+        nonlocal odd
+        if len(text) >= _SAFE_DIGITS:  # "-" counts: a false alarm costs only a look
+            odd = True
+        return int(text)
 
-def suspect(payload: bytes) -> bool:
-    """Whether ``payload`` may hold a value :func:`problems` reports (false: it holds none)."""
-    return _SUSPECT.search(payload) is not None
+    def decimal(text: str) -> float:
+        nonlocal odd
+        value = float(text)
+        if math.isinf(value):  # 1e400
+            odd = True
+        return value
+
+    def constant(name: str) -> float:
+        nonlocal odd
+        odd = True  # NaN, Infinity, -Infinity
+        return float(name)
+
+    doc = json.loads(
+        payload.decode("utf-8"), parse_int=integer, parse_float=decimal, parse_constant=constant
+    )
+    return Parsed(doc, odd or _TEXT_ESCAPE.search(payload) is not None)
 
 
 def problems(doc: Any, root: str = "") -> list[WireProblem]:

@@ -48,8 +48,6 @@ logger = logging.getLogger(__name__)
 
 Error = RejectionError
 _M = TypeVar("_M", bound=BaseModel)
-# What _parse answers for a message it rejected as no JSON (None is JSON's null).
-_UNREADABLE: Any = object()
 
 
 def _err(code: str, field: str, message: str) -> Error:
@@ -176,24 +174,24 @@ class Inbound:
     # -- orders ---------------------------------------------------------------------
 
     def _orders(self, message: InboundMessage) -> None:
-        doc = self._parse(message)
-        if doc is _UNREADABLE:
+        parsed = self._parse(message)
+        if parsed is None:
             return
+        doc, check = parsed
         items = doc if isinstance(doc, list) else [doc]
         if not items:
             self._reject(message, None, [_err("SCHEMA", "", "an empty array holds no order")])
             return
         # NaN, a lone surrogate, U+0000 … cost only the order that carries them; only a
-        # message whose text may hold one is looked through.
-        check = wire_json.suspect(message.payload)
+        # message that may hold one (``check``) is looked through.
         for item in items:
             # The raw form of one order of an array is only made if it is rejected.
             self._order(message, item, message.payload if len(items) == 1 else None, check)
 
-    def _parse(self, message: InboundMessage) -> Any:
-        """The message's JSON, or ``_UNREADABLE`` once it has been rejected as no JSON."""
+    def _parse(self, message: InboundMessage) -> wire_json.Parsed | None:
+        """The message's JSON, or None once it has been rejected as no JSON."""
         try:
-            return wire_json.loads(message.payload)
+            return wire_json.parse(message.payload)
         except ValueError as exc:  # UnicodeDecodeError too
             why = f"not valid JSON: {exc}"
         except RecursionError:
@@ -203,7 +201,7 @@ class Inbound:
             self._reject(message, None, [_err("INVALID_JSON", "", why)])
         else:
             self._refuse_masterdata(message, [_err("INVALID_JSON", "", why)])
-        return _UNREADABLE
+        return None
 
     def _order(
         self, message: InboundMessage, item: Any, payload: bytes | None, check: bool
@@ -408,14 +406,15 @@ class Inbound:
 
     def _cancel(self, message: InboundMessage) -> None:
         core = self._core
-        doc = self._parse(message)
-        if doc is _UNREADABLE:
+        parsed = self._parse(message)
+        if parsed is None:
             return
+        doc, check = parsed
         if isinstance(doc, dict) and isinstance(doc.get("reason"), str):
             # A cancel is honoured whatever its reason holds: making an order the shop
             # cancelled does more harm than a reason kept without its control characters.
             doc["reason"] = wire_json.clean_text(doc["reason"])
-        unfit = wire_json.problems(doc) if wire_json.suspect(message.payload) else []
+        unfit = wire_json.problems(doc) if check else []
         if unfit:
             self._refuse_masterdata(message, [_err(p.code, p.field, p.message) for p in unfit])
             return
@@ -439,10 +438,11 @@ class Inbound:
 
     def _masterdata(self, message: InboundMessage, model: type[_M]) -> _M | None:
         """The message as ``model``, or None once it has been refused."""
-        doc = self._parse(message)
-        if doc is _UNREADABLE:
+        parsed = self._parse(message)
+        if parsed is None:
             return None
-        unfit = wire_json.problems(doc) if wire_json.suspect(message.payload) else []
+        doc, check = parsed
+        unfit = wire_json.problems(doc) if check else []
         if unfit:
             self._refuse_masterdata(message, [_err(p.code, p.field, p.message) for p in unfit])
             return None
