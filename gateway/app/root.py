@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import ipaddress
 import logging
 import socket
 import sqlite3
+import ssl
 from collections.abc import Coroutine, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,11 +22,13 @@ from cloud_sync.mqtt import MqttLink, MqttSettings
 from cloud_sync.ports import InboundSink
 from cloud_sync.ports import Outbox as OutboxPort
 from gateway import __version__
+from gateway.access.audit import publish_forever as publish_audit
 from gateway.app.health import Notifier, watchdog
 from gateway.app.storage import StorageGuard
 from gateway.clock import Clock, SystemClock
 from gateway.config.line import LineConfig
 from gateway.config.secrets import read_secret
+from gateway.config.tls import cert_path, key_path, server_context
 from gateway.desk.service import StationService
 from gateway.floor.floor import Floor
 from gateway.floor.supervisor import SupervisorPolicy
@@ -37,8 +41,9 @@ from gateway.planning.planner import LinePlanner
 from gateway.store.db import Store
 from gateway.store.outbox import Outbox
 from gateway.store.rows import Severity
-from gateway.web.limits import KEEP_ALIVE_S, MAX_HEAD_BYTES
+from gateway.web.limits import HEAD_TIMEOUT_S, KEEP_ALIVE_S, MAX_HEAD_BYTES
 from gateway.web.protocol import StationHttp
+from gateway.web.redirect import serve_redirects
 from gateway.web.station_api import create_app
 
 logger = logging.getLogger(__name__)
@@ -147,11 +152,45 @@ class _HubProblems:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers: the gateway owns SIGTERM and SIGINT."""
+    """uvicorn without its signal handlers (the gateway owns SIGTERM and SIGINT), and with
+    the gateway's TLS (``tls``), its handshake under a deadline."""
+
+    def __init__(self, config: uvicorn.Config, tls: ssl.SSLContext | None) -> None:
+        super().__init__(config)
+        self._tls = tls
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn's own startup on the gateway's sockets, but for TLS: the gateway's own
+        # context (TLS 1.2 at least; uvicorn's settings for it differ across versions),
+        # and a deadline on the handshake. asyncio gives a handshake 60 s, so a client that
+        # connects and never says hello would hold its connection twelve times as long as
+        # one that never sends a request's head (gateway/web/protocol.py, whose clock
+        # starts once the handshake is done); uvicorn passes no handshake timeout.
+        config = self.config
+        if self._tls is None or sockets is None:
+            await super().startup(sockets)
+            return
+        await self.lifespan.startup()  # "off": nothing to start, kept for its state
+        loop = asyncio.get_running_loop()
+
+        def connection() -> asyncio.Protocol:
+            return StationHttp(config, self.server_state, self.lifespan.state)
+
+        self.servers = [
+            await loop.create_server(
+                connection,
+                sock=sock,
+                ssl=self._tls,
+                backlog=config.backlog,
+                ssl_handshake_timeout=HEAD_TIMEOUT_S,
+            )
+            for sock in sockets
+        ]
+        self.started = True
 
 
 class Gateway:
@@ -192,6 +231,7 @@ class Gateway:
         self.health: dict[str, Any] = {"gateway_id": config.gateway_id, "version": __version__}
         self.started = asyncio.Event()
         self.http_port: int | None = None
+        self.redirect_port: int | None = None  # [http] redirect_port, once bound
 
     def open(self) -> None:
         """Open the store and load what lives in memory: seq, catalog, ledger."""
@@ -204,40 +244,62 @@ class Gateway:
         self.core.reload_ledger()
 
     async def run(self) -> None:
+        """Serve until cancelled. Raises TlsFileError (before anything opens) when the
+        station API's certificate or key cannot serve, OSError when its port cannot be
+        bound."""
+        http = self.config.http
+        tls = self._tls()
         self.open()
+        sockets: list[socket.socket] = []
         try:
-            sock = self._bind()
+            sockets.append(self._bind(self._http_port))
+            if tls is not None and http.redirect_port is not None:
+                sockets.append(self._bind(http.redirect_port, "http.redirect_port"))
         except OSError:
+            for bound in sockets:
+                bound.close()
             self.store.close()
             raise
-        server = _Server(
-            uvicorn.Config(
-                create_app(self.stations, self.health, self.floor, self.planner),
-                log_level="warning",
-                lifespan="off",
-                access_log=False,
-                # A deadline on each request's head, which uvicorn has no setting for.
-                http=StationHttp,
-                timeout_keep_alive=KEEP_ALIVE_S,
-                h11_max_incomplete_event_size=MAX_HEAD_BYTES,
-            )
+        sock = sockets[0]
+        config = uvicorn.Config(
+            create_app(self.stations, self.health, self.floor, self.planner, docs=http.api_docs),
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            # A deadline on each request's head, which uvicorn has no setting for.
+            http=StationHttp,
+            timeout_keep_alive=KEEP_ALIVE_S,
+            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         )
+        server = _Server(config, tls)
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         try:
             self.http_port = sock.getsockname()[1]
             logger.info(
-                "gateway %s: station API on http://%s:%d/api/stations, store %s",
+                "gateway %s: station API on %s://%s:%d/api/stations, store %s",
                 self.config.gateway_id,
-                self.config.http.host,
+                "https" if tls is not None else "http",
+                http.host,
                 self.http_port,
                 self.store.path,
             )
+            if tls is None and not _loopback(http.host):
+                logger.warning(
+                    "the station API on %s answers plain HTTP: anyone on the network can "
+                    "read and change what terminals send ([http.tls], README: Security)",
+                    http.host,
+                )
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(_fail_when_done(serving, "the station API stopped"))
+                if len(sockets) > 1:
+                    self.redirect_port = sockets[1].getsockname()[1]
+                    tg.create_task(serve_redirects(sockets[1], self.http_port), name="redirect")
                 if self.link is not None:
                     tg.create_task(self.link.run(self.inbound, self.outbox))
                 tg.create_task(self._kpi_snapshots())
                 tg.create_task(self.storage.watch(), name="storage")
+                # Audit records another process wrote (linegate users|tokens|terminals).
+                tg.create_task(publish_audit(self.core), name="audit")
                 tg.create_task(self.floor.run(), name="floor")
                 if self.planner is not None:
                     tg.create_task(self.planner.run(), name="planner")
@@ -259,7 +321,8 @@ class Gateway:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 async with asyncio.timeout(5):
                     await serving
-            sock.close()
+            for bound in sockets:
+                bound.close()
             self.store.close()
 
     def health_problem(self) -> str | None:
@@ -303,17 +366,43 @@ class Gateway:
             last_end = max(last_end, end)
             await asyncio.sleep(1.0)
 
-    def _bind(self) -> socket.socket:
+    def _tls(self) -> ssl.SSLContext | None:
+        """The station API's TLS context ([http.tls]), None without it; read here, at the
+        start, so a certificate renewed on disk serves from the next restart."""
+        tls = self.config.http.tls
+        if tls is None:
+            return None
+        return server_context(
+            cert_path(tls, self.config.config_dir), key_path(tls, self.config.config_dir)
+        )
+
+    def _bind(self, port: int, what: str = "") -> socket.socket:
         # Bind before serving so port 0 ("any free port") is known to the caller at once.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Accepted connections inherit this on Linux. Without it, a kept-alive connection
-        # waits ~40 ms (Nagle against delayed ACK) for every answer written in two parts.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((self.config.http.host, self._http_port))
-        sock.listen(128)
-        sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # Accepted connections inherit this on Linux. Without it, a kept-alive
+            # connection waits ~40 ms (Nagle against delayed ACK) for every answer written
+            # in two parts.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.bind((self.config.http.host, port))
+            sock.listen(128)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            if what:  # the caller's message names the station API's port, not this one
+                raise OSError(exc.errno, f"{exc.strerror} ({what} {port})") from None
+            raise
         return sock
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may well resolve to the floor network
 
 
 def _device_policy(config: LineConfig) -> SupervisorPolicy:

@@ -189,7 +189,9 @@ def _line_config(args: argparse.Namespace) -> tuple[LineConfig, Path | None]:
             "time_limit_s": min(config.planner.time_limit_s, DEMO_SOLVE_S),
         }
     )
-    return config.model_copy(update={"line": line, "planner": planner}), sim_root
+    # The demo shows its API's map; its simulated operators speak plain HTTP on this box.
+    http = config.http.model_copy(update={"api_docs": True, "tls": None, "redirect_port": None})
+    return config.model_copy(update={"line": line, "planner": planner, "http": http}), sim_root
 
 
 def demo_start(config: LineConfig, now: datetime) -> datetime:

@@ -12,8 +12,9 @@ import signal
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
+from gateway.cli import access, audit, certs
 from gateway.cli.broker import parse_broker
 from gateway.config.load import EX_CONFIG, ConfigError, check_config, load_line_config
 
@@ -23,6 +24,22 @@ if TYPE_CHECKING:  # the gateway's imports (uvicorn, paho) are not needed to che
 DEFAULT_CONFIG = Path(os.environ.get("LINEGATE_CONFIG", "/etc/linegate"))
 EX_SOFTWARE = 70
 EX_TEMPFAIL = 75  # sysexits.h: try again later (systemd restarts it)
+
+
+class _Commands(Protocol):
+    """A module of commands: ``COMMANDS`` names them, ``add_parsers`` adds their parsers to
+    the subparsers, ``run`` runs one. Light to import: it imports what a command needs when
+    the command runs."""
+
+    COMMANDS: frozenset[str]
+
+    def add_parsers(self, sub: Any, default_config: Path) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+# users, tokens, terminals; audit; certs.
+_MODULES: tuple[_Commands, ...] = (access, audit, certs)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -140,11 +157,18 @@ def _parser() -> argparse.ArgumentParser:
         help="no simulated devices: operators use the station API for scans and weights",
     )
     demo.add_argument("-v", "--verbose", action="store_true")
+
+    # Commands that live in modules of their own (each adds its parsers, and runs them).
+    for module in _MODULES:
+        module.add_parsers(sub, DEFAULT_CONFIG)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    for module in _MODULES:
+        if args.command in module.COMMANDS:
+            return module.run(args)
     if args.command != "plan":  # the solver needs numpy; every other command is lighter without
         _without_pandas()
     logging.basicConfig(
@@ -198,10 +222,13 @@ def _run(args: argparse.Namespace) -> int:
     from gateway.app.root import Gateway, http_link, mqtt_link
     from gateway.clock import Clock, ScaledClock, SystemClock
     from gateway.config.secrets import SecretError
+    from gateway.config.tls import TlsFileError
     from gateway.store.db import StoreError
 
     try:
-        config = load_line_config(args.config)
+        # The certificate is checked against the real time, which the terminals check it
+        # with, not the line's (--clock-offset-s).
+        config = load_line_config(args.config, check_tls_at=SystemClock().now())
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EX_CONFIG
@@ -228,6 +255,9 @@ def _run(args: argparse.Namespace) -> int:
         return EX_CONFIG
     try:
         asyncio.run(_serve(gateway))
+    except TlsFileError as exc:  # changed on disk since it was checked
+        print(f"linegate: http.tls: {exc}", file=sys.stderr)
+        return EX_CONFIG
     except StoreError as exc:
         print(f"linegate: {exc}", file=sys.stderr)
         return EX_SOFTWARE

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -28,6 +29,7 @@ __all__ = [
     "DeviceConfig",
     "DeviceKind",
     "HttpSection",
+    "HttpTls",
     "HubSection",
     "LineConfig",
     "LineSection",
@@ -215,13 +217,56 @@ class StoreSection(BaseModel):
         return value
 
 
+class HttpTls(BaseModel):
+    """[http.tls]: the station API speaks HTTPS, and only HTTPS, on [http] port
+    (gateway/config/tls.py checks the files)."""
+
+    model_config = _MODEL_CONFIG
+
+    # PEM: the gateway's certificate, then the intermediate CAs' if any; relative to the
+    # config folder.
+    cert_file: str = Field(min_length=1)
+    # PEM, not encrypted (the gateway starts unattended): relative to the config folder,
+    # or a systemd credential (LoadCredential=), found as the hub's secret files are.
+    key_file: str = Field(min_length=1)
+
+
 class HttpSection(BaseModel):
-    """[http]: where the web UI and API listen."""
+    """[http]: where the web UI and API listen, over TLS or not, and whether the API shows
+    its map (the docs)."""
 
     model_config = _MODEL_CONFIG
 
     host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=8080, ge=0, le=65535)  # 0 = pick a free port (tests, demo)
+    # Off by default: plain HTTP is fine on 127.0.0.1; terminals on the floor network need
+    # it (README, Security).
+    tls: HttpTls | None = None
+    # With tls: plain HTTP on this port sends a GET to the same path over HTTPS (a
+    # terminal's old http:// bookmark) and refuses anything else. Left out: no plain HTTP.
+    redirect_port: int | None = Field(default=None, ge=0, le=65535)
+    # /api/docs, /redoc and /api/openapi.json: a map of every route, for developers (the
+    # demo turns it on); a line's gateway need not hand it to whoever asks.
+    api_docs: bool = False
+
+    @field_validator("redirect_port")
+    @classmethod
+    def _redirect_needs_tls(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is None:
+            return None
+        # A [http.tls] with mistakes of its own is not in info.data: those are reported.
+        if "tls" in info.data and info.data["tls"] is None:
+            raise ValueError(
+                "redirect_port needs [http.tls]: without TLS, port itself answers plain HTTP"
+            )
+        if value != 0 and value == info.data.get("port"):
+            raise ValueError(f"redirect_port is port ({value}): plain HTTP needs a port of its own")
+        return value
+
+    @property
+    def tls_enabled(self) -> bool:
+        """The station API speaks HTTPS only: a cookie it sets must be Secure."""
+        return self.tls is not None
 
 
 class Policies(BaseModel):
@@ -298,6 +343,18 @@ class PlannerSection(BaseModel):
     stale_s: float = Field(default=1800.0, gt=0)
 
 
+# An argon2id hash as argon2-cffi writes it (a PHC string):
+# $argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash>, salt and hash in base64.
+_ARGON2ID = re.compile(
+    r"\$argon2id\$v=19\$m=(\d{1,7}),t=(\d{1,3}),p=(\d{1,2})"
+    r"\$[A-Za-z0-9+/]{8,}\$[A-Za-z0-9+/]{16,}"
+)
+# Each PIN check costs this memory at most (a hash pasted from elsewhere must not make one
+# check take a gigabyte) and this many passes.
+_PIN_HASH_MAX_KIB = 256 * 1024
+_PIN_HASH_MAX_PASSES = 16
+
+
 class Operator(BaseModel):
     """One [[operators]] entry: a person who logs in at a station by scanning a badge."""
 
@@ -305,6 +362,31 @@ class Operator(BaseModel):
 
     badge: Badge
     name: str = Field(min_length=1)
+    # The operator's PIN as its argon2id hash (``linegate users pin-hash``), for the actions
+    # a line asks a PIN for; none: this operator has no PIN. Kept out of repr (and logs).
+    pin_hash: str | None = Field(default=None, repr=False)
+
+    @field_validator("pin_hash", mode="before")
+    @classmethod
+    def _argon2id(cls, value: Any) -> Any:
+        # Before pydantic's own checks, and never quoting the value: what is written here
+        # by mistake is often the PIN itself, which must not end up in an error or a log.
+        if value is None:
+            return None
+        found = _ARGON2ID.fullmatch(value) if isinstance(value, str) else None
+        if found is None:
+            raise ValueError(
+                "not an argon2id hash: write the output of `linegate users pin-hash` here, "
+                "never the PIN itself"
+            )
+        memory_kib, passes = int(found.group(1)), int(found.group(2))
+        if memory_kib > _PIN_HASH_MAX_KIB or passes > _PIN_HASH_MAX_PASSES:
+            raise ValueError(
+                f"this argon2id hash asks for {memory_kib // 1024} MiB and {passes} passes "
+                f"per check (at most {_PIN_HASH_MAX_KIB // 1024} MiB and "
+                f"{_PIN_HASH_MAX_PASSES}): make one with `linegate users pin-hash`"
+            )
+        return value
 
 
 # A [devices.NAME] table: its `kind` picks the driver's own config model, which lives

@@ -6,6 +6,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -97,8 +98,12 @@ class _StationFile:
     station: StationConfig | None  # None: it did not validate
 
 
-def load_line_config(config_dir: Path) -> LineConfig:
-    """Load line.toml and every other *.toml (a station) of config_dir; raise ConfigError."""
+def load_line_config(config_dir: Path, *, check_tls_at: datetime | None = None) -> LineConfig:
+    """Load line.toml and every other *.toml (a station) of config_dir; raise ConfigError.
+
+    With ``check_tls_at`` (check-config, run), the station API's certificate and key are
+    read and checked as at that instant. The other commands leave them alone: they may run
+    as a user who cannot read the key, and need no TLS of their own."""
     if not config_dir.is_dir():
         raise ConfigError(
             [ConfigProblem(str(config_dir), WHOLE, "config folder not found (or not a folder)")]
@@ -110,6 +115,8 @@ def load_line_config(config_dir: Path) -> LineConfig:
     if line_doc is not None:
         line_file = _validate(_LineFile, line_doc, LINE_FILE, _plain_path, problems)
         _check_unique_badges(line_doc, problems)
+    if line_doc is not None and check_tls_at is not None:
+        _check_tls(line_doc, config_dir.resolve(), check_tls_at, problems)
 
     station_files: list[_StationFile] = []
     for path in sorted(config_dir.glob("*.toml")):
@@ -143,9 +150,10 @@ def load_line_config(config_dir: Path) -> LineConfig:
         if s.station is not None
     }
     hub = _resolve_hub_files(line_file.hub, config_dir.resolve())
+    http = _resolve_http_files(line_file.http, config_dir.resolve())
     try:
         return LineConfig(
-            **(dict(line_file) | {"hub": hub}),
+            **(dict(line_file) | {"hub": hub, "http": http}),
             stations=stations,
             config_dir=config_dir.resolve(),
         )
@@ -156,16 +164,26 @@ def load_line_config(config_dir: Path) -> LineConfig:
         ) from None
 
 
-def check_config(config_dir: Path, out: TextIO, err: TextIO) -> int:
-    """The check-config command: 0 and an ok line, or 78 and every problem one per line."""
+def check_config(config_dir: Path, out: TextIO, err: TextIO, now: datetime | None = None) -> int:
+    """The check-config command: 0 and an ok line, or 78 and every problem one per line.
+    ``now`` (aware; default: the system's time) is when the TLS certificate must be valid."""
+    now = datetime.now(UTC) if now is None else now
     try:
-        config = load_line_config(config_dir)
+        config = load_line_config(config_dir, check_tls_at=now)
     except ConfigError as exc:
         for problem in exc.problems:
             err.write(f"{problem}\n")
         return EX_CONFIG
     ids = ", ".join(config.stations)
     out.write(f"ok: {config.gateway_id}, {len(config.stations)} stations ({ids})\n")
+    if config.http.tls is not None:
+        from gateway.config.tls import certificate_names  # cryptography: only when asked
+
+        names, until = certificate_names(config.http.tls, config.config_dir)
+        out.write(
+            f"station API over TLS: certificate for {', '.join(names) or 'no name'}, "
+            f"valid until {until:%Y-%m-%d}\n"
+        )
     return 0
 
 
@@ -353,6 +371,37 @@ def _resolve_hub_files(hub: HubSection, config_dir: Path) -> HubSection:
         if isinstance(value := getattr(hub, key), str) and not Path(value).is_absolute()
     }
     return hub.model_copy(update=update) if update else hub
+
+
+def _resolve_http_files(http: HttpSection, config_dir: Path) -> HttpSection:
+    """The station API's certificate relative to the config folder (its key is found when
+    read: it may be a systemd credential, see gateway/config/tls.py)."""
+    tls = http.tls
+    if tls is None or Path(tls.cert_file).is_absolute():
+        return http
+    return http.model_copy(
+        update={"tls": tls.model_copy(update={"cert_file": str(config_dir / tls.cert_file)})}
+    )
+
+
+def _check_tls(
+    line_doc: dict[str, Any], config_dir: Path, now: datetime, problems: list[ConfigProblem]
+) -> None:
+    """The certificate and key of [http.tls], also when line.toml has other mistakes (a
+    mistake in [http] itself is already reported)."""
+    try:
+        tls = HttpSection.model_validate(line_doc.get("http", {})).tls
+    except ValidationError:
+        return
+    if tls is None:
+        return
+    # Imported here: cryptography costs every other command 70 ms it has no use for.
+    from gateway.config.tls import check_tls_files
+
+    problems.extend(
+        ConfigProblem(LINE_FILE, f"http.tls.{p.key}", p.message)
+        for p in check_tls_files(tls, config_dir, now)
+    )
 
 
 def _resolve_files(station: StationConfig, config_dir: Path) -> StationConfig:

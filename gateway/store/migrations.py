@@ -142,4 +142,55 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
                             AND u.status = 'open');
         """,
     ),
+    (
+        4,
+        """
+        -- Who may do what (gateway/access). No secret is kept in clear: a password as its
+        -- argon2id hash (a PHC string), a token, a terminal's credential or pairing code
+        -- and a browser session's id as their SHA-256 (they are long random strings; a
+        -- pairing code lives minutes and is tried a few times at most).
+
+        -- People who are not operators: line lead, quality, maintenance, admin, viewer.
+        -- There is no account until one is added; a disabled one is kept for the audit.
+        CREATE TABLE users (
+            username TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,
+            password_hash TEXT NOT NULL, created_at TEXT NOT NULL,
+            password_set_at TEXT NOT NULL, disabled_at TEXT);
+
+        -- Programs (the office, a monitoring system): a token is shown once.
+        CREATE TABLE api_tokens (
+            token_id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,
+            secret_sha256 TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT,
+            last_used_at TEXT, revoked_at TEXT);
+
+        -- A station's terminal: a one-time code (its hash, until it expires or is used),
+        -- then a long-lived credential (its hash) until the terminal is unpaired.
+        CREATE TABLE terminals (
+            terminal_id TEXT PRIMARY KEY, station TEXT NOT NULL, name TEXT,
+            code_sha256 TEXT, code_expires_at TEXT, secret_sha256 TEXT,
+            created_at TEXT NOT NULL, paired_at TEXT, unpaired_at TEXT);
+        CREATE INDEX terminals_station ON terminals (station);
+        CREATE UNIQUE INDEX terminals_secret ON terminals (secret_sha256);
+
+        -- A user's browser session (the station table "sessions" is a station's operator).
+        CREATE TABLE web_sessions (
+            id_sha256 TEXT PRIMARY KEY, username TEXT NOT NULL, csrf_token TEXT NOT NULL,
+            created_at TEXT NOT NULL, expires_at TEXT NOT NULL, ended_at TEXT,
+            client TEXT);
+
+        -- The audit trail: written in the transaction of what it records, reported as
+        -- audit.recorded, and never changed: the triggers refuse an update or a delete.
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL, actor TEXT,
+            role TEXT, action TEXT NOT NULL, target TEXT, station TEXT,
+            outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'denied')), client TEXT,
+            detail TEXT);
+        CREATE INDEX audit_ts ON audit (ts);
+        CREATE INDEX audit_actor ON audit (actor, ts);
+        CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+        CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+        """,
+    ),
 )

@@ -117,6 +117,22 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
+class Role(StrEnum):
+    """Who a request acts as (gateway/access): a person's role, or a program's token's."""
+
+    OPERATOR = "operator"  # signed in by badge at a station, through its terminal
+    LINE_LEAD = "line_lead"
+    QUALITY = "quality"
+    MAINTENANCE = "maintenance"
+    ADMIN = "admin"
+    VIEWER = "viewer"
+
+
+class AuditOutcome(StrEnum):
+    OK = "ok"
+    DENIED = "denied"
+
+
 # What sqlite3 hands over is untyped (Any): these give it its type.
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
@@ -613,3 +629,140 @@ class LastStarted:
     @classmethod
     def from_row(cls, r: Row) -> Self:
         return cls(str(r["station"]), int(r["wo_id"]), str(r["op"]))
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    """An account of a person who is not an operator."""
+
+    username: str
+    name: str
+    role: Role
+    password_hash: str
+    created_at: str
+    password_set_at: str
+    disabled_at: str | None
+
+    @classmethod
+    def from_row(cls, r: Row) -> Self:
+        return cls(
+            str(r["username"]),
+            str(r["name"]),
+            Role(r["role"]),
+            str(r["password_hash"]),
+            str(r["created_at"]),
+            str(r["password_set_at"]),
+            _opt_str(r["disabled_at"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ApiTokenRow:
+    """A program's token; its secret is kept only as its SHA-256."""
+
+    token_id: str
+    name: str
+    role: Role
+    secret_sha256: str
+    created_at: str
+    expires_at: str | None
+    last_used_at: str | None
+    revoked_at: str | None
+
+    @classmethod
+    def from_row(cls, r: Row) -> Self:
+        return cls(
+            str(r["token_id"]),
+            str(r["name"]),
+            Role(r["role"]),
+            str(r["secret_sha256"]),
+            str(r["created_at"]),
+            _opt_str(r["expires_at"]),
+            _opt_str(r["last_used_at"]),
+            _opt_str(r["revoked_at"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalRow:
+    """A station's terminal: pending (a code), paired (a credential) or unpaired."""
+
+    terminal_id: str
+    station: str
+    name: str | None
+    code_sha256: str | None
+    code_expires_at: str | None
+    secret_sha256: str | None
+    created_at: str
+    paired_at: str | None
+    unpaired_at: str | None
+
+    @classmethod
+    def from_row(cls, r: Row) -> Self:
+        return cls(
+            str(r["terminal_id"]),
+            str(r["station"]),
+            _opt_str(r["name"]),
+            _opt_str(r["code_sha256"]),
+            _opt_str(r["code_expires_at"]),
+            _opt_str(r["secret_sha256"]),
+            str(r["created_at"]),
+            _opt_str(r["paired_at"]),
+            _opt_str(r["unpaired_at"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WebSessionRow:
+    """A user's browser session; the cookie's id is kept only as its SHA-256."""
+
+    id_sha256: str
+    username: str
+    csrf_token: str
+    created_at: str
+    expires_at: str
+    ended_at: str | None
+    client: str | None
+
+    @classmethod
+    def from_row(cls, r: Row) -> Self:
+        return cls(
+            str(r["id_sha256"]),
+            str(r["username"]),
+            str(r["csrf_token"]),
+            str(r["created_at"]),
+            str(r["expires_at"]),
+            _opt_str(r["ended_at"]),
+            _opt_str(r["client"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """One line of the audit trail (contract 1.1, audit.recorded)."""
+
+    id: int
+    ts: str
+    actor: str | None
+    role: str | None
+    action: str
+    target: str | None
+    station: str | None
+    outcome: AuditOutcome
+    client: str | None
+    detail: str | None
+
+    @classmethod
+    def from_row(cls, r: Row) -> Self:
+        return cls(
+            int(r["id"]),
+            str(r["ts"]),
+            _opt_str(r["actor"]),
+            _opt_str(r["role"]),
+            str(r["action"]),
+            _opt_str(r["target"]),
+            _opt_str(r["station"]),
+            AuditOutcome(r["outcome"]),
+            _opt_str(r["client"]),
+            _opt_str(r["detail"]),
+        )

@@ -100,10 +100,15 @@ _HTTP_REFUSALS = {
         "BAD_REQUEST",
         "Send the action's fields as a JSON object (Content-Type: application/json).",
     ),
-    404: ("NOT_FOUND", "Check the address: GET /api/docs lists the station API's paths."),
-    405: ("METHOD_NOT_ALLOWED", "Check the method: GET /api/docs lists what each path takes."),
+    404: ("NOT_FOUND", "Check the address against the station API's paths (README)."),
+    405: ("METHOD_NOT_ALLOWED", "Check the method against the station API's paths (README)."),
     413: ("BODY_TOO_LARGE", "Send the action's fields only, as JSON."),
     422: ("BAD_REQUEST", "Fix the request and send it again."),
+}
+# Where the docs are served, they are the better pointer.
+_DOCS_REFUSALS = {
+    404: ("NOT_FOUND", "Check the address: GET /api/docs lists the station API's paths."),
+    405: ("METHOD_NOT_ALLOWED", "Check the method: GET /api/docs lists what each path takes."),
 }
 
 
@@ -112,12 +117,20 @@ def create_app(
     health: dict[str, Any],
     floor: Floor | None = None,
     planner: LinePlanner | None = None,
+    *,
+    docs: bool = False,
 ) -> FastAPI:
-    """The FastAPI application; ``health`` is a live dict the gateway keeps current."""
+    """The FastAPI application; ``health`` is a live dict the gateway keeps current.
+    ``docs`` ([http] api_docs) serves /api/docs, /redoc and /api/openapi.json; without
+    it they are unknown paths, like any other (404 ``NOT_FOUND``)."""
     durations: deque[float] = deque(maxlen=2000)  # ms of the last operator actions
     app = FastAPI(
-        title="linegate station API", docs_url="/api/docs", openapi_url="/api/openapi.json"
+        title="linegate station API",
+        docs_url="/api/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/api/openapi.json" if docs else None,
     )
+    refusals = _HTTP_REFUSALS | (_DOCS_REFUSALS if docs else {})
 
     @app.middleware("http")
     async def timed(
@@ -153,7 +166,7 @@ def create_app(
     async def http_refused(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # The router's own 404 and 405, FastAPI's 400 for a body it cannot parse, and any
         # HTTPException a route raises: their detail is the message.
-        code, next_step = _HTTP_REFUSALS.get(exc.status_code, (f"HTTP_{exc.status_code}", ""))
+        code, next_step = refusals.get(exc.status_code, (f"HTTP_{exc.status_code}", ""))
         message = str(exc.detail)
         # The framework's own details say little; a route's own detail is kept as it is.
         if message == "Not Found":

@@ -1,0 +1,1 @@
+"""Tests of gateway.access: who may do what (issue 12)."""
