@@ -161,7 +161,7 @@ def set_password(store: Store, username: str, password_hash: str, now: datetime)
             "UPDATE users SET password_hash = ?, password_set_at = ? WHERE username = ?",
             (password_hash, iso(now), user.username),
         )
-        _end_sessions(store, user.username, now)
+        end_sessions(store, user.username, now)
     return _existing(store, username)
 
 
@@ -175,7 +175,7 @@ def disable_user(store: Store, username: str, now: datetime) -> bool:
         store.conn.execute(
             "UPDATE users SET disabled_at = ? WHERE username = ?", (iso(now), user.username)
         )
-        _end_sessions(store, user.username, now)
+        end_sessions(store, user.username, now)
     return True
 
 
@@ -192,11 +192,15 @@ def enable_user(store: Store, username: str) -> bool:
     return True
 
 
-def _end_sessions(store: Store, username: str, now: datetime) -> None:
-    store.conn.execute(
+def end_sessions(store: Store, username: str, now: datetime) -> int:
+    """End every open browser session of ``username`` (normalised), in the current
+    transaction; how many were open. Here rather than in sessions, which builds on this
+    module: a new password or a disabled account signs its holder out everywhere."""
+    done = store.conn.execute(
         "UPDATE web_sessions SET ended_at = ? WHERE username = ? AND ended_at IS NULL",
         (iso(now), username),
     )
+    return done.rowcount
 
 
 def judge_sign_in(user: UserRow | None, username: str, password: str) -> Judged:

@@ -51,7 +51,7 @@ import re
 import sqlite3
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from cloud_sync.wire_json import clean_text
 from gateway.clock import Clock, iso
@@ -108,67 +108,32 @@ class AuditAction(StrEnum):
     TERMINAL_UNPAIR = "terminal_unpair"
 
 
-def record(
-    core: LineContext,
-    *,
-    actor: str | None,
-    role: Role | str | None,
-    action: AuditAction,
-    target: str | None = None,
-    station: str | None = None,
-    outcome: AuditOutcome,
-    client: str | None = None,
-    detail: str | None = None,
-) -> int:
+class AuditFields(TypedDict, total=False):
+    """What one record says (see the module's docstring); ``actor``, ``role``, ``action``
+    and ``outcome`` are required."""
+
+    actor: Required[str | None]
+    role: Required[Role | str | None]
+    action: Required[AuditAction]
+    outcome: Required[AuditOutcome]
+    target: str | None
+    station: str | None
+    client: str | None
+    detail: str | None
+
+
+def record(core: LineContext, **fields: Unpack[AuditFields]) -> int:
     """Record in the current transaction, with its ``audit.recorded`` event (and those of
     rows another process recorded, first); returns the row's id."""
-    if not core.store.in_transaction:
-        raise RuntimeError("an audit record is written inside a store transaction")
-    audit_id = _insert(
-        core.store,
-        core.now_iso(),
-        actor=actor,
-        role=role,
-        action=action,
-        target=target,
-        station=station,
-        outcome=outcome,
-        client=client,
-        detail=detail,
-    )
+    audit_id = _insert(core.store, core.now_iso(), fields)
     publish_pending(core)
     return audit_id
 
 
-def record_in_store(
-    store: Store,
-    clock: Clock,
-    *,
-    actor: str | None,
-    role: Role | str | None,
-    action: AuditAction,
-    target: str | None = None,
-    station: str | None = None,
-    outcome: AuditOutcome,
-    client: str | None = None,
-    detail: str | None = None,
-) -> int:
+def record_in_store(store: Store, clock: Clock, **fields: Unpack[AuditFields]) -> int:
     """Record in the current transaction of a process that is not the gateway (the CLI):
     the row only; the gateway publishes it when it runs. Returns the row's id."""
-    if not store.in_transaction:
-        raise RuntimeError("an audit record is written inside a store transaction")
-    return _insert(
-        store,
-        iso(clock.now()),
-        actor=actor,
-        role=role,
-        action=action,
-        target=target,
-        station=station,
-        outcome=outcome,
-        client=client,
-        detail=detail,
-    )
+    return _insert(store, iso(clock.now()), fields)
 
 
 def publish_pending(core: LineContext, limit: int | None = None) -> int:
@@ -273,32 +238,23 @@ def has_trail(store: Store) -> bool:
     return store.exists("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'")
 
 
-def _insert(
-    store: Store,
-    ts: str,
-    *,
-    actor: str | None,
-    role: Role | str | None,
-    action: AuditAction,
-    target: str | None,
-    station: str | None,
-    outcome: AuditOutcome,
-    client: str | None,
-    detail: str | None,
-) -> int:
+def _insert(store: Store, ts: str, fields: AuditFields) -> int:
+    if not store.in_transaction:
+        raise RuntimeError("an audit record is written inside a store transaction")
+    role = fields["role"]
     return store.insert(
         "INSERT INTO audit (ts, actor, role, action, target, station, outcome, client, detail) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (
             ts,
-            one_line(actor),
+            one_line(fields["actor"]),
             one_line(None if role is None else str(role)),
-            AuditAction(action).value,
-            one_line(target),
-            one_line(station),
-            AuditOutcome(outcome).value,
-            one_line(client),
-            paragraph(detail),
+            AuditAction(fields["action"]).value,
+            one_line(fields.get("target")),
+            one_line(fields.get("station")),
+            AuditOutcome(fields["outcome"]).value,
+            one_line(fields.get("client")),
+            paragraph(fields.get("detail")),
         ),
     )
 

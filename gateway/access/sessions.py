@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal, TypedDict
 
-from gateway.access.accounts import find_user, normal_username
+from gateway.access.accounts import end_sessions, find_user, normal_username
 from gateway.access.digests import matches, sha256_hex
 from gateway.access.errors import AccessError
 from gateway.clock import iso
@@ -201,8 +201,4 @@ def end(store: Store, cookie_value: str, now: datetime) -> bool:
 def end_all(store: Store, username: str, now: datetime) -> int:
     """Every session of ``username`` ends (signed out everywhere); how many were open."""
     with store.transaction():
-        done = store.conn.execute(
-            "UPDATE web_sessions SET ended_at = ? WHERE username = ? AND ended_at IS NULL",
-            (iso(now), normal_username(username)),
-        )
-    return done.rowcount
+        return end_sessions(store, normal_username(username), now)

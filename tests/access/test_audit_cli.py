@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from gateway.store.db import Store
 from gateway.store.outbox import Outbox
 from gateway.store.rows import AuditOutcome, Role
 from tests.clocks import LINE_MORNING, ManualClock, line_clock_offset_s
+from tests.integration.cli import linegate
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "station_configs" / "reference-line"
@@ -93,16 +93,6 @@ EXPECTED: list[dict[str, Any]] = [
         "published": False,
     },
 ]
-
-
-def linegate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def ids(out: subprocess.CompletedProcess[str]) -> list[int]:

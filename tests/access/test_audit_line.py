@@ -17,9 +17,10 @@ from gateway.access.audit import AuditAction, record_in_store
 from gateway.store.db import Store
 from gateway.store.rows import AuditOutcome, Role
 from tests.clocks import line_clock
-from tests.conftest import Mosquitto, free_port
+from tests.conftest import Mosquitto
 from tests.integration.gateway_process import ROOT, GatewayProcess
 from tests.integration.hub_client import HubClient
+from tests.integration.hub_line import hub_line
 
 DATA = ROOT / "simulators" / "data"
 EVENT_SCHEMA = json.loads((ROOT / "cloud_sync" / "schemas" / "event.schema.json").read_text())
@@ -39,17 +40,8 @@ def _order(order_id: str) -> dict[str, Any]:
 
 @pytest.fixture
 def line(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[tuple[GatewayProcess, HubClient]]:
-    hub = HubClient("127.0.0.1", mosquitto.port)
-    hub.publish(
-        "in/masterdata/catalog", (DATA / "reference-catalog.json").read_bytes(), retain=True
-    )
-    hub.publish("in/masterdata/stock", (DATA / "reference-stock.json").read_bytes(), retain=True)
-    gw = GatewayProcess(tmp_path, mosquitto.port, free_port())
-    gw.start()
-    hub.wait_for(lambda _: any(s["state"] == "online" for s in hub.status))
-    yield gw, hub
-    gw.stop()
-    hub.close()
+    with hub_line(tmp_path, mosquitto) as started:
+        yield started
 
 
 def _add_user(store: Store, username: str) -> None:

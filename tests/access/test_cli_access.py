@@ -8,7 +8,6 @@ import json
 import os
 import pty
 import select
-import subprocess
 import sys
 import time
 import warnings
@@ -28,20 +27,9 @@ from gateway.store.db import Store
 from gateway.store.rows import ApiTokenRow, AuditOutcome, AuditRow, Role, TerminalRow, UserRow
 from tests.access.conftest import REFERENCE_LINE, ROOT
 from tests.clocks import LINE_MORNING, line_clock_offset_s
+from tests.integration.cli import linegate
 
 PASSWORD = "plum tree at noon"
-
-
-def linegate(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    """The real command; stdin is a pipe (not a terminal), so secrets are read from it."""
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=ROOT,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 @pytest.fixture

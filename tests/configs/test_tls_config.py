@@ -10,9 +10,6 @@ checked at instants around it: none of this depends on the day it runs. Only the
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,7 +24,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from gateway.cli.lab_certs import CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY, make_lab_certs
 from gateway.config.line import HttpSection
 from gateway.config.load import ConfigError, ConfigProblem, check_config, load_line_config
-from tests.configs.test_config_load import LINE_TOML, ROOT, write_line
+from tests.configs.test_config_load import LINE_TOML, write_line
+from tests.integration.cli import linegate
 
 MADE = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 LATER = MADE + timedelta(days=1)  # within the 30 days the certificate is valid
@@ -218,17 +216,6 @@ def test_check_config_says_what_the_certificate_covers(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     assert check_config(folder, out, err, now=MADE + timedelta(days=40)) == 78
     assert err.getvalue().startswith("line.toml: http.tls.cert_file: ")
-
-
-def linegate(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_check_config_command_with_the_key_as_a_systemd_credential(tmp_path: Path) -> None:

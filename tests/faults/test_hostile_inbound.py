@@ -229,28 +229,6 @@ def bad_orders(draw: st.DrawFn) -> tuple[dict[str, Any], Rejected]:
     return doc, Rejected((frozenset(codes),), frozenset(fields), order_id, readable)
 
 
-@st.composite
-def order_messages(draw: st.DrawFn) -> Case:
-    """One bad order, or an array of bad and good ones (each bad one rejected, each good
-    one accepted: one bad order in an array does not reject the others)."""
-    if draw(st.booleans()):
-        doc, expect = draw(bad_orders())
-        return Case("in/orders", _dumps(doc), [expect])
-    docs: list[Any] = []
-    expects: list[Rejected | Accepted] = []
-    for bad in draw(st.lists(st.booleans(), min_size=2, max_size=4)):
-        if bad:
-            doc, expect = draw(bad_orders())
-            docs.append(doc)
-            expects.append(Rejected(expect.codes, expect.fields, expect.order_id,
-                                    expect.readable, in_array=True, item=doc))  # fmt: skip
-        else:
-            order_id = f"H-{next(_ids)}"
-            docs.append({"order_id": order_id, "ship_by": SHIP_BY, "lines": draw(_good_lines)})
-            expects.append(Accepted(order_id))
-    return Case("in/orders", _dumps(docs), expects)
-
-
 _E400 = "@1e400@"  # written as the number 1e400, which Python reads as infinity
 _no_number = st.sampled_from([float("nan"), float("inf"), float("-inf"), _E400])
 _no_integer = st.sampled_from([2**53, -(2**53), 10**30])
@@ -308,17 +286,19 @@ def unfit_orders(draw: st.DrawFn) -> tuple[dict[str, Any], Rejected]:
     return item, Rejected((frozenset(codes),), frozenset(fields), order_id, readable, item=item)
 
 
-@st.composite
-def unfit_messages(draw: st.DrawFn) -> Case:
-    """An unfit order alone or among good ones: it costs only itself."""
+def _messages(
+    draw: st.DrawFn, bad_orders: st.SearchStrategy[tuple[dict[str, Any], Rejected]]
+) -> Case:
+    """One bad order, or an array of bad and good ones (each bad one rejected, each good
+    one accepted: one bad order in an array does not reject the others)."""
     if draw(st.booleans()):
-        doc, expect = draw(unfit_orders())
+        doc, expect = draw(bad_orders)
         return Case("in/orders", _written(doc), [expect])
     docs: list[Any] = []
     expects: list[Rejected | Accepted] = []
     for bad in draw(st.lists(st.booleans(), min_size=2, max_size=4)):
         if bad:
-            doc, expect = draw(unfit_orders())
+            doc, expect = draw(bad_orders)
             docs.append(doc)
             expects.append(Rejected(expect.codes, expect.fields, expect.order_id,
                                     expect.readable, in_array=True, item=doc))  # fmt: skip
@@ -327,6 +307,18 @@ def unfit_messages(draw: st.DrawFn) -> Case:
             docs.append({"order_id": order_id, "ship_by": SHIP_BY, "lines": draw(_good_lines)})
             expects.append(Accepted(order_id))
     return Case("in/orders", _written(docs), expects)
+
+
+@st.composite
+def order_messages(draw: st.DrawFn) -> Case:
+    """Orders that break the schema or name an unknown SKU, alone or among good ones."""
+    return _messages(draw, bad_orders())
+
+
+@st.composite
+def unfit_messages(draw: st.DrawFn) -> Case:
+    """An unfit order alone or among good ones: it costs only itself."""
+    return _messages(draw, unfit_orders())
 
 
 _scalars = (

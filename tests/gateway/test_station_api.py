@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -105,8 +106,10 @@ class Line:
         return await self.post(station, "scan", {"code": code})
 
 
-@pytest.fixture
-async def line(tmp_path: Path) -> AsyncIterator[Line]:
+@asynccontextmanager
+async def served_line(tmp_path: Path) -> AsyncIterator[tuple[Line, Gateway]]:
+    """The reference line's gateway serving on a free port, its hub in memory, its clock
+    by hand, master data applied; the line's client and the gateway itself."""
     config = _config()
     clock = ManualClock()
     hub = MemoryHub()
@@ -126,10 +129,16 @@ async def line(tmp_path: Path) -> AsyncIterator[Line]:
             "pack-1": "OP-1008",
         }
         try:
-            yield ln
+            yield ln, gw
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.fixture
+async def line(tmp_path: Path) -> AsyncIterator[Line]:
+    async with served_line(tmp_path) as (ln, _):
+        yield ln
 
 
 async def test_a_units_genealogy_and_its_lots_forward_trace(line: Line) -> None:

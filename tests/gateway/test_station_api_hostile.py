@@ -44,12 +44,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import event as tally
 from hypothesis import strategies as st
 
-from cloud_sync.memory import MemoryHub, MemoryLink
 from gateway.app.root import Gateway
 from tests.clocks import line_clock_offset_s
 from tests.conftest import free_port
-from tests.gateway.conftest import catalog_bytes, stock_doc
-from tests.gateway.test_station_api import LOT, Line, ManualClock, _config
+from tests.gateway.test_station_api import LOT, Line, _config, served_line
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIP_BY = "2030-01-01T10:00:00+08:00"
@@ -152,26 +150,9 @@ class Api:
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    config = _config()
-    clock = ManualClock()
-    hub = MemoryHub()
-    link = MemoryLink(hub, config.line.site, config.line.line, clock.now)
-    gw = Gateway(config, data_dir=tmp_path, clock=clock, link=link, http_port=0)
-    task = asyncio.create_task(gw.run())
-    async with asyncio.timeout(20):
-        await gw.started.wait()
-    assert gw.http_port is not None
-    hub.publish("in/masterdata/catalog", catalog_bytes())
-    hub.publish("in/masterdata/stock", json.dumps(stock_doc()).encode())
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}", timeout=10) as http:
-        ln = Line(http, hub, clock)
-        ln.badges = {"laser-1": "OP-1006", "qc-1": "OP-1005", "kit-1": "OP-1004",
-                     "pack-1": "OP-1008"}  # fmt: skip
-        try:
-            yield Api(ln, gw, gw.http_port)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+    async with served_line(tmp_path) as (ln, gw):
+        assert gw.http_port is not None
+        yield Api(ln, gw, gw.http_port)
 
 
 async def read_answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import stat
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -23,20 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from tests.integration.gateway_process import ROOT
+from tests.integration.cli import linegate
 
 E = TypeVar("E", bound=x509.ExtensionType)
 FILES = ("lab-ca.crt", "lab-ca.key", "station-api.crt", "station-api.key")
-
-
-def linegate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def make(out: Path, *args: str) -> subprocess.CompletedProcess[str]:

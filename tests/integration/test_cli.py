@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 from cloud_sync.ports import InboundMessage
 from gateway.app.root import Gateway
 from gateway.config.load import load_line_config
 from tests.gateway.conftest import catalog_bytes, order, stock_doc
+from tests.integration.cli import linegate
 from tests.integration.gateway_process import ROOT
 
 REFERENCE = ROOT / "station_configs" / "reference-line"
-
-
-def linegate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_check_config_accepts_the_reference_line() -> None:
@@ -56,9 +45,10 @@ def test_run_refuses_a_damaged_database(tmp_path: Path) -> None:
     assert (data / "linegate.db").read_bytes() == b"not a database" * 100  # left as it was
 
 
-def _line_with_one_unit(data: Path) -> tuple[Path, str]:
+def _line_with_one_unit(data: Path, *, engraved_from: str | None = None) -> tuple[Path, str]:
     """A gateway's database with one order accepted and its unit's first task taken, made
-    as the gateway makes it; returns the database and the unit's serial."""
+    as the gateway makes it; with ``engraved_from`` (a lot), that task done from that lot.
+    Returns the database and the unit's serial."""
     gw = Gateway(load_line_config(REFERENCE), data_dir=data)
     gw.open()
     try:
@@ -71,6 +61,11 @@ def _line_with_one_unit(data: Path) -> tuple[Path, str]:
         gw.stations.login("laser-1", "OP-1006")
         gw.stations.next_task("laser-1")
         serial = str(gw.stations.view("laser-1")["task"]["serial"])
+        if engraved_from is not None:
+            assert gw.stations.scan("laser-1", serial).ok
+            assert gw.stations.scan("laser-1", engraved_from).ok
+            assert gw.stations.start("laser-1").ok
+            assert gw.stations.complete("laser-1").ok
     finally:
         gw.store.close()
     return gw.store.path, serial
@@ -128,25 +123,7 @@ BRASS = "PEN-BRASS-L2611A"
 def _line_with_a_lot_consumed(data: Path) -> tuple[Path, str]:
     """A gateway's database where one pen was engraved from the brass lot (consumed) and
     the ink lot is still untouched in stock; returns the database and the pen's serial."""
-    gw = Gateway(load_line_config(REFERENCE), data_dir=data)
-    gw.open()
-    try:
-        for topic, payload in (
-            ("in/masterdata/catalog", catalog_bytes()),
-            ("in/masterdata/stock", json.dumps(stock_doc()).encode()),
-            ("in/orders", json.dumps(order("SO-1", ("PEN-ENG", 1))).encode()),
-        ):
-            gw.inbound.deliver([InboundMessage(topic, payload)])
-        gw.stations.login("laser-1", "OP-1006")
-        gw.stations.next_task("laser-1")
-        serial = str(gw.stations.view("laser-1")["task"]["serial"])
-        assert gw.stations.scan("laser-1", serial).ok
-        assert gw.stations.scan("laser-1", BRASS).ok
-        assert gw.stations.start("laser-1").ok
-        assert gw.stations.complete("laser-1").ok
-    finally:
-        gw.store.close()
-    return gw.store.path, serial
+    return _line_with_one_unit(data, engraved_from=BRASS)
 
 
 def test_trace_says_a_lot_is_unknown_and_names_it_in_another_case(tmp_path: Path) -> None:

@@ -15,9 +15,10 @@ import httpx
 import jsonschema
 import pytest
 
-from tests.conftest import Mosquitto, free_port, mosquitto_binary
+from tests.conftest import Mosquitto, mosquitto_binary
 from tests.integration.gateway_process import ROOT, GatewayProcess
 from tests.integration.hub_client import HubClient
+from tests.integration.hub_line import hub_line
 from tests.integration.line_driver import Driver
 
 DATA = ROOT / "simulators" / "data"
@@ -51,18 +52,8 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
 
 @pytest.fixture
 def line(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[tuple[GatewayProcess, HubClient]]:
-    hub = HubClient("127.0.0.1", mosquitto.port)
-    hub.publish(
-        "in/masterdata/catalog", (DATA / "reference-catalog.json").read_bytes(), retain=True
-    )
-    hub.publish("in/masterdata/stock", (DATA / "reference-stock.json").read_bytes(), retain=True)
-    gw = GatewayProcess(tmp_path, mosquitto.port, free_port())
-    gw.start()
-    # The broker keeps orders for the gateway's session only once the session exists.
-    hub.wait_for(lambda _: any(s["state"] == "online" for s in hub.status))
-    yield gw, hub
-    gw.stop()
-    hub.close()
+    with hub_line(tmp_path, mosquitto) as started:
+        yield started
 
 
 def check_stream(hub: HubClient) -> list[dict[str, Any]]:
