@@ -8,7 +8,9 @@ then measures: how long after the gateway's start all 18 devices are ready; the
 gateway's resident memory with every device connected; and, for a serial scanner
 (pack-1) and an HID scanner (dtg-1), the time from the code leaving the simulated
 scanner to its answer on the station's screen (``device_message`` of the station API,
-polled every 2 ms, so the figures include up to 2 ms of polling).
+polled every 2 ms, so the figures include up to 2 ms of polling). The station screens are
+read through each station's paired terminal and the device list with an API token, as on a
+real line.
 """
 
 from __future__ import annotations
@@ -31,8 +33,11 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gateway.config.load import load_line_config  # noqa: E402 - after the path
 from gateway.percentiles import percentile  # noqa: E402 - after the path
+from simulators.keys import LineKeys  # noqa: E402 - after the path
 from simulators.relocate import free_port, relocate_line  # noqa: E402 - after the path
+from tests.keys import issue_keys_in  # noqa: E402 - after the path
 
 _READY = re.compile(r"control API on (http://\S+)")
 
@@ -61,24 +66,26 @@ def start_simulate(config: Path, log: Path) -> tuple[subprocess.Popen[str], str]
     raise RuntimeError(f"simulate did not start: {log.read_text()[-2000:]}")
 
 
-def devices(base: str) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = httpx.get(f"{base}/api/devices", timeout=5).json()
+def devices(base: str, keys: LineKeys) -> list[dict[str, Any]]:
+    r = httpx.get(f"{base}/api/devices", timeout=5, auth=keys)
+    rows: list[dict[str, Any]] = r.raise_for_status().json()
     return rows
 
 
-def scan_latencies(base: str, control: str, station: str, n: int) -> list[float]:
+def scan_latencies(base: str, control: str, station: str, n: int, keys: LineKeys) -> list[float]:
     """Milliseconds from the control API's scan (the code leaves the scanner) to the
     answer on the station screen."""
     out = []
-    with httpx.Client(timeout=5) as http:
+    # The station's screen through its terminal; the simulator's control API needs nothing.
+    with httpx.Client(timeout=5, auth=keys) as screen, httpx.Client(timeout=5) as scanner:
         for i in range(n):
-            before = http.get(f"{base}/api/stations/{station}").json()["device_message"] or {}
+            before = screen.get(f"{base}/api/stations/{station}").json()["device_message"] or {}
             seq = before.get("seq", 0)
             code = f"NOT-A-CODE-{i:05d}"  # refused: nobody is logged in, nothing changes
             t0 = time.perf_counter()
-            http.post(f"{control}/stations/{station}/scan", json={"code": code})
+            scanner.post(f"{control}/stations/{station}/scan", json={"code": code})
             while True:
-                msg = http.get(f"{base}/api/stations/{station}").json()["device_message"] or {}
+                msg = screen.get(f"{base}/api/stations/{station}").json()["device_message"] or {}
                 if msg.get("seq", 0) > seq:
                     break
                 time.sleep(0.002)
@@ -103,6 +110,9 @@ def main() -> None:
         http_port = free_port()
         base = f"http://127.0.0.1:{http_port}"
         (tmp / "data").mkdir()
+        # As an admin would, before the start: a terminal paired at every station and a token
+        # per role (the gateway finds them in its database).
+        keys = issue_keys_in(tmp / "data" / "linegate.db", load_line_config(tmp / "line"))
         t0 = time.monotonic()
         with (tmp / "gateway.log").open("wb") as log:
             gw = subprocess.Popen(
@@ -125,7 +135,7 @@ def main() -> None:
         procs.append(gw)
         while True:
             try:
-                rows = devices(base)
+                rows = devices(base, keys)
                 if rows and all(r["state"] == "ready" for r in rows):
                     break
             except httpx.TransportError:
@@ -136,8 +146,8 @@ def main() -> None:
         ready_s = time.monotonic() - t0
         time.sleep(5.0)  # let the subscriptions and polls settle
         rss_idle = rss_mib(gw.pid)
-        serial = scan_latencies(base, control, "pack-1", args.scans)
-        hid = scan_latencies(base, control, "dtg-1", args.scans)
+        serial = scan_latencies(base, control, "pack-1", args.scans, keys)
+        hid = scan_latencies(base, control, "dtg-1", args.scans, keys)
         result = {
             "devices": len(rows),
             "all_ready_s": round(ready_s, 2),

@@ -13,7 +13,9 @@ before the gateway closed it, and the other station's answer times meanwhile (p5
 ``slowloris``: N connections at once, a third saying nothing, a third trickling a request
 head and a third a body (a byte every 0.5 s), while the other station signs in every 20 ms;
 reported: when the gateway closed them (first, last), its memory, and the other station's
-answer times. Each scenario runs on a fresh gateway (its own line, no hub link).
+answer times. Each scenario runs on a fresh gateway (its own line, no hub link). Every
+request carries its station's paired terminal credential (``Authorization: Bearer lgc_…``),
+the hostile ones st-1's: the worst case, a client the gate lets through.
 ``--gateway-root`` runs the gateway of another checkout (git archive COMMIT | tar -x -C DIR)
 to compare before and after. Do not post 200 MB to a gateway without a body limit on a small
 machine: it held 5.4 GB for it.
@@ -42,7 +44,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gateway.config.load import load_line_config  # noqa: E402 - after the path
 from gateway.percentiles import percentile  # noqa: E402 - after the path
+from simulators.keys import LineKeys  # noqa: E402 - after the path
+from tests.keys import issue_keys_in  # noqa: E402 - after the path
 
 LOGIN = "/api/stations/st-1/login"
 TRICKLE_S = 0.5
@@ -74,6 +79,15 @@ def write_line(tmp: Path) -> Path:
 class Gateway:
     proc: subprocess.Popen[bytes]
     port: int
+    keys: LineKeys
+
+    def authorization(self, station: str) -> bytes:
+        """The request head's line that names ``station``'s paired terminal."""
+        return b"Authorization: Bearer %s\r\n" % self.keys.terminal(station).encode()
+
+    def login_head(self) -> bytes:
+        """The start of a request head to st-1's sign-in, with st-1's terminal credential."""
+        return b"POST " + LOGIN.encode() + b" HTTP/1.1\r\nHost: gw\r\n" + self.authorization("st-1")
 
     def status_kib(self, key: str) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -93,8 +107,9 @@ def gateway(root: Path) -> Iterator[Gateway]:
     tmp = Path(tempfile.mkdtemp(prefix="lg-hostile-"))
     port = free_port()
     log = (tmp / "gateway.log").open("wb")
+    cfg = write_line(tmp)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "run", "--config", str(write_line(tmp)),
+        [sys.executable, "-m", "gateway", "run", "--config", str(cfg),
          "--data-dir", str(tmp), "--http-port", str(port)],
         cwd=root, stdout=log, stderr=log,
     )  # fmt: skip
@@ -107,11 +122,15 @@ def gateway(root: Path) -> Iterator[Gateway]:
                 time.sleep(0.05)
         else:
             raise RuntimeError("gateway did not start")
+        # As an admin would: a terminal paired at each station (and a token per role), in
+        # the database the gateway has made.
+        keys = issue_keys_in(tmp / "linegate.db", load_line_config(cfg))
         # Every path warm (imports, first allocations): what grows after is the scenario's.
-        httpx.post(f"http://127.0.0.1:{port}{LOGIN}", json={"badge": "OP-0001"})
-        httpx.post(f"http://127.0.0.1:{port}{LOGIN}", content=b"x" * 100_000)
+        url = f"http://127.0.0.1:{port}{LOGIN}"
+        httpx.post(url, json={"badge": "OP-0001"}, auth=keys).raise_for_status()
+        httpx.post(url, content=b"x" * 100_000, auth=keys)
         time.sleep(0.5)
-        yield Gateway(proc, port)
+        yield Gateway(proc, port, keys)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -133,8 +152,9 @@ class OtherStation:
     """st-2's operator signing in every ``every_s`` on one kept-alive connection, from
     ``start()`` until ``stop()``: the time each answer took."""
 
-    def __init__(self, port: int, every_s: float = 0.02) -> None:
-        self.port, self.every_s = port, every_s
+    def __init__(self, gw: Gateway, every_s: float = 0.02) -> None:
+        self.port, self.every_s = gw.port, every_s
+        self.authorization = gw.authorization("st-2")
         self.took_ms: list[float] = []
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -157,8 +177,9 @@ class OtherStation:
         reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
         body = b'{"badge": "OP-0002"}'
         request = (
-            b"POST /api/stations/st-2/login HTTP/1.1\r\nHost: gw\r\n"
-            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+            b"POST /api/stations/st-2/login HTTP/1.1\r\nHost: gw\r\n%s"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (self.authorization, len(body), body)
         )
         try:
             while not self._stop.is_set():
@@ -173,7 +194,7 @@ class OtherStation:
             writer.close()
 
 
-def post_body(port: int, size: int, chunked: bool) -> dict[str, Any]:
+def post_body(gw: Gateway, size: int, chunked: bool) -> dict[str, Any]:
     """Send ``size`` bytes of body as fast as the gateway takes them, then read its answer.
     Blocking, in a thread: a socket closed by the gateway while the client still writes
     can still be read (asyncio's streams drop what was received on a failed write)."""
@@ -187,10 +208,9 @@ def post_body(port: int, size: int, chunked: bool) -> dict[str, Any]:
     sent = 0
     data = b""
     t0 = time.perf_counter()
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=60) as sock:
         sock.sendall(
-            b"POST " + LOGIN.encode() + b" HTTP/1.1\r\nHost: gw\r\n"
-            b"Content-Type: application/json\r\n" + framing + b"\r\n\r\n"
+            gw.login_head() + b"Content-Type: application/json\r\n" + framing + b"\r\n\r\n"
         )
         parts = [head, *[block] * (items * len(item) // len(block))]
         parts += [item * (items - (len(parts) - 1) * len(block) // len(item)), tail]
@@ -228,10 +248,10 @@ async def bench_bodies(args: argparse.Namespace) -> list[dict[str, Any]]:
         for chunked in (False, True):
             with gateway(args.gateway_root) as gw:
                 before = gw.memory()
-                other = OtherStation(gw.port)
+                other = OtherStation(gw)
                 other.start()
                 await asyncio.sleep(0.5)  # the other station's own pace first
-                posted = await asyncio.to_thread(post_body, gw.port, mb * 10**6, chunked)
+                posted = await asyncio.to_thread(post_body, gw, mb * 10**6, chunked)
                 await asyncio.sleep(0.5)
                 station = await other.stop()
                 after = gw.memory()
@@ -252,18 +272,16 @@ async def bench_bodies(args: argparse.Namespace) -> list[dict[str, Any]]:
     return results
 
 
-async def _hold(port: int, kind: str, cap_s: float) -> float:
+async def _hold(gw: Gateway, kind: str, cap_s: float) -> float:
     """One misbehaving connection; seconds until the gateway closed it (cap_s: it did not)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
     t0 = time.perf_counter()
     trickle = b""
+    start = gw.login_head()
     if kind == "head":
-        trickle = b"POST " + LOGIN.encode() + b" HTTP/1.1\r\nHost: gw\r\nContent-Length: 40\r\n\r\n"
+        trickle = start + b"Content-Length: 40\r\n\r\n"
     elif kind == "body":
-        writer.write(
-            b"POST " + LOGIN.encode() + b" HTTP/1.1\r\nHost: gw\r\n"
-            b"Content-Type: application/json\r\nContent-Length: 40\r\n\r\n"
-        )
+        writer.write(start + b"Content-Type: application/json\r\nContent-Length: 40\r\n\r\n")
         trickle = b'{"badge": "OP-0001"}' + b" " * 20
     sent = 0
     try:
@@ -288,13 +306,13 @@ async def _hold(port: int, kind: str, cap_s: float) -> float:
 async def bench_slowloris(args: argparse.Namespace) -> dict[str, Any]:
     with gateway(args.gateway_root) as gw:
         before = gw.memory()
-        other = OtherStation(gw.port)
+        other = OtherStation(gw)
         other.start()
         await asyncio.sleep(0.5)
         kinds = ["silent", "head", "body"]
         t0 = time.perf_counter()
         held = await asyncio.gather(
-            *(_hold(gw.port, kinds[i % 3], args.cap_s) for i in range(args.connections))
+            *(_hold(gw, kinds[i % 3], args.cap_s) for i in range(args.connections))
         )
         all_closed_s = time.perf_counter() - t0
         station = await other.stop()

@@ -9,7 +9,9 @@
 measures how fast the gateway accepts them (validated, exploded, kitting checked, events
 in the outbox: counted in its database) and its resident memory with all of them open.
 ``scans``: 30 stations work orders through the station API at a fixed total rate; every
-action is durably committed before it is answered; measures latency percentiles. Orders
+action is durably committed before it is answered; measures latency percentiles. Each
+station talks through its own paired terminal (``Authorization: Bearer lgc_…``), the plan
+is read with a line lead's API token, as on a real line: the gate's check is measured. Orders
 keep arriving during the run (``--order-every``), so a planner that is on keeps replanning
 while it is measured; each run says how many replans ended inside its window.
 ``--compare-planner`` runs the planner on and off alternately in one session;
@@ -48,7 +50,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gateway.config.load import load_line_config  # noqa: E402 - after the path
 from gateway.percentiles import percentile  # noqa: E402 - after the path
+from simulators.keys import LineKeys  # noqa: E402 - after the path
+from tests.keys import issue_keys_in  # noqa: E402 - after the path
 
 CATALOG = json.loads((ROOT / "simulators" / "data" / "reference-catalog.json").read_text())
 PREFIX = "linegate/v1/bench/line1/"
@@ -332,8 +337,9 @@ class _Terminal:
     its own; a terminal per station on its own socket measures the gateway, not the client.
     """
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, credential: str) -> None:
         self.host, self.port = host, port
+        self.credential = credential  # the station's paired terminal (lgc_…)
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -344,6 +350,7 @@ class _Terminal:
         data = b"" if body is None else json.dumps(body).encode()
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+            f"Authorization: Bearer {self.credential}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
         )
         self.writer.write(head.encode() + data)
@@ -366,12 +373,13 @@ async def _station(
     port: int,
     station: str,
     badge: str,
+    credential: str,
     interval: float,
     until: float,
     lat: list[float],
     refusals: list[str],
 ) -> None:
-    term = _Terminal(host, port)
+    term = _Terminal(host, port, credential)
     base = f"/api/stations/{station}"
 
     async def post(action: str, body: dict[str, Any] | None = None) -> None:
@@ -497,9 +505,10 @@ def _runqueue_wait_s(pid: int) -> float:
     return total / 1e9
 
 
-def _plan_stats(base: str) -> dict[str, Any]:
+def _plan_stats(base: str, keys: LineKeys) -> dict[str, Any]:
     # per_station=1 and before or after the window only: the kanban's snapshot is not free.
-    doc: dict[str, Any] = httpx.get(f"{base}/api/plan?per_station=1", timeout=30).json()
+    r = httpx.get(f"{base}/api/plan?per_station=1", timeout=30, auth=keys)
+    doc: dict[str, Any] = r.raise_for_status().json()
     return doc
 
 
@@ -525,6 +534,9 @@ def bench_scans(
         http_port = free_port()
         prefix = quota.prefix() if quota else None
         gw = start_gateway(cfg, data, port, http_port, prefix, args.gateway_root)
+        # As an admin would: a terminal paired at every station and a token per role, in
+        # the database the gateway has made.
+        keys = issue_keys_in(data / "linegate.db", load_line_config(cfg))
         time.sleep(1.0)
         tees = [s["sku"] for s in CATALOG["skus"] if s["routing"] == "R-TEE-DTG"]
         n_orders = int(args.rate * args.seconds / 5) + args.stations * 2
@@ -560,6 +572,7 @@ def bench_scans(
                         http_port,
                         f"st-{n:02d}",
                         f"OP-{n:04d}",
+                        keys.terminal(f"st-{n:02d}"),
                         interval,
                         until,
                         lat,
@@ -569,7 +582,7 @@ def bench_scans(
                 ),
             )
 
-        before = _plan_stats(base) if planner else {}
+        before = _plan_stats(base, keys) if planner else {}
         throttled = quota.stat() if quota else {}
         load = _loadavg()
         cpu0 = _cpu_s(gw.pid)
@@ -579,7 +592,7 @@ def bench_scans(
         waited = _runqueue_wait_s(gw.pid) - waited0[0], _runqueue_wait_s(os.getpid()) - waited0[1]
         throttled = {k: v - throttled[k] for k, v in quota.stat().items()} if quota else {}
         server = httpx.get(f"{base}/api/health").json()["action_ms"]
-        after = _plan_stats(base) if planner else {}
+        after = _plan_stats(base, keys) if planner else {}
         hub.loop_stop()
         lat.sort()
         out: dict[str, Any] = {

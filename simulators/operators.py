@@ -213,6 +213,7 @@ class SimulatedOperator:
         seed: int = 0,
         idle_poll_s: float = 0.2,
         client: httpx.AsyncClient | None = None,
+        auth: httpx.Auth | None = None,
         hands: Hands | None = None,
         machine_wait_s: float = 60.0,
     ) -> None:
@@ -228,6 +229,9 @@ class SimulatedOperator:
         self._rng = random.Random(f"{seed}/{station}")
         self._idle_poll_s = idle_poll_s
         self._client = client
+        # The station's terminal credential (simulators/keys.py): a client of our own
+        # uses it; a shared ``client`` brings its own.
+        self._auth = auth
         self._hands = hands
         self._machine_wait_s = machine_wait_s
         self._times = standard_times(catalog)
@@ -255,7 +259,9 @@ class SimulatedOperator:
 
     async def run(self) -> None:
         own = self._client is None
-        self._http = self._client or httpx.AsyncClient(base_url=self._base, timeout=30.0)
+        self._http = self._client or httpx.AsyncClient(
+            base_url=self._base, timeout=30.0, auth=self._auth
+        )
         failures = 0
         try:
             while not self.stopping:

@@ -49,6 +49,7 @@ import asyncio
 import logging
 import re
 import sqlite3
+import unicodedata
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Required, TypedDict, Unpack
@@ -260,11 +261,21 @@ def _insert(store: Store, ts: str, fields: AuditFields) -> int:
 
 
 def one_line(text: str | None) -> str | None:
-    """A field fit for the trail and the wire: no control character, no line break, no
-    lone surrogate (U+FFFD instead), bounded; None when nothing is left."""
+    """A field fit for the trail and the wire: no control character, no line break (nor
+    U+2028/U+2029), no invisible format character (a zero-width space, a right-to-left
+    override that would turn a record around on screen), no lone surrogate (U+FFFD
+    instead), bounded; None when nothing is left. Much of it is typed by whoever asks
+    (a badge, a path), so it is shown as what it is, not as what it pretends to be."""
     if text is None:
         return None
-    return _bounded(_LINE_BREAKS.sub(" ", clean_text(text)).strip(), MAX_FIELD_CHARS)
+    cleaned = _LINE_BREAKS.sub(" ", clean_text(text))
+    if not cleaned.isascii():
+        cleaned = "".join(
+            " " if unicodedata.category(c) in ("Zl", "Zp") else c
+            for c in cleaned
+            if unicodedata.category(c) != "Cf"
+        )
+    return _bounded(cleaned.strip(), MAX_FIELD_CHARS)
 
 
 def paragraph(text: str | None) -> str | None:

@@ -108,6 +108,7 @@ class Policy(StrEnum):
     """Who may use a route. Each value's rule is in :func:`judge`."""
 
     OPEN = "open"  # anyone, signed in or not
+    SIGNED_IN = "signed_in"  # any credential: a terminal, an account or a token
     ACCOUNT = "account"  # any account or token, no terminal
     BOARD = "board"  # the read-only board: any account or token role
     STATION_VIEW = "station_view"  # the board, and the terminal of the path's station
@@ -127,6 +128,11 @@ _STATION = "/api/stations/{station_id}"
 ROUTES: Mapping[tuple[str, str], Policy] = MappingProxyType(
     {
         ("GET", "/api/health"): Policy.OPEN,
+        # Signing in and pairing are how a credential is had: open, throttled and audited.
+        ("POST", "/api/session"): Policy.OPEN,
+        ("GET", "/api/session"): Policy.SIGNED_IN,
+        ("DELETE", "/api/session"): Policy.SIGNED_IN,
+        ("POST", "/api/terminals/claim"): Policy.OPEN,
         ("GET", "/api/stations"): Policy.BOARD,
         ("GET", _STATION): Policy.STATION_VIEW,
         ("GET", "/api/devices"): Policy.BOARD,
@@ -142,7 +148,10 @@ ROUTES: Mapping[tuple[str, str], Policy] = MappingProxyType(
         ("POST", f"{_STATION}/pause"): Policy.OPERATOR_OR_LEAD,
         ("POST", f"{_STATION}/resume"): Policy.OPERATOR_OR_LEAD,
         ("POST", f"{_STATION}/reprint"): Policy.LINE_LEAD,
+        ("POST", f"{_STATION}/override"): Policy.LINE_LEAD,
         ("GET", "/api/alarms"): Policy.BOARD,
+        ("POST", "/api/alarms/{alarm_id}/ack"): Policy.LINE_LEAD,
+        ("POST", "/api/devices/{station_id}/{device}/reconnect"): Policy.MAINTENANCE,
         ("GET", "/api/plan"): Policy.BOARD,
         ("GET", "/api/plan/orders/{order_id}"): Policy.BOARD,
         ("POST", "/api/plan/replan"): Policy.LINE_LEAD,
@@ -178,6 +187,10 @@ _ROLE_OF: Mapping[Policy, Role] = MappingProxyType(
 _WHO: Mapping[Policy, tuple[str, str]] = MappingProxyType(
     {
         Policy.OPEN: ("anyone", "任何人"),
+        Policy.SIGNED_IN: (
+            "a paired terminal, a signed-in account or an API token",
+            "已配对的终端、已登录的账户或 API 令牌",
+        ),
         Policy.ACCOUNT: ("a signed-in account or API token", "已登录的账户或 API 令牌"),
         Policy.BOARD: ("a signed-in account or API token", "已登录的账户或 API 令牌"),
         Policy.STATION_VIEW: (
@@ -335,6 +348,8 @@ def judge(policy: Policy, principal: Principal, request: AccessRequest) -> Decis
         return _ALLOWED
     if isinstance(principal, Anonymous):
         return _not_signed_in(policy, request)
+    if policy is Policy.SIGNED_IN:
+        return _ALLOWED
     if isinstance(principal, TerminalPrincipal):
         if policy in (Policy.STATION_VIEW, Policy.STATION_TERMINAL):
             return _at_station(principal, request, operator=False)

@@ -18,8 +18,10 @@ that a missed update of ``web_sessions`` might have left open.
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 import secrets
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -31,6 +33,8 @@ from gateway.access.errors import AccessError
 from gateway.clock import iso
 from gateway.store.db import Store
 from gateway.store.rows import WebSessionRow
+
+logger = logging.getLogger(__name__)
 
 # A shift and a half: whoever signs in at a shift's start is not sent back to the sign-in
 # page during it, and no session outlives the next shift's.
@@ -169,11 +173,17 @@ def verify(store: Store, cookie_value: str, now: datetime) -> WebSessionRow | Se
         return SessionRefused(SessionRefusal.DISABLED)
     renewed = _deadline(created, now)
     if renewed - expires >= RENEW_EVERY:
-        with store.transaction():
-            store.conn.execute(
-                "UPDATE web_sessions SET expires_at = ? WHERE id_sha256 = ?",
-                (iso(renewed), row.id_sha256),
-            )
+        try:
+            with store.transaction():
+                store.conn.execute(
+                    "UPDATE web_sessions SET expires_at = ? WHERE id_sha256 = ?",
+                    (iso(renewed), row.id_sha256),
+                )
+        except sqlite3.OperationalError as exc:
+            # Not renewed, still valid until its deadline: a full disk does not sign
+            # anyone out early, nor lock them out of the board that shows the alarm.
+            logger.warning("a session of %s was not renewed: %s", row.username, exc)
+            return row
         row = find_session(store, cookie_value) or row
     return row
 

@@ -7,8 +7,10 @@ and kept only as its SHA-256. Revoked or expired tokens stay, for the audit trai
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
+import sqlite3
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +25,8 @@ from gateway.store.rows import ApiTokenRow, Role
 PREFIX = "lgt"
 # The id has no "_" (the secret may), so the first two "_" split a token unambiguously.
 TOKEN_PATTERN = re.compile(rf"{PREFIX}_([0-9a-f]{{8}})_([A-Za-z0-9_-]{{43}})")
+logger = logging.getLogger(__name__)
+
 MAX_NAME_CHARS = 64
 MAX_EXPIRES_DAYS = 3650
 # A request with a token writes when it was last used at most this often: a write per
@@ -149,10 +153,16 @@ def verify_token(store: Store, token: str, now: datetime) -> ApiTokenRow | Token
         return TokenRefused(TokenRefusal.EXPIRED)
     last_used = None if row.last_used_at is None else datetime.fromisoformat(row.last_used_at)
     if last_used is None or last_used + LAST_USED_EVERY <= now:
-        with store.transaction():
-            store.conn.execute(
-                "UPDATE api_tokens SET last_used_at = ? WHERE token_id = ?",
-                (iso(now), row.token_id),
-            )
+        try:
+            with store.transaction():
+                store.conn.execute(
+                    "UPDATE api_tokens SET last_used_at = ? WHERE token_id = ?",
+                    (iso(now), row.token_id),
+                )
+        except sqlite3.OperationalError as exc:
+            # A note, not a condition of the request: a full disk must not shut the
+            # board out (it is where the disk alarm is read).
+            logger.warning("token %s: last use not recorded: %s", row.token_id, exc)
+            return row
         row = find_token(store, token_id) or row
     return row

@@ -10,6 +10,7 @@ import logging
 import socket
 import sqlite3
 import ssl
+import time
 from collections.abc import Coroutine, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from cloud_sync.ports import InboundSink
 from cloud_sync.ports import Outbox as OutboxPort
 from gateway import __version__
 from gateway.access.audit import publish_forever as publish_audit
+from gateway.access.throttle import SignInThrottle
 from gateway.app.health import Notifier, watchdog
 from gateway.app.storage import StorageGuard
 from gateway.clock import Clock, SystemClock
@@ -41,6 +43,8 @@ from gateway.planning.planner import LinePlanner
 from gateway.store.db import Store
 from gateway.store.outbox import Outbox
 from gateway.store.rows import Severity
+from gateway.web.access_routes import SignIns
+from gateway.web.gate import Gate
 from gateway.web.limits import HEAD_TIMEOUT_S, KEEP_ALIVE_S, MAX_HEAD_BYTES
 from gateway.web.protocol import StationHttp
 from gateway.web.redirect import serve_redirects
@@ -229,6 +233,10 @@ class Gateway:
         self.link = link
         self._http_port = config.http.port if http_port is None else http_port
         self.health: dict[str, Any] = {"gateway_id": config.gateway_id, "version": __version__}
+        # Who may use the station API, and the sign-in throttle (in memory: a restart
+        # forgets it, see gateway/access/throttle.py).
+        self.gate = Gate(self.core, tls=config.http.tls_enabled)
+        self.sign_ins = SignIns(SignInThrottle(time.monotonic))
         self.started = asyncio.Event()
         self.http_port: int | None = None
         self.redirect_port: int | None = None  # [http] redirect_port, once bound
@@ -262,7 +270,15 @@ class Gateway:
             raise
         sock = sockets[0]
         config = uvicorn.Config(
-            create_app(self.stations, self.health, self.floor, self.planner, docs=http.api_docs),
+            create_app(
+                self.stations,
+                self.health,
+                self.floor,
+                self.planner,
+                gate=self.gate,
+                sign_ins=self.sign_ins,
+                docs=http.api_docs,
+            ),
             log_level="warning",
             lifespan="off",
             access_log=False,

@@ -453,6 +453,10 @@ def _terminals_pair(args: argparse.Namespace, store: Store, clock: Clock) -> Non
     _out(f"terminal: {pairing.row.terminal_id}")
     _out(f"code: {pairing.code}")
     _out(f"valid until: {iso(pairing.expires_at)} ({minutes} minutes, once)")
+    _out(
+        'enter it on the terminal (POST /api/terminals/claim {"code": …, "name": …}): it '
+        "receives its credential"
+    )
 
 
 def _terminals_unpair(args: argparse.Namespace, store: Store, clock: Clock) -> None:

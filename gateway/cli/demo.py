@@ -30,6 +30,7 @@ from cloud_sync.memory import MemoryHub, MemoryLink
 from gateway import __version__
 from gateway.app.root import Gateway, HubLink, mqtt_link
 from gateway.cli.broker import parse_broker
+from gateway.cli.demo_access import DemoAccess, enrol
 from gateway.cli.simulate import device_specs
 from gateway.clock import ScaledClock
 from gateway.config.calendar import working_windows
@@ -40,6 +41,7 @@ from gateway.store.db import Store, StoreError
 from gateway.store.outbox import Outbox
 from gateway.store.rows import OrderStatus, TaskStatus
 from simulators.hub import HubTransport, MemoryTransport, MqttTransport, SimulatedHub
+from simulators.keys import LineKeys
 from simulators.line import SimulatedLine
 from simulators.operators import (
     Person,
@@ -94,6 +96,7 @@ class Demo:
     operators: list[SimulatedOperator] = field(default_factory=list)
     staff: dict[str, Person] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    access: DemoAccess | None = None  # the accounts, terminals and token it made
     interrupted: bool = False
     wall_s: float = 0.0
 
@@ -318,6 +321,7 @@ async def _run(demo: Demo, orders: int) -> int:
             print(f"linegate demo: {_why_stopped('the gateway', gw_task)}", file=sys.stderr)
             return 1
         hub_task = asyncio.create_task(demo.hub.run(), name="hub")
+        demo.access = await enrol(demo.gateway, demo.api_url, demo.config.stations)
         _staff(demo)
         _banner(demo)
         op_tasks = [
@@ -390,6 +394,8 @@ def _staff(demo: Demo) -> None:
                 error_rate=demo.error_rate,
                 seed=demo.seed,
                 hands=demo.floor,
+                # Through the station's own paired terminal, like a tablet at it.
+                auth=LineKeys({sid: demo.access.terminals[sid]} if demo.access else {}),
             )
         )
 
@@ -409,7 +415,7 @@ def _banner(demo: Demo) -> None:
         print(
             "  devices      simulated: "
             + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
-            + f"  (linegate devices --url {demo.api_url})"
+            + f"  (linegate devices --url {demo.api_url} --token TOKEN)"
         )
     if demo.orders:
         print(
@@ -420,6 +426,12 @@ def _banner(demo: Demo) -> None:
         print(
             "  orders       none from the simulated hub: publish them to the broker; Ctrl-C stops"
         )
+    if demo.access is not None:
+        # Made for this run and shown only here: there is no default account or password.
+        print(f"  accounts     (sign in: POST {demo.api_url}/api/session; new passwords each run)")
+        for user, (role, password) in demo.access.passwords.items():
+            print(f"               {user} ({role.value}) {password}")
+        print(f"  viewer token {demo.access.viewer_token}")
     by_person: dict[str, list[str]] = {}
     for sid, person in demo.staff.items():
         by_person.setdefault(f"{person.name} ({person.badge})", []).append(sid)

@@ -44,6 +44,7 @@ def devices_command(args: argparse.Namespace) -> int:
             args.url,
             "/api/devices",
             otherwise="connecting to each device from here",
+            token=args.token,
         )
         if answer is not None:
             rows, source = answer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 import sys
 from pathlib import Path
@@ -11,7 +12,11 @@ import httpx
 
 from gateway.config.line import LineConfig
 
-__all__ = ["ask_gateway"]
+__all__ = ["TOKEN_ENV", "ask_gateway"]
+
+# Where a command finds the API token it asks the gateway with, if not given --token.
+TOKEN_ENV = "LINEGATE_TOKEN"
+EX_NOPERM = 77  # sysexits.h: the gateway refused who is asking
 
 
 def ask_gateway(
@@ -22,9 +27,14 @@ def ask_gateway(
     params: dict[str, Any] | None = None,
     *,
     otherwise: str,
+    token: str | None = None,
 ) -> tuple[Any, str] | None:
     """(the JSON answer, the gateway's address), or None when no gateway answers, saying
-    so on stderr with what the command does ``otherwise``."""
+    so on stderr with what the command does ``otherwise``. The gateway asks who is
+    asking: ``token`` (``--token``), else the environment's ``LINEGATE_TOKEN``, an API
+    token of any role that reads the board (``linegate tokens create --role viewer``)."""
+    token = token or os.environ.get(TOKEN_ENV) or None
+    headers = {} if token is None else {"Authorization": f"Bearer {token.strip()}"}
     host = config.http.host if config.http.host not in ("0.0.0.0", "::") else "127.0.0.1"
     scheme = "https" if config.http.tls_enabled else "http"
     base = url or f"{scheme}://{host}:{config.http.port}"
@@ -32,7 +42,20 @@ def ask_gateway(
         verify: ssl.SSLContext | bool = True
         if url is None and config.http.tls is not None:
             verify = _pinned(Path(config.http.tls.cert_file))
-        answer = httpx.get(f"{base}{path}", params=params, timeout=3.0, verify=verify)
+        answer = httpx.get(
+            f"{base}{path}", params=params, timeout=3.0, verify=verify, headers=headers
+        )
+        if answer.status_code in (401, 403):
+            said = answer.json().get("message", answer.text) if _is_json(answer) else answer.text
+            print(  # noqa: T201 - a command's word to its user
+                f"linegate {command}: the gateway at {base} refused: {said}\n"
+                f"  pass an API token with --token or {TOKEN_ENV} "
+                "(make one with: linegate tokens create NAME --role viewer)",
+                file=sys.stderr,
+            )
+            # Not None: the gateway is there, so what the command does without one
+            # (probing the devices, planning from the database) would compete with it.
+            raise SystemExit(EX_NOPERM)
         answer.raise_for_status()
         return answer.json(), base
     except (httpx.HTTPError, OSError) as exc:  # OSError: the certificate file
@@ -52,3 +75,8 @@ def _pinned(cert_file: Path) -> ssl.SSLContext:
     # The certificate itself is the trust anchor, not a CA above it.
     context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     return context
+
+
+def _is_json(answer: httpx.Response) -> bool:
+    kind: str = answer.headers.get("content-type", "")
+    return kind.startswith("application/json")

@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     devices.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     devices.add_argument("--url", help="the gateway's station API (default: from [http])")
+    devices.add_argument("--token", help="an API token to ask with (default: $LINEGATE_TOKEN)")
     devices.add_argument(
         "--probe",
         action="store_true",
@@ -121,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print JSON")
     plan.add_argument("--data-dir", type=Path, help="with --config: the gateway's data folder")
     plan.add_argument("--url", help="with --config: the gateway's address (default: [http])")
+    plan.add_argument("--token", help="an API token to ask with (default: $LINEGATE_TOKEN)")
     plan.add_argument(
         "--offline",
         action="store_true",

@@ -52,6 +52,7 @@ def plan_command(args: argparse.Namespace, now: datetime | None = None) -> int:
             "/api/plan",
             {"per_station": args.per_station},
             otherwise="planning from the line's database here",
+            token=args.token,
         )
         if answer is not None:
             snapshot, url = answer

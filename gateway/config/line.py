@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import SplitResult, urlsplit
@@ -26,6 +27,7 @@ from drivers.opcua_machine.config import OpcUaMachineConfig
 from gateway.config.calendar import Shift
 
 __all__ = [
+    "AccessSection",
     "DeviceConfig",
     "DeviceKind",
     "HttpSection",
@@ -34,6 +36,7 @@ __all__ = [
     "LineConfig",
     "LineSection",
     "Operator",
+    "PinAction",
     "Policies",
     "StationConfig",
     "StoreSection",
@@ -455,6 +458,27 @@ class StationConfig(BaseModel):
         return f"{self.id}/{self.printer or 'printer'}"
 
 
+class PinAction(StrEnum):
+    """Station actions a line may ask the operator's PIN for ([access] pin_required)."""
+
+    LOGIN = "login"  # also a badge scanned to sign in
+    LOGOUT = "logout"
+    PAUSE = "pause"
+    RESUME = "resume"
+    COMPLETE = "complete"
+    FAIL = "fail"
+
+
+class AccessSection(BaseModel):
+    """[access]: who may do what beyond the roles (gateway/access)."""
+
+    model_config = _MODEL_CONFIG
+
+    # The actions that ask the operator's PIN (header X-Operator-PIN) as well as the badge:
+    # a badge can be picked up or copied, a PIN is in the operator's head. None by default.
+    pin_required: list[PinAction] = []
+
+
 class LineConfig(BaseModel):
     """The whole line: what load_line_config returns."""
 
@@ -466,6 +490,7 @@ class LineConfig(BaseModel):
     http: HttpSection = HttpSection()
     policies: Policies = Policies()
     planner: PlannerSection = PlannerSection()
+    access: AccessSection = AccessSection()
     operators: list[Operator] = []
     # The working time of the line's stations (gateway/config/calendar.py); none: always open.
     shifts: list[Shift] = []
@@ -487,6 +512,14 @@ class LineConfig(BaseModel):
             unknown = sorted(set(station.operators or ()) - set(badges))
             if unknown:
                 raise ValueError(f"station {station.id!r} lists unknown badges: {unknown}")
+        if self.access.pin_required:
+            # Caught at load, not when an operator is refused at the start of a shift.
+            without = [op.badge for op in self.operators if op.pin_hash is None]
+            if without:
+                raise ValueError(
+                    f"[access] pin_required is set but operators {without} have no pin_hash "
+                    "(make one with `linegate users pin-hash`)"
+                )
         for shift in self.shifts:
             unknown = sorted(set(shift.stations or ()) - set(self.stations))
             if unknown:

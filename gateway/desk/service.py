@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.config.line import StationConfig
-from gateway.desk import badges, defects, operating, reprints, scanning, screen, text
+from gateway.desk import badges, defects, operating, overrides, reprints, scanning, screen, text
 from gateway.desk.replies import Done, Reply
 from gateway.desk.session import Sequencer, Session
 from gateway.orderbook import tasks
@@ -108,6 +108,13 @@ class StationService:
         """Print a label again (the last one printed here by default); the reason is kept."""
         reason = text.clean(reason)
         return self._act(station_id, lambda s: reprints.reprint(s, reason, label_id))
+
+    def override(self, station_id: str, check: str, reason: str, by: str) -> Reply:
+        """A line lead accepts the station's failed ``check`` (``weight``) with a reason;
+        ``by`` names them on the quality record (see :mod:`gateway.desk.overrides`)."""
+        reason = text.clean(reason)
+        what = overrides.Overridable(check)
+        return self._act(station_id, lambda s: overrides.override(s, what, reason, by))
 
     # -- holds the gateway puts on a task (a machine fault) ------------------------------
 

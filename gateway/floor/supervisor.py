@@ -14,6 +14,7 @@ again until it stops, so the gateway's shutdown never waits on it for ever.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -76,10 +77,21 @@ class DeviceSupervisor:
         self.since = time.monotonic()
         self.connected_once = False
         self._stopping = False
+        # Set by retry_now(): a maintainer fixed the device, so the wait before the next
+        # attempt is cut short.
+        self._retry = asyncio.Event()
 
     @property
     def name(self) -> str:
         return self.driver.name
+
+    def retry_now(self) -> bool:
+        """Connect again at once, with the back-off started over (maintenance replaced a
+        cable, powered a scale on). False when the device is ready: nothing to retry."""
+        if self.state is DriverState.READY:
+            return False
+        self._retry.set()
+        return True
 
     async def run(self) -> None:
         # The loop runs as a task of its own so that a cancellation of ours reaches it
@@ -134,7 +146,13 @@ class DeviceSupervisor:
                 # A device that never came up, or keeps dropping, is FAILED only once the
                 # budget is spent; until then it is a blip the line rides through.
                 self._move(DriverState.FAILED if failed else DriverState.DEGRADED, error)
-                await asyncio.sleep(backoff.next())
+                self._retry.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(backoff.next()):
+                        await self._retry.wait()
+                if self._retry.is_set():  # asked for: the next failure waits the least again
+                    backoff.reset()
+                    recent.clear()
         finally:
             self._move(DriverState.STOPPED, self.last_error)
 

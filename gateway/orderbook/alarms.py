@@ -33,7 +33,7 @@ def raise_alarm(
         "INSERT INTO alarms (alarm_id, kind, source, severity, message, raised_at) "
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(alarm_id) DO UPDATE SET kind = excluded.kind, "
         "source = excluded.source, severity = excluded.severity, message = excluded.message, "
-        "raised_at = excluded.raised_at, cleared_at = NULL",
+        "raised_at = excluded.raised_at, cleared_at = NULL, acked_at = NULL, acked_by = NULL",
         (alarm_id, kind, source, severity, message, core.now_iso()),
     )
     core.emit(
@@ -72,6 +72,19 @@ def clear_alarm(core: LineContext, alarm_id: str, message: str) -> bool:
     return True
 
 
+def acknowledge(core: LineContext, alarm_id: str, by: str) -> AlarmRow | None:
+    """Mark the raised alarm ``alarm_id`` acknowledged by ``by`` (once: the first who took
+    it stays named); None when no such alarm is raised."""
+    alarm = active(core, alarm_id)
+    if alarm is None or alarm.acked_at is not None:
+        return alarm
+    core.store.conn.execute(
+        "UPDATE alarms SET acked_at = ?, acked_by = ? WHERE alarm_id = ?",
+        (core.now_iso(), by, alarm_id),
+    )
+    return active(core, alarm_id)
+
+
 def active_alarms(core: LineContext) -> list[dict[str, Any]]:
     """Every raised alarm, oldest first, as the station API shows them."""
     return [
@@ -82,6 +95,8 @@ def active_alarms(core: LineContext) -> list[dict[str, Any]]:
             "severity": a.severity.value,
             "message": a.message,
             "raised_at": a.raised_at,
+            "acked_at": a.acked_at,
+            "acked_by": a.acked_by,
         }
         for a in core.store.fetch_all(
             AlarmRow, "SELECT * FROM alarms WHERE cleared_at IS NULL ORDER BY raised_at"

@@ -193,4 +193,12 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
         """,
     ),
+    (
+        5,
+        """
+        -- An alarm acknowledged by a line lead: someone is on it (the board shows who).
+        ALTER TABLE alarms ADD COLUMN acked_at TEXT;
+        ALTER TABLE alarms ADD COLUMN acked_by TEXT;
+        """,
+    ),
 )

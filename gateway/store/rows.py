@@ -533,6 +533,9 @@ class AlarmRow:
     message: str
     raised_at: str
     cleared_at: str | None
+    # Who acknowledged it ("I am on it"), and when; reset when it is raised again.
+    acked_at: str | None = None
+    acked_by: str | None = None
 
     @classmethod
     def from_row(cls, r: Row) -> Self:
@@ -544,6 +547,8 @@ class AlarmRow:
             str(r["message"]),
             str(r["raised_at"]),
             _opt_str(r["cleared_at"]),
+            _opt_str(r["acked_at"]),
+            _opt_str(r["acked_by"]),
         )
 
 

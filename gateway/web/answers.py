@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["refusal", "refusal_bytes"]
+__all__ = ["WebRefused", "refusal", "refusal_bytes"]
 
 
 def refusal(code: str, message: str, next_step: str) -> dict[str, Any]:
@@ -23,3 +23,24 @@ def refusal_bytes(code: str, message: str, next_step: str) -> bytes:
     return json.dumps(
         refusal(code, message, next_step), ensure_ascii=False, separators=(",", ":")
     ).encode()
+
+
+class WebRefused(Exception):
+    """A refusal by the web layer itself, before the desk (an unknown station, an order
+    the plan does not know, the planner off, a PIN missing), answered in the API's shape;
+    ``zh`` the message and next step in Chinese where an operator reads them."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        next_step: str,
+        zh: tuple[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.next = next_step
+        self.zh = zh

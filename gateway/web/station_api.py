@@ -20,10 +20,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway.desk.replies import Refused, Reply
+from gateway.access.audit import AuditAction
+from gateway.config.line import PinAction
+from gateway.desk.overrides import Overridable
+from gateway.desk.replies import Refused
 from gateway.desk.service import StationService
 from gateway.floor.floor import Floor
-from gateway.orderbook.alarms import active_alarms
+from gateway.orderbook.alarms import acknowledge, active_alarms
 from gateway.orderbook.trace import (
     lot_known_in,
     trace_lot,
@@ -33,7 +36,11 @@ from gateway.orderbook.trace import (
 )
 from gateway.percentiles import percentile
 from gateway.planning.planner import LinePlanner
-from gateway.web.answers import refusal
+from gateway.store.rows import AuditOutcome, Disposition
+from gateway.web.access_routes import SignIns, add_access_routes
+from gateway.web.acting import Acting
+from gateway.web.answers import WebRefused, refusal
+from gateway.web.gate import Gate, Gatekeeper, actor_of
 from gateway.web.limits import BodyGuard
 
 
@@ -72,25 +79,15 @@ class ReprintBody(_Body):
     label_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
+class OverrideBody(_Body):
+    # Not strict: the body is parsed JSON, where an enum can only be its value's text.
+    check: Overridable = Field(strict=False)
+    reason: str = Field(min_length=1, max_length=200)
+
+
 class FailBody(_Body):
     reason: str = Field(min_length=1, max_length=200)
     disposition: str = Field(max_length=32)
-
-
-def _reply(reply: Reply) -> dict[str, Any]:
-    return {"ok": reply.ok, "message": reply.message, "next": reply.next, **reply.data}
-
-
-class WebRefused(Exception):
-    """A refusal by the web layer itself, before the desk (an unknown station, an order
-    the plan does not know, the planner off), answered in the API's shape."""
-
-    def __init__(self, status: int, code: str, message: str, next_step: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.next = next_step
 
 
 # What the framework refuses by itself (an unknown path, a method a path does not take, a
@@ -118,11 +115,14 @@ def create_app(
     floor: Floor | None = None,
     planner: LinePlanner | None = None,
     *,
+    gate: Gate,
+    sign_ins: SignIns,
     docs: bool = False,
 ) -> FastAPI:
     """The FastAPI application; ``health`` is a live dict the gateway keeps current.
-    ``docs`` ([http] api_docs) serves /api/docs, /redoc and /api/openapi.json; without
-    it they are unknown paths, like any other (404 ``NOT_FOUND``)."""
+    ``gate`` decides who may use each route (gateway/web/gate.py); ``sign_ins`` throttles
+    sign-ins and PINs. ``docs`` ([http] api_docs) serves /api/docs, /redoc and
+    /api/openapi.json; without it they are unknown paths, like any other (404)."""
     durations: deque[float] = deque(maxlen=2000)  # ms of the last operator actions
     app = FastAPI(
         title="linegate station API",
@@ -131,6 +131,11 @@ def create_app(
         openapi_url="/api/openapi.json" if docs else None,
     )
     refusals = _HTTP_REFUSALS | (_DOCS_REFUSALS if docs else {})
+    core = service.core
+    store = core.store
+    # Innermost of the middleware: a request reaches a route only through the gate. Its
+    # own cost (a credential's lookup) is inside `timed`, which counts what terminals wait.
+    app.add_middleware(Gatekeeper, gate=gate, routes=app.router.routes)
 
     @app.middleware("http")
     async def timed(
@@ -160,7 +165,10 @@ def create_app(
 
     @app.exception_handler(WebRefused)
     async def web_refused(_: Request, exc: WebRefused) -> JSONResponse:
-        return JSONResponse(refusal(exc.code, exc.message, exc.next), status_code=exc.status)
+        content = refusal(exc.code, exc.message, exc.next)
+        if exc.zh is not None:
+            content |= {"message_zh": exc.zh[0], "next_zh": exc.zh[1]}
+        return JSONResponse(content, status_code=exc.status)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_refused(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -216,15 +224,9 @@ def create_app(
             content=refusal("BAD_REQUEST", problems, "Fix the request and send it again."),
         )
 
-    def station(station_id: str) -> str:
-        if station_id not in service.core.config.stations:
-            raise WebRefused(
-                404,
-                "UNKNOWN_STATION",
-                f"There is no station {station_id} on this line.",
-                "Check the station in the terminal's address: GET /api/stations lists them.",
-            )
-        return station_id
+    acting = Acting(service, sign_ins)
+    act, by_lead, caller, trail = acting.act, acting.by_lead, acting.caller, acting.trail
+    operators, station = acting.operators, acting.station
 
     @app.get("/api/health")
     async def get_health() -> dict[str, Any]:
@@ -260,56 +262,176 @@ def create_app(
         return floor.devices.snapshot() if floor is not None else []
 
     @app.post("/api/stations/{station_id}/reprint")
-    async def reprint_label(station_id: str, body: ReprintBody) -> dict[str, Any]:
-        return _reply(service.reprint(station(station_id), body.reason, body.label_id))
+    async def reprint_label(station_id: str, body: ReprintBody, request: Request) -> Any:
+        return await act(
+            request,
+            station_id,
+            lambda s: s.reprint(station_id, body.reason, body.label_id),
+            privileged=AuditAction.REPRINT,
+            detail=body.reason,
+        )
+
+    @app.post("/api/stations/{station_id}/override")
+    async def override(station_id: str, body: OverrideBody, request: Request) -> Any:
+        by = actor_of(caller(request).principal) or "?"
+        return await act(
+            request,
+            station_id,
+            lambda s: s.override(station_id, body.check, body.reason, by),
+            privileged=AuditAction.OVERRIDE,
+            detail=f"{body.check}: {body.reason}",
+        )
 
     @app.post("/api/stations/{station_id}/login")
-    async def login(station_id: str, body: BadgeBody) -> dict[str, Any]:
-        return _reply(service.login(station(station_id), body.badge))
+    async def login(station_id: str, body: BadgeBody, request: Request) -> Any:
+        return await act(
+            request,
+            station_id,
+            lambda s: s.login(station_id, body.badge),
+            pin=PinAction.LOGIN,
+            badge=body.badge,
+        )
 
     @app.post("/api/stations/{station_id}/logout")
-    async def logout(station_id: str) -> dict[str, Any]:
-        return _reply(service.logout(station(station_id)))
+    async def logout(station_id: str, request: Request) -> Any:
+        return await act(request, station_id, lambda s: s.logout(station_id), pin=PinAction.LOGOUT)
 
     @app.post("/api/stations/{station_id}/scan")
-    async def scan(station_id: str, body: ScanBody) -> dict[str, Any]:
-        return _reply(service.scan(station(station_id), body.code, body.symbology))
+    async def scan(station_id: str, body: ScanBody, request: Request) -> Any:
+        # A badge scanned is a sign-in (gateway/desk/scanning.py): the PIN and the trail
+        # treat it as one.
+        badge = body.code.strip() if body.code.strip() in operators else None
+        return await act(
+            request,
+            station_id,
+            lambda s: s.scan(station_id, body.code, body.symbology),
+            pin=PinAction.LOGIN if badge is not None else None,
+            badge=badge,
+        )
 
     @app.post("/api/stations/{station_id}/next")
-    async def next_task(station_id: str) -> dict[str, Any]:
-        return _reply(service.next_task(station(station_id)))
+    async def next_task(station_id: str, request: Request) -> Any:
+        return await act(request, station_id, lambda s: s.next_task(station_id))
 
     @app.post("/api/stations/{station_id}/start")
-    async def start(station_id: str) -> dict[str, Any]:
-        return _reply(service.start(station(station_id)))
+    async def start(station_id: str, request: Request) -> Any:
+        return await act(request, station_id, lambda s: s.start(station_id))
 
     @app.post("/api/stations/{station_id}/pause")
-    async def pause(station_id: str, body: ReasonBody) -> dict[str, Any]:
-        return _reply(service.pause(station(station_id), body.reason))
+    async def pause(station_id: str, body: ReasonBody, request: Request) -> Any:
+        return await act(
+            request,
+            station_id,
+            lambda s: s.pause(station_id, body.reason),
+            pin=PinAction.PAUSE,
+            privileged=by_lead(request, AuditAction.STATION_PAUSE),
+            detail=body.reason,
+        )
 
     @app.post("/api/stations/{station_id}/resume")
-    async def resume(station_id: str) -> dict[str, Any]:
-        return _reply(service.resume(station(station_id)))
+    async def resume(station_id: str, request: Request) -> Any:
+        return await act(
+            request,
+            station_id,
+            lambda s: s.resume(station_id),
+            pin=PinAction.RESUME,
+            privileged=by_lead(request, AuditAction.STATION_RESUME),
+        )
 
     @app.post("/api/stations/{station_id}/checklist")
-    async def checklist(station_id: str, body: ChecklistBody) -> dict[str, Any]:
-        return _reply(service.checklist(station(station_id), body.item, body.passed))
+    async def checklist(station_id: str, body: ChecklistBody, request: Request) -> Any:
+        return await act(
+            request, station_id, lambda s: s.checklist(station_id, body.item, body.passed)
+        )
 
     @app.post("/api/stations/{station_id}/weight")
-    async def weight(station_id: str, body: WeightBody) -> dict[str, Any]:
-        return _reply(service.weight(station(station_id), body.grams))
+    async def weight(station_id: str, body: WeightBody, request: Request) -> Any:
+        return await act(request, station_id, lambda s: s.weight(station_id, body.grams))
 
     @app.post("/api/stations/{station_id}/complete")
-    async def complete(station_id: str) -> dict[str, Any]:
-        return _reply(service.complete(station(station_id)))
+    async def complete(station_id: str, request: Request) -> Any:
+        return await act(
+            request, station_id, lambda s: s.complete(station_id), pin=PinAction.COMPLETE
+        )
 
     @app.post("/api/stations/{station_id}/fail")
-    async def fail(station_id: str, body: FailBody) -> dict[str, Any]:
-        return _reply(service.fail(station(station_id), body.reason, body.disposition))
+    async def fail(station_id: str, body: FailBody, request: Request) -> Any:
+        use_as_is = body.disposition == Disposition.USE_AS_IS.value
+        return await act(
+            request,
+            station_id,
+            lambda s: s.fail(station_id, body.reason, body.disposition),
+            pin=PinAction.FAIL,
+            privileged=AuditAction.USE_AS_IS if use_as_is else None,
+            detail=body.reason,
+        )
 
     @app.get("/api/alarms")
-    async def alarms() -> list[dict[str, str]]:
+    async def alarms() -> list[dict[str, Any]]:
         return active_alarms(service.core)
+
+    @app.post("/api/alarms/{alarm_id}/ack")
+    async def ack_alarm(alarm_id: str, request: Request) -> dict[str, Any]:
+        """A line lead takes an alarm: the board shows who is on it."""
+        by = actor_of(caller(request).principal) or "?"
+        with store.transaction():
+            alarm = acknowledge(core, alarm_id, by)
+            if alarm is not None:
+                trail(
+                    request, action=AuditAction.ALARM_ACK, outcome=AuditOutcome.OK, target=alarm_id
+                )
+        if alarm is None:
+            raise WebRefused(
+                404,
+                "UNKNOWN_ALARM",
+                f"No alarm {alarm_id} is raised.",
+                "GET /api/alarms lists the raised alarms.",
+                (f"没有正在报警的 {alarm_id}。", "GET /api/alarms 列出当前报警。"),
+            )
+        return {
+            "ok": True,
+            "message": f"Alarm {alarm_id} acknowledged by {alarm.acked_by}.",
+            "next": "It stays on the board until its cause is cleared.",
+            "acked_at": alarm.acked_at,
+            "acked_by": alarm.acked_by,
+        }
+
+    @app.post("/api/devices/{station_id}/{device}/reconnect")
+    async def reconnect(station_id: str, device: str, request: Request) -> dict[str, Any]:
+        """Maintenance: try a device again now instead of after its back-off."""
+        name = f"{station_id}/{device}"
+        supervisor = None if floor is None else floor.devices.supervisors.get(name)
+        if supervisor is None:
+            raise WebRefused(
+                404,
+                "UNKNOWN_DEVICE",
+                f"There is no device {name} on this line.",
+                "GET /api/devices lists them.",
+                (f"本线没有设备 {name}。", "GET /api/devices 列出所有设备。"),
+            )
+        retried = supervisor.retry_now()
+        with store.transaction():
+            trail(
+                request,
+                action=AuditAction.DEVICE_ACTION,
+                outcome=AuditOutcome.OK,
+                target=name,
+                station=station_id,
+                detail="reconnect" if retried else "reconnect: already ready",
+            )
+        if not retried:
+            return {
+                "ok": True,
+                "message": f"{name} is ready: nothing to reconnect.",
+                "next": "",
+                "state": supervisor.state.value,
+            }
+        return {
+            "ok": True,
+            "message": f"{name}: connecting again now.",
+            "next": "GET /api/devices shows whether it came back.",
+            "state": supervisor.state.value,
+        }
 
     @app.get("/api/plan")
     async def plan(per_station: int = 20) -> dict[str, Any]:
@@ -332,7 +454,7 @@ def create_app(
         return found
 
     @app.post("/api/plan/replan")
-    async def replan() -> dict[str, Any]:
+    async def replan(request: Request) -> dict[str, Any]:
         """Ask for a replan now (a line lead after changing something on the floor)."""
         if planner is None:
             raise WebRefused(
@@ -342,6 +464,8 @@ def create_app(
                 "Nothing to replan: the stations' queues follow the dispatch rule.",
             )
         planner.request("asked")
+        with store.transaction():
+            trail(request, action=AuditAction.REPLAN, outcome=AuditOutcome.OK)
         return {"ok": True, "message": "Replan requested.", "next": "GET /api/plan shows it."}
 
     @app.get("/api/trace/unit/{serial}")
@@ -362,6 +486,7 @@ def create_app(
             raise HTTPException(404, unknown_lot(store, lot, "on this line"))
         return trace_lot(store, lot)
 
+    add_access_routes(app, gate, sign_ins)
     return app
 
 

@@ -426,3 +426,15 @@ async def test_the_gateways_task_publishes_a_backlog_in_order(line: Line) -> Non
     events = line.events()
     assert [e["seq"] for e in events] == list(range(1, 1202))
     assert [e["data"]["target"] for e in events] == [f"user-{i}" for i in range(1200)] + ["pack-1"]
+
+
+def test_a_field_typed_by_the_caller_shows_what_it_is() -> None:
+    from gateway.access.audit import one_line
+
+    # A right-to-left override would show "pack-1" reversed after it; a zero-width space
+    # and a soft hyphen would make two different badges look alike; U+2028 is a line break
+    # to a text view.
+    assert one_line("GET /api/stations/pack\u202e-1\u2028x") == "GET /api/stations/pack-1 x"
+    assert one_line("OP-10\u200b06\u00ad") == "OP-1006"
+    assert one_line("\u200b\ufeff") is None
+    assert one_line("王芳 OP-1001") == "王芳 OP-1001"

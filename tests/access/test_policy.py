@@ -62,10 +62,18 @@ LEAD = _accounts("line_lead")
 TERMINAL_HERE = frozenset({"term_op", "term_no_op"})
 OPERATOR_HERE = frozenset({"term_op"})
 DOCS = EVERY_ACCOUNT  # any account or token; no terminal, nobody anonymous
+SIGNED_IN = frozenset(PRINCIPALS) - {"anon"}  # any credential: terminal, account or token
+MAINTENANCE = _accounts("maintenance")
 
 # Issue 12's rules, route by route: who is let in (everyone else is refused).
 EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/health"): frozenset(PRINCIPALS),
+    # Signing in and pairing are how a credential is had: open to anyone.
+    ("POST", "/api/session"): frozenset(PRINCIPALS),
+    ("POST", "/api/terminals/claim"): frozenset(PRINCIPALS),
+    # Who am I, and signing out: for whoever holds a credential.
+    ("GET", "/api/session"): SIGNED_IN,
+    ("DELETE", "/api/session"): SIGNED_IN,
     ("GET", "/api/stations"): EVERY_ACCOUNT,
     ("GET", S): EVERY_ACCOUNT | TERMINAL_HERE,
     ("GET", "/api/devices"): EVERY_ACCOUNT,
@@ -81,7 +89,10 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", f"{S}/pause"): OPERATOR_HERE | LEAD,
     ("POST", f"{S}/resume"): OPERATOR_HERE | LEAD,
     ("POST", f"{S}/reprint"): LEAD,
+    ("POST", f"{S}/override"): LEAD,
     ("GET", "/api/alarms"): EVERY_ACCOUNT,
+    ("POST", "/api/alarms/{alarm_id}/ack"): LEAD,
+    ("POST", "/api/devices/{station_id}/{device}/reconnect"): MAINTENANCE,
     ("GET", "/api/plan"): EVERY_ACCOUNT,
     ("GET", "/api/plan/orders/{order_id}"): EVERY_ACCOUNT,
     ("POST", "/api/plan/replan"): LEAD,
@@ -113,7 +124,15 @@ def app(tmp_path: Path, line: LineConfig) -> Iterator[FastAPI]:
     gw = Gateway(config, data_dir=tmp_path, clock=ManualClock(LINE_MORNING))
     gw.open()
     try:
-        yield create_app(gw.stations, gw.health, gw.floor, gw.planner, docs=True)
+        yield create_app(
+            gw.stations,
+            gw.health,
+            gw.floor,
+            gw.planner,
+            gate=gw.gate,
+            sign_ins=gw.sign_ins,
+            docs=True,
+        )
     finally:
         gw.store.close()
 
@@ -195,6 +214,19 @@ def test_a_terminal_of_another_station_is_told_so() -> None:
         ("anon", ("GET", "/api/stations"), DenyCode.NOT_SIGNED_IN),
         ("anon", ("POST", f"{S}/login"), DenyCode.NOT_SIGNED_IN),
         ("anon", ("GET", "/api/docs"), DenyCode.NOT_SIGNED_IN),
+        ("anon", ("GET", "/api/session"), DenyCode.NOT_SIGNED_IN),
+        ("anon", ("POST", "/api/alarms/{alarm_id}/ack"), DenyCode.NOT_SIGNED_IN),
+        ("term_op", ("POST", "/api/alarms/{alarm_id}/ack"), DenyCode.FORBIDDEN_ROLE),
+        (
+            "user_line_lead",
+            ("POST", "/api/devices/{station_id}/{device}/reconnect"),
+            DenyCode.FORBIDDEN_ROLE,
+        ),
+        (
+            "term_op",
+            ("POST", "/api/devices/{station_id}/{device}/reconnect"),
+            DenyCode.FORBIDDEN_ROLE,
+        ),
         ("term_no_op", ("POST", f"{S}/complete"), DenyCode.NO_OPERATOR),
         ("term_no_op", ("POST", f"{S}/pause"), DenyCode.NO_OPERATOR),
         ("term_other", ("POST", f"{S}/complete"), DenyCode.WRONG_STATION),

@@ -68,18 +68,18 @@ def _order(n: int, rng: random.Random) -> dict[str, Any]:
     }
 
 
-async def _work(driver: Driver, seconds: float) -> None:
+async def _work(gw: GatewayProcess, driver: Driver, seconds: float) -> None:
     """Operators at every station for ``seconds`` (or until the gateway dies)."""
     deadline = time.monotonic() + seconds
-    async with httpx.AsyncClient(timeout=5) as c:
+    async with gw.async_client(timeout=5) as c:
         with contextlib.suppress(httpx.HTTPError, OSError, json.JSONDecodeError):
             while time.monotonic() < deadline:
                 for station in BADGES:
                     await driver.step(c, station)
 
 
-async def _finish(driver: Driver) -> None:
-    async with httpx.AsyncClient(timeout=10) as c:
+async def _finish(gw: GatewayProcess, driver: Driver) -> None:
+    async with gw.async_client() as c:
         await driver.run_until_idle(c)
 
 
@@ -108,7 +108,7 @@ def run_kill_cycles(workdir: Path, broker: Mosquitto, kills: int, seed: int) -> 
             batch = [_order(orders + k, rng) for k in range(rng.randint(1, 4))]
             orders += len(batch)
             hub.publish("in/orders", batch)
-            asyncio.run(_work(driver, rng.uniform(0.2, 1.2)))
+            asyncio.run(_work(gw, driver, rng.uniform(0.2, 1.2)))
             gw.kill()
             if (verdict := _integrity(gw.db)) != "ok":
                 integrity.append(verdict)
@@ -118,7 +118,7 @@ def run_kill_cycles(workdir: Path, broker: Mosquitto, kills: int, seed: int) -> 
             started = time.monotonic()
             gw.start()
             restarts.append(time.monotonic() - started)
-        asyncio.run(_finish(driver))
+        asyncio.run(_finish(gw, driver))
         started = time.monotonic()
         hub.wait_for(
             lambda ev: (

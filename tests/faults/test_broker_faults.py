@@ -81,9 +81,9 @@ def test_a_crash_between_publish_and_puback_duplicates_but_loses_nothing(
         _wait(lambda: len(recorder.unique()) >= 5)
         proxy.set("hold_replies")  # the broker gets everything; the gateway hears nothing
         hub.publish("in/orders", [_order(n) for n in range(5, 8)])  # waits at the broker
-        with httpx.Client(timeout=5) as c:  # an operator's actions still commit events
-            c.post(f"{gw.base}/api/stations/laser-1/login", json={"badge": "OP-1006"})
-            c.post(f"{gw.base}/api/stations/laser-1/next")
+        with gw.client(timeout=5) as c:  # an operator's actions still commit events
+            c.post("/api/stations/laser-1/login", json={"badge": "OP-1006"}).raise_for_status()
+            c.post("/api/stations/laser-1/next").raise_for_status()
         before = last_committed_seq(gw.db)
         _wait(lambda: len(recorder.unique()) >= before)  # at the hub, unacknowledged here
         gw.kill()
@@ -124,7 +124,7 @@ def test_the_broker_stopped_mid_burst_loses_nothing(
         async def work(seconds: float) -> Driver:
             driver = Driver(gw.base)
             deadline = time.monotonic() + seconds
-            async with httpx.AsyncClient(timeout=5) as c:
+            async with gw.async_client(timeout=5) as c:
                 while time.monotonic() < deadline:
                     for station in ("laser-1", "qc-1", "kit-1", "pack-1"):
                         await driver.step(c, station)

@@ -16,12 +16,16 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from gateway.access import tokens
+from gateway.store.db import Store
+from gateway.store.rows import Role
 from tests.conftest import Mosquitto, free_port, missing, mosquitto_binary
 from tests.faults.report import HubRecorder, report
 from tests.integration.gateway_process import ROOT, GatewayProcess
@@ -55,6 +59,15 @@ def _line(tmp: Path) -> Path:
         text.replace("[policies]\n", "[policies]\ndisk_free_floor_mib = 2\n", 1)
     )
     return folder
+
+
+def _fresh_token(db: Path) -> str:
+    store = Store(db)
+    store.open()
+    try:
+        return tokens.create_token(store, "board", Role.VIEWER, datetime.now(UTC)).token
+    finally:
+        store.close()
 
 
 def _order(n: int) -> dict[str, Any]:
@@ -102,9 +115,11 @@ def test_a_full_disk_pauses_intake_refuses_clearly_and_recovers(
     stack = contextlib.ExitStack()
     try:
         gw.start()
-        api = stack.enter_context(httpx.Client(base_url=gw.base, timeout=10))
+        api = stack.enter_context(gw.client())
         hub.publish("in/orders", [_order(n) for n in range(3)])
         _wait(lambda: sum(e["type"] == "order.accepted" for e in hub.events()) == 3)
+
+        fresh = _fresh_token(gw.db)  # never used: its first use is due a last-use stamp
 
         # Below the floor: orders wait in the broker, an alarm says why.
         filler = _fill(small_disk, leave_mib=1.0)
@@ -120,6 +135,18 @@ def test_a_full_disk_pauses_intake_refuses_clearly_and_recovers(
         body = answer.json()
         assert body["code"] == "DISK_FULL" and "Nothing was recorded" in body["next"]
         assert api.get("/api/stations/laser-1").json()["operator"] is None  # indeed not saved
+        # The gate's own bookkeeping gives way: a token whose last-use stamp cannot be
+        # written still reads the board, where the alarm is ...
+        board = httpx.get(
+            f"{gw.base}/api/alarms", headers={"Authorization": f"Bearer {fresh}"}, timeout=10
+        )
+        assert board.status_code == 200, board.text
+        assert "storage:disk_low" in [a["alarm_id"] for a in board.json()]
+        # ... and a request without a credential is refused as ever, not failed.
+        anonymous = httpx.post(
+            f"{gw.base}/api/stations/laser-1/login", json={"badge": "OP-1006"}, timeout=10
+        )
+        assert anonymous.status_code == 401, anonymous.text
         assert api.get("/api/health").status_code == 200
         assert gw.proc is not None and gw.proc.poll() is None  # up: no crash, no restart
 

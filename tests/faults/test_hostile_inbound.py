@@ -577,7 +577,8 @@ def test_hostile_payloads_are_refused_and_the_line_goes_on(
         assert [(t, bytes(raw)) for _, t, raw in rows] == [(case.topic, case.payload)] * sends
         if case.topic.startswith("in/masterdata/"):
             kind = case.topic.rsplit("/", 1)[1]
-            alarms = httpx.get(ln.gw.base + "/api/alarms", timeout=5).json()
+            with ln.gw.client(timeout=5) as api:
+                alarms = api.get("/api/alarms").json()
             assert f"masterdata:{kind}" in {a["alarm_id"] for a in alarms}
     else:
         bad = [o for o in case.orders if isinstance(o, Rejected)]

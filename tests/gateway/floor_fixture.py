@@ -29,10 +29,12 @@ from gateway.config.line import LineConfig
 from gateway.config.load import load_line_config
 from gateway.desk.service import StationService
 from gateway.floor.supervisor import SupervisorPolicy
+from simulators.keys import LineKeys
 from simulators.line import SimulatedLine
 from simulators.relocate import relocate_line
 from tests.clocks import line_clock
 from tests.gateway.conftest import REFERENCE_LINE, catalog_bytes, stock_doc
+from tests.keys import issue_keys
 
 __all__ = ["FAST_DEVICES", "FloorRig", "floor_rig", "start_simulators", "until"]
 
@@ -44,11 +46,13 @@ MACHINE_CYCLE_S = 0.3
 
 @dataclass
 class FloorRig:
-    """The gateway, the simulated floor and the helpers the tests use."""
+    """The gateway, the simulated floor and the helpers the tests use; ``keys`` the
+    credentials of the station API's clients (each station's terminal, a token per role)."""
 
     gateway: Gateway
     sim: SimulatedLine
     config: LineConfig
+    keys: LineKeys
 
     @property
     def svc(self) -> StationService:
@@ -154,7 +158,8 @@ async def floor_rig(tmp_path: Path) -> AsyncIterator[FloorRig]:
                 if not started.done():
                     started.cancel()
                     await running  # raises why the gateway did not start
-                rig = FloorRig(gw, sim, config)
+                keys = issue_keys(gw.store, config, gw.core.clock.now())
+                rig = FloorRig(gw, sim, config, keys)
                 rig.send("in/masterdata/catalog", catalog_bytes())
                 rig.send("in/masterdata/stock", stock_doc())
                 await until(

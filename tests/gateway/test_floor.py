@@ -34,6 +34,7 @@ from tests.gateway.floor_fixture import (
     start_simulators,
     until,
 )
+from tests.keys import issue_keys
 
 # KIT-XMAS-A weighs 310 ± 12 g; its routing is kit_assemble (no machine), then pack.
 KIT = "KIT-XMAS-A"
@@ -91,9 +92,10 @@ def work(rig: FloorRig, task_id: int) -> Progress:
 
 
 async def api(rig: FloorRig, method: str, path: str, body: Any = None) -> Any:
-    """One request to the gateway's station API; returns the decoded answer."""
+    """One request to the gateway's station API, with the credential of who may make it
+    (the station's terminal, or a role's token); returns the decoded answer."""
     base = f"http://127.0.0.1:{rig.gateway.http_port}"
-    async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=5, auth=rig.keys) as client:
         r = await client.request(method, path, json=body)
     assert r.status_code == 200, r.text
     return r.json()
@@ -509,7 +511,9 @@ async def test_a_job_running_while_the_gateway_restarts_still_completes_its_task
         machine = sim.machines["laser-1"]
         machine.cycle_s = 3.0  # long enough to restart the gateway in the middle
         gw, running = await _gateway(config, data)
-        rig = FloorRig(gw, sim, config)
+        # Paired once: the terminals keep their credentials over the restart.
+        keys = issue_keys(gw.store, config, gw.core.clock.now())
+        rig = FloorRig(gw, sim, config, keys)
         rig.send("in/masterdata/catalog", catalog_bytes())
         rig.send("in/masterdata/stock", stock_doc())
         await until(
@@ -521,7 +525,7 @@ async def test_a_job_running_while_the_gateway_restarts_still_completes_its_task
         assert machine.state == PackMLState.EXECUTE  # the machine works on, the gateway is away
 
         gw, running = await _gateway(config, data)
-        rig = FloorRig(gw, sim, config)
+        rig = FloorRig(gw, sim, config, keys)
         try:
             await until(
                 "the task completed by the machine after the restart",

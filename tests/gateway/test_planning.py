@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.access.tokens import create_token
 from gateway.app.root import Gateway
 from gateway.config.line import LineConfig
 from gateway.config.load import load_line_config
@@ -38,10 +39,11 @@ from gateway.planning.line_plan import LineJob, LinePlan, compact
 from gateway.planning.line_problem import line_problem, task_key
 from gateway.planning.line_solve import solve_line
 from gateway.planning.planner import EARLY_REASON, LinePlanner
-from gateway.store.rows import Severity
+from gateway.store.rows import Role, Severity
 from gateway.web.station_api import create_app
 from tests.clocks import LINE_MORNING, ManualClock
 from tests.gateway.conftest import REFERENCE_LINE, Line, catalog_bytes, stock_doc
+from tests.keys import issue_keys
 
 # A Thursday morning on the reference line (shifts 08:00-24:00, Asia/Shanghai).
 MORNING = LINE_MORNING
@@ -286,7 +288,9 @@ async def running(
     ln = Line(gw)
     ln.send("in/masterdata/catalog", catalog_bytes())
     ln.send("in/masterdata/stock", stock_doc())
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}") as client:
+    # Reading the plan is the board's, asking a replan a line lead's: a token per role.
+    keys = issue_keys(gw.store, gw.config, clock.now())
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}", auth=keys) as client:
         try:
             yield ln, client
         finally:
@@ -529,16 +533,18 @@ def test_linegate_plan_plans_the_lines_database_when_no_gateway_runs(tmp_path: P
 
 
 async def test_linegate_plan_shows_the_plan_the_running_gateway_follows(
-    running: tuple[Line, httpx.AsyncClient],
+    running: tuple[Line, httpx.AsyncClient], clock: ManualClock
 ) -> None:
     line, _ = running
     stats = _planner(line).replanner.stats
     await _until(lambda: stats.replans == 1)
     line.send("in/orders", _order("SO-1", ("TEE-WHT-M", 2, STANDARD)))
     await _until(lambda: stats.replans == 2)
+    # The command asks with a token, as an admin makes one (linegate tokens create).
+    token = create_token(line.gateway.store, "plan cli", Role.VIEWER, clock.now()).token
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "plan", "--config", str(REFERENCE_LINE),
-        "--url", f"http://127.0.0.1:{line.gateway.http_port}",
+        "--url", f"http://127.0.0.1:{line.gateway.http_port}", "--token", token,
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await proc.communicate()
@@ -560,9 +566,12 @@ async def test_with_the_planner_off_the_rule_orders_every_queue(tmp_path: Path) 
         for n in range(3):
             line.send("in/orders", _order(f"SO-{n}", ("TEE-WHT-M", 1, STANDARD), hours=8 - n))
         assert [r.task_id for r in gw.stations.queue("dtg-1")] == _rule_order(line, "dtg_print")
-        app = create_app(gw.stations, gw.health, gw.floor, gw.planner)
+        app = create_app(
+            gw.stations, gw.health, gw.floor, gw.planner, gate=gw.gate, sign_ins=gw.sign_ins
+        )
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as api:
+        keys = issue_keys(gw.store, gw.config, gw.core.clock.now())
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw", auth=keys) as api:
             body = (await api.get("/api/plan")).json()
             assert body == {"enabled": False, "source": "rule (the planner is off)", "plan": None}
             assert (await api.post("/api/plan/replan")).status_code == 409

@@ -12,9 +12,13 @@ reason (pause, fail, reprint) loses its control and format characters, lone surr
 line separators, its spaces collapse, and with no visible character left it is refused
 ``REASON_REQUIRED``; a badge or scan with such a character is a misread (``BAD_CODE``; a GS
 in a GS1 code is FNC1 and fine); JSON types are strict (true is not 1, "yes" is not true,
-5 is 5.0 g). Every refusal is ``{ok: false, code, message, next}``, nothing refused is
-recorded, no event ever carries a control character or a lone surrogate, and only actions
-the desk carried out or refused count in ``/api/health``'s ``action_ms``.
+5 is 5.0 g). Every refusal is ``{ok: false, code, message, next}`` (the gate's, who may
+ask, also in Chinese: ``message_zh``, ``next_zh``), nothing refused is recorded, no event
+ever carries a control character or a lone surrogate, and only actions the desk carried out
+or refused count in ``/api/health``'s ``action_ms``.
+
+The clients authenticate as real ones do (tests/keys.py): each station's paired terminal,
+a token per role; only a test of an anonymous caller goes without.
 
 Two real gateways: one in the test's loop (uvicorn on a free loopback port, its store a
 SQLite file, the in-memory hub bringing orders) where the desk is exercised; one as its own
@@ -35,6 +39,7 @@ import time
 import unicodedata
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +50,12 @@ from hypothesis import event as tally
 from hypothesis import strategies as st
 
 from gateway.app.root import Gateway
+from gateway.config.load import load_line_config
+from simulators.keys import LineKeys
 from tests.clocks import line_clock_offset_s
 from tests.conftest import free_port
 from tests.gateway.test_station_api import LOT, Line, _config, served_line
+from tests.keys import issue_keys_in
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIP_BY = "2030-01-01T10:00:00+08:00"
@@ -59,21 +67,30 @@ EARLY_S, LATE_S = 0.3, 1.5
 # Control, format, surrogate, line and paragraph separator: never in a stored text.
 INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 REFUSAL_KEYS = {"ok", "code", "message", "next"}
+# The gate's refusals (who may ask) say it in Chinese too.
+GATE_REFUSAL_KEYS = REFUSAL_KEYS | {"message_zh", "next_zh"}
 
 
 # --- what an answer must be ---------------------------------------------------------------
 
 
 def refusal_of(
-    status: int, body: bytes | str, want_status: int, want_code: str, what: object = ""
+    status: int,
+    body: bytes | str,
+    want_status: int,
+    want_code: str,
+    what: object = "",
+    *,
+    gate: bool = False,
 ) -> None:
     """The answer (to ``what``) is the API's refusal with this status and code, in words,
-    and says back no control character."""
+    and says back no control character; ``gate``: the gate's refusal, in both languages."""
     assert status == want_status, f"{what}: {status} (wanted {want_status}): {body!r}"
     doc = json.loads(body)
-    assert set(doc) == REFUSAL_KEYS, f"{what}: {doc}"
+    keys = GATE_REFUSAL_KEYS if gate else REFUSAL_KEYS
+    assert set(doc) == keys, f"{what}: {doc}"
     assert doc["ok"] is False and doc["code"] == want_code, f"{what}: {doc}"
-    for key in ("message", "next"):
+    for key in sorted(keys - {"ok", "code"}):
         assert isinstance(doc[key], str) and doc[key].strip(), f"{what}: {doc}"
         assert not invisible_in(doc[key]), f"{what}: {doc}"
 
@@ -119,7 +136,16 @@ class Api:
 
     @property
     def http(self) -> httpx.AsyncClient:
+        """The line's client: each request with the credential of who may make it."""
         return self.ln.api
+
+    @property
+    def keys(self) -> LineKeys:
+        return self.ln.keys
+
+    def bearer(self, station: str = "laser-1") -> str:
+        """The ``Authorization`` header line of ``station``'s terminal, for a raw request."""
+        return f"Authorization: Bearer {self.keys.terminal(station)}"
 
     async def send(self, path: str, body: bytes, ctype: str = "application/json") -> httpx.Response:
         return await self.http.post(path, content=body, headers={"content-type": ctype})
@@ -129,6 +155,16 @@ class Api:
         pending = [json.loads(r.payload) for r in self.gw.outbox.peek(0, 1_000_000)]
         by_seq = {e["seq"]: e for e in [*self.ln.hub.events, *pending]}
         return [by_seq[seq] for seq in sorted(by_seq)]
+
+    def assert_nothing_recorded_since(self, seq: int) -> None:
+        """No event after ``seq`` but the audit trail's record of a refused sign-in (a badge
+        refused at login is kept in the trail on purpose, gateway/access/audit.py): nothing
+        of the line's work was recorded."""
+        for event in self.events():
+            if event["seq"] > seq:
+                assert event["type"] == "audit.recorded", event
+                assert event["data"]["action"] == "sign_in", event
+                assert event["data"]["outcome"] == "denied", event
 
     def assert_events_clean(self) -> None:
         for event in self.events():
@@ -168,10 +204,12 @@ async def read_answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]
     return int(status_line.split()[1]), headers, body
 
 
-def post_head(path: str, framing: str) -> bytes:
+def post_head(path: str, framing: str, credential: str | None = None) -> bytes:
+    """A POST's head; ``credential`` an ``Authorization`` header line, as a terminal sends."""
+    auth = "" if credential is None else f"{credential}\r\n"
     return (
         f"POST {path} HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
-        f"{framing}\r\n\r\n"
+        f"{auth}{framing}\r\n\r\n"
     ).encode()
 
 
@@ -182,8 +220,6 @@ def post_head(path: str, framing: str) -> bytes:
 APP_REFUSALS: list[tuple[str, str, bytes | None, str | None, int, str]] = [
     ("GET", "/nope", None, None, 404, "NOT_FOUND"),
     ("POST", "/api/nope", b"{}", "application/json", 404, "NOT_FOUND"),
-    ("GET", "/api/stations/nope", None, None, 404, "UNKNOWN_STATION"),
-    ("POST", "/api/stations/nope/next", None, None, 404, "UNKNOWN_STATION"),
     ("GET", "/api/plan/orders/SO-404", None, None, 404, "UNKNOWN_ORDER"),
     ("POST", "/api/plan/replan", None, None, 409, "PLANNER_OFF"),
     ("DELETE", "/api/health", None, None, 405, "METHOD_NOT_ALLOWED"),
@@ -204,6 +240,24 @@ APP_REFUSALS: list[tuple[str, str, bytes | None, str | None, int, str]] = [
 ]  # fmt: skip
 
 
+# An unknown station, by who asks: (method, path, body, who, status, code); who is a role's
+# token, a station's terminal or nobody (None). No terminal is paired with a station the
+# line does not have, so only who may act at any station (a line lead) or read any (the
+# board) gets past the gate to be told it is unknown; a terminal of another station, or
+# an anonymous caller, is refused by the gate first.
+UNKNOWN_STATION: list[tuple[str, str, bytes | None, str | None, int, str]] = [
+    ("GET", "/api/stations/nope", None, "viewer", 404, "UNKNOWN_STATION"),
+    ("POST", "/api/stations/nope/pause", b'{"reason": "jam"}', "line_lead", 404,
+     "UNKNOWN_STATION"),
+    ("POST", "/api/stations/nope/reprint", b'{"reason": "lost"}', "line_lead", 404,
+     "UNKNOWN_STATION"),
+    ("GET", "/api/stations/nope", None, "laser-1", 403, "WRONG_STATION"),
+    ("POST", "/api/stations/nope/next", None, "laser-1", 403, "WRONG_STATION"),
+    ("POST", "/api/stations/nope/next", None, "line_lead", 403, "FORBIDDEN_ROLE"),
+    ("POST", "/api/stations/nope/next", None, None, 401, "NOT_SIGNED_IN"),
+]  # fmt: skip
+
+
 async def test_what_the_app_refuses_by_itself_answers_in_the_apis_shape(api: Api) -> None:
     for method, path, body, ctype, status, code in APP_REFUSALS:
         headers = {"content-type": ctype} if ctype else {}
@@ -211,6 +265,15 @@ async def test_what_the_app_refuses_by_itself_answers_in_the_apis_shape(api: Api
         refusal_of(r.status_code, r.content, status, code, f"{method} {path} {body!r:.40}")
         if status == 405:
             assert r.headers["allow"]  # what the path does take
+    for method, path, body, who, status, code in UNKNOWN_STATION:
+        headers = {"content-type": "application/json"}
+        if who is not None:
+            credential = api.keys.tokens.get(who) or api.keys.terminal(who)
+            headers["authorization"] = f"Bearer {credential}"
+        async with httpx.AsyncClient(base_url=api.http.base_url, timeout=10) as anyone:
+            r = await anyone.request(method, path, content=body, headers=headers)
+        what = f"{who}: {method} {path}"
+        refusal_of(r.status_code, r.content, status, code, what, gate=status in (401, 403))
     assert api.count("SELECT count(*) FROM sessions WHERE operator IS NOT NULL") == 0
 
 
@@ -231,7 +294,8 @@ async def test_a_request_that_is_not_http_is_answered_in_the_apis_shape(api: Api
 async def test_a_body_over_the_limit_is_refused_by_its_length_before_it_is_read(api: Api) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
     # The head alone: an answer that comes now was given without the body.
-    writer.write(post_head("/api/stations/laser-1/login", f"Content-Length: {10 * 2**20}"))
+    head = post_head("/api/stations/laser-1/login", f"Content-Length: {10 * 2**20}", api.bearer())
+    writer.write(head)
     async with asyncio.timeout(5):
         status, headers, body = await read_answer(reader)
         assert await reader.read() == b""  # closed: the 10 MiB are never read
@@ -240,14 +304,15 @@ async def test_a_body_over_the_limit_is_refused_by_its_length_before_it_is_read(
     assert headers["connection"] == "close"
 
 
-def _chunked_until_answered(port: int, total: int) -> tuple[int, bytes]:
+def _chunked_until_answered(port: int, total: int, credential: str) -> tuple[int, bytes]:
     """Send a chunked body of ``total`` bytes, 4 KiB a chunk, until an answer is there;
     returns the bytes sent and the answer. Blocking (in a thread): what the gateway wrote
     before closing stays readable here even after a write of ours failed on the close."""
     chunk = b"x" * 4096
     sent = 0
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(post_head("/api/stations/laser-1/login", "Transfer-Encoding: chunked"))
+        head = post_head("/api/stations/laser-1/login", "Transfer-Encoding: chunked", credential)
+        sock.sendall(head)
         try:
             while sent < total and not select.select([sock], [], [], 0.001)[0]:
                 sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
@@ -265,7 +330,7 @@ def _chunked_until_answered(port: int, total: int) -> tuple[int, bytes]:
 
 async def test_a_chunked_body_is_refused_once_it_passes_the_limit(api: Api) -> None:
     total = 10 * 2**20
-    sent, answer = await asyncio.to_thread(_chunked_until_answered, api.port, total)
+    sent, answer = await asyncio.to_thread(_chunked_until_answered, api.port, total, api.bearer())
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413 "), answer[:200]
     refusal_of(413, body, 413, "BODY_TOO_LARGE")
@@ -448,11 +513,15 @@ async def test_only_what_the_desk_did_or_refused_counts_in_action_ms(api: Api) -
         ("/api/stations/laser-1/login", b"x" * (LIMIT + 1)),
         ("/api/stations/laser-1/login", b'{"badge": '),
         ("/api/stations/laser-1/login", b'{"badge": 1006}'),
+        # No terminal is paired with an unknown station: refused by the gate (401), which
+        # counts no more than the other refusals before the desk.
         ("/api/stations/nope/login", b'{"badge": "OP-1006"}'),
+        # Nobody signed in at qc-1: its terminal is refused by the gate (403 NO_OPERATOR).
+        ("/api/stations/qc-1/next", b""),
         ("/api/nope", b"{}"),
     ):
         r = await api.send(path, body)
-        assert r.status_code in (404, 413, 422), r.text
+        assert r.status_code in (401, 403, 404, 413, 422), r.text
     health = (await api.http.get("/api/health")).json()
     assert health["action_ms"]["n"] == 2
 
@@ -580,7 +649,8 @@ async def test_any_code_is_refused_clearly(
         judged = sent if action == "login" else sent.strip(" \t\r\n").replace("\x1d", "")
         if invisible_in(judged):
             assert doc["code"] == "BAD_CODE", doc
-    assert api.gw.outbox.last_seq == seq
+    # A refused login is a refused sign-in: the audit trail keeps it (an event), nothing else.
+    api.assert_nothing_recorded_since(seq)
     api.assert_events_clean()
 
 
@@ -658,6 +728,11 @@ class Process:
     proc: subprocess.Popen[bytes]
     port: int
     log: Path
+    keys: LineKeys  # st-1's and st-2's terminals, paired in the gateway's database
+
+    def bearer(self, station: str) -> str:
+        """The ``Authorization`` header line of ``station``'s terminal, for a raw request."""
+        return f"Authorization: Bearer {self.keys.terminal(station)}"
 
     def hwm_kib(self) -> int:
         """The process's peak resident memory so far (VmHWM), KiB."""
@@ -679,10 +754,11 @@ def process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
         )
     port = free_port()
     log = tmp / "gateway.log"
+    offset_s = line_clock_offset_s()
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "run", "--config", str(config), "--data-dir",
-             str(tmp), "--http-port", str(port), "--clock-offset-s", str(line_clock_offset_s())],
+             str(tmp), "--http-port", str(port), "--clock-offset-s", str(offset_s)],
             cwd=ROOT, stdout=out, stderr=out, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
     try:
@@ -695,7 +771,12 @@ def process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
                     break
             except httpx.TransportError:
                 time.sleep(0.05)
-        yield Process(proc, port, log)
+        # The stations' terminals paired in the running gateway's database, as an admin
+        # pairs them (at the line's time).
+        line = load_line_config(config)
+        now = datetime.now(UTC) + timedelta(seconds=offset_s)
+        keys = issue_keys_in(line.store_path(tmp), line, now)
+        yield Process(proc, port, log, keys)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -730,12 +811,15 @@ def test_a_refused_body_costs_the_gateway_nothing_like_its_size(process: Process
     login = "/api/stations/st-1/login"
     # Warm every path first (imports, buffers), so the peak after is the bodies' alone.
     small = b'{"badge": "' + b"x" * LIMIT + b'"}'
-    _push(process.port, post_head(login, f"Content-Length: {len(small)}"), small)
-    _push(process.port, post_head(login, "Transfer-Encoding: chunked"), _chunked(small))
+    auth = process.bearer("st-1")  # st-1's own terminal: the bodies are all that is wrong
+    _push(process.port, post_head(login, f"Content-Length: {len(small)}", auth), small)
+    _push(process.port, post_head(login, "Transfer-Encoding: chunked", auth), _chunked(small))
     before = process.hwm_kib()
-    _push(process.port, post_head(login, f"Content-Length: {len(body)}"), body)
-    _push(process.port, post_head(login, "Transfer-Encoding: chunked"), _chunked(body))
-    r = httpx.post(f"http://127.0.0.1:{process.port}{login}", json={"badge": "OP-0001"})
+    _push(process.port, post_head(login, f"Content-Length: {len(body)}", auth), body)
+    _push(process.port, post_head(login, "Transfer-Encoding: chunked", auth), _chunked(body))
+    r = httpx.post(
+        f"http://127.0.0.1:{process.port}{login}", json={"badge": "OP-0001"}, auth=process.keys
+    )
     assert r.status_code == 200, r.text  # and the gateway goes on
     grown = process.hwm_kib() - before
     assert grown < size // 4 // 1024, f"peak memory grew {grown} KiB for {size >> 20} MiB bodies"
@@ -770,10 +854,10 @@ async def _silent(port: int) -> float:
         writer.close()
 
 
-async def _slow_head(port: int) -> float:
+async def _slow_head(port: int, credential: str) -> float:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        head = post_head("/api/stations/st-1/login", "Content-Length: 20")
+        head = post_head("/api/stations/st-1/login", "Content-Length: 20", credential)
         return await _closed_after(reader, writer, head, 0.2)
     finally:
         writer.close()
@@ -791,12 +875,13 @@ async def _slow_head_after_an_answer(port: int) -> float:
         writer.close()
 
 
-async def _slow_body(port: int) -> tuple[float, bytes]:
+async def _slow_body(port: int, credential: str) -> tuple[float, bytes]:
     """The head at once, then the body a byte at a time: 408, in the API's shape."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         body = b'{"badge": "OP-0001"}' + b" " * 80
-        writer.write(post_head("/api/stations/st-1/login", f"Content-Length: {len(body)}"))
+        head = post_head("/api/stations/st-1/login", f"Content-Length: {len(body)}", credential)
+        writer.write(head)
         answer = asyncio.create_task(read_answer(reader))
         t0 = time.monotonic()
         for i in range(len(body)):
@@ -813,11 +898,13 @@ async def _slow_body(port: int) -> tuple[float, bytes]:
         writer.close()
 
 
-async def _other_station(port: int, busy: list[asyncio.Task[Any]]) -> list[float]:
-    """st-2's operator signing in again and again while the others misbehave: the time each
-    answer took."""
+async def _other_station(port: int, keys: LineKeys, busy: list[asyncio.Task[Any]]) -> list[float]:
+    """st-2's operator signing in again and again (at st-2's terminal) while the others
+    misbehave: the time each answer took."""
     took: list[float] = []
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", timeout=10, auth=keys
+    ) as http:
         while not all(t.done() for t in busy):
             t0 = time.monotonic()
             r = await http.post("/api/stations/st-2/login", json={"badge": "OP-0002"})
@@ -832,10 +919,10 @@ async def test_slow_and_silent_clients_are_cut_off_while_other_stations_are_answ
 ) -> None:
     port = process.port
     silent = asyncio.create_task(_silent(port))
-    head = asyncio.create_task(_slow_head(port))
+    head = asyncio.create_task(_slow_head(port, process.bearer("st-1")))
     kept_alive = asyncio.create_task(_slow_head_after_an_answer(port))
-    body = asyncio.create_task(_slow_body(port))
-    took = await _other_station(port, [silent, head, kept_alive, body])
+    body = asyncio.create_task(_slow_body(port, process.bearer("st-1")))
+    took = await _other_station(port, process.keys, [silent, head, kept_alive, body])
     for name, elapsed in (
         ("silent", silent.result()),
         ("slow head", head.result()),

@@ -214,3 +214,23 @@ async def test_a_slow_close_is_not_cut_short_by_the_second_cancel() -> None:
         await task
     assert (driver.closes, driver.closed_fully) == (1, 1)
     assert sup.state is DriverState.STOPPED
+
+
+async def test_maintenance_cuts_the_back_off_short() -> None:
+    # A back-off of a minute: only retry_now() can bring the device back within the test.
+    slow = SupervisorPolicy(initial_s=60.0, max_s=60.0, budget=3, connect_timeout_s=0.5)
+    driver = ScriptedDriver()
+    driver.up = False
+    sup = DeviceSupervisor(driver, policy=slow, rng=random.Random(1))
+    task = asyncio.create_task(sup.run())
+    await _until(lambda: driver.connects == 1 and sup.state is DriverState.DEGRADED)
+    await asyncio.sleep(0.05)
+    assert driver.connects == 1  # waiting out its back-off
+    driver.up = True  # the cable is back
+    assert sup.retry_now() is True
+    await _until(lambda: sup.state is DriverState.READY, within=2.0)
+    assert driver.connects == 2
+    assert sup.retry_now() is False  # ready: nothing to retry
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

@@ -32,12 +32,17 @@ import httpx
 import pytest
 
 from cloud_sync.memory import MemoryHub, MemoryLink
+from gateway.access.accounts import add_user
+from gateway.access.passwords import hash_password, random_password
 from gateway.app.root import Gateway
 from gateway.cli.http import ask_gateway
 from gateway.cli.lab_certs import LabCerts, make_lab_certs
 from gateway.config.line import HttpTls, LineConfig
 from gateway.config.tls import TlsFileError, cert_path, key_path, server_context
+from gateway.store.rows import Role
+from simulators.keys import LineKeys
 from tests.gateway.test_station_api import ManualClock, _config
+from tests.keys import issue_keys
 
 DEADLINE_S = 5.0  # README: a request's head (and now a TLS handshake) within this
 EARLY_S, LATE_S = 0.3, 1.5  # as in test_station_api_hostile.py
@@ -50,6 +55,7 @@ class Tls:
     gw: Gateway
     certs: LabCerts
     trusting: ssl.SSLContext  # a client that trusts the lab CA
+    keys: LineKeys  # the stations' paired terminals and a token per role
 
     @property
     def port(self) -> int:
@@ -62,8 +68,12 @@ class Tls:
         return self.gw.redirect_port
 
     def client(self, verify: ssl.SSLContext | None = None) -> httpx.AsyncClient:
+        """A terminal's (or a lead's) client: it authenticates as a real one does."""
         return httpx.AsyncClient(
-            base_url=f"https://localhost:{self.port}", verify=verify or self.trusting, timeout=10
+            base_url=f"https://localhost:{self.port}",
+            verify=verify or self.trusting,
+            timeout=10,
+            auth=self.keys,
         )
 
 
@@ -91,7 +101,8 @@ async def tls(tmp_path: Path) -> AsyncIterator[Tls]:
     try:
         async with asyncio.timeout(20):
             await gw.started.wait()
-        yield Tls(gw, certs, trusting(certs.ca_cert))
+        keys = issue_keys(gw.store, config, clock.now())
+        yield Tls(gw, certs, trusting(certs.ca_cert), keys)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -183,8 +194,11 @@ def _plain_request(port: int, request: bytes) -> bytes:
 
 
 async def test_plain_http_on_the_tls_port_gets_no_answer(tls: Tls) -> None:
+    # A terminal set up for http by mistake, sending its credential (in the clear).
+    credential = f"Authorization: Bearer {tls.keys.terminal('pack-1')}\r\n".encode()
     request = b"POST /api/stations/pack-1/login HTTP/1.1\r\nHost: localhost\r\n" + (
-        b'Content-Type: application/json\r\nContent-Length: 19\r\n\r\n{"badge":"OP-1008"}'
+        credential
+        + b'Content-Type: application/json\r\nContent-Length: 19\r\n\r\n{"badge":"OP-1008"}'
     )
     answer = await asyncio.to_thread(_plain_request, tls.port, request)
     assert not answer.startswith(b"HTTP/"), answer
@@ -208,9 +222,20 @@ async def test_the_redirect_port_sends_a_get_to_https_and_refuses_an_action(tls:
         action = await plain.post("/api/stations/pack-1/login", json={"badge": "OP-1008"})
         doc = refusal(action, 400, "HTTPS_REQUIRED")
         assert f"https://localhost:{tls.port}" in doc["next"]
-    # A browser follows the redirect to the answer.
+    # A browser follows the redirect to the answer. It is signed in (the session cookie
+    # it got over HTTPS, Secure: not sent on the plain request, sent on the redirected one).
+    password = random_password()
+    gw = tls.gw
+    hashed = await asyncio.to_thread(hash_password, password, "viewer")
+    add_user(gw.store, "viewer", Role.VIEWER, hashed, gw.core.clock.now())
     async with httpx.AsyncClient(verify=tls.trusting, follow_redirects=True, timeout=10) as web:
+        signed = await web.post(
+            f"https://localhost:{tls.port}/api/session",
+            json={"username": "viewer", "password": password},
+        )
+        assert signed.status_code == 200, signed.text
         followed = await web.get(f"http://localhost:{tls.redirect_port}/api/stations/pack-1")
+        assert "cookie" not in followed.history[0].request.headers  # not in the clear
         assert followed.status_code == 200, followed.text
         assert str(followed.url) == f"https://localhost:{tls.port}/api/stations/pack-1"
         assert followed.json()["operator"] is None  # the refused action changed nothing

@@ -21,6 +21,7 @@ from gateway.app.root import Gateway
 from gateway.clock import SystemClock
 from gateway.config.load import load_line_config
 from tests.gateway.conftest import REFERENCE_LINE, catalog_bytes, order, stock_doc
+from tests.keys import issue_keys
 
 # The reference stock's ink lot (simulators/data/reference-stock.json): in stock, unused.
 INK = "INK-DTG-CMYK-L2611A"
@@ -46,8 +47,10 @@ async def api(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         hub.publish("in/masterdata/stock", json.dumps(stock_doc()).encode())
         hub.publish("in/orders", json.dumps(order("SO-1", ("PEN-ENG", 1))).encode())
         await hub.wait_for(lambda ev: any(e["type"] == "order.accepted" for e in ev), timeout=10)
+        # The laser's terminal for its station's actions, a token for the trace (the board).
+        keys = issue_keys(gw.store, config, clock.now())
         async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{gw.http_port}", timeout=10
+            base_url=f"http://127.0.0.1:{gw.http_port}", timeout=10, auth=keys
         ) as client:
             yield client
     finally:

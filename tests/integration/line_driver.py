@@ -2,7 +2,9 @@
 
 Each step reads the station view and does the one thing it asks for, so the driver picks
 up where it left off after a gateway restart. It records every action the gateway
-acknowledged (HTTP 200) so a test can check that none of them was lost.
+acknowledged (HTTP 200) so a test can check that none of them was lost. Its client must
+authenticate like the stations' terminals (``GatewayProcess.async_client``): each station's
+actions go through that station's paired terminal.
 """
 
 from __future__ import annotations

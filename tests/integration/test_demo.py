@@ -13,10 +13,15 @@ from pathlib import Path
 import pytest
 
 from cloud_sync.memory import MemoryHub, MemoryLink
+from gateway.access import passwords
+from gateway.access.accounts import find_user
+from gateway.access.audit import read_trail
 from gateway.app.root import Gateway
 from gateway.cli.demo import REFERENCE_LINE, Demo, demo_start, run_demo
 from gateway.cli.main import _parser
 from gateway.config.load import load_line_config
+from gateway.store.db import Store
+from gateway.store.rows import AuditOutcome
 from simulators.hub import MemoryTransport, SimulatedHub
 from simulators.operators import Person, SimulatedOperator, assign_staff, station_loads
 from simulators.orders import (
@@ -27,6 +32,7 @@ from simulators.orders import (
 )
 from tests.clocks import LINE_MORNING, ManualClock, line_clock
 from tests.conftest import Mosquitto
+from tests.keys import issue_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEED = "600"
@@ -104,6 +110,28 @@ def test_demo_in_memory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert f"{demo.api_url}/api/stations" in out
     assert "RESULT: OK" in out
     assert (tmp_path / "linegate.db").exists()
+    _assert_enrolled(demo, out, tmp_path / "linegate.db")
+
+
+def _assert_enrolled(demo: Demo, out: str, db: Path) -> None:
+    """The demo made its accounts with random passwords, printed once, paired each
+    station's terminal through the API, and its operators never hit the gate."""
+    printed = dict(
+        re.findall(r"(\w+) \((?:line_lead|quality|maintenance|admin|viewer)\) (\S+)", out)
+    )
+    assert set(printed) == {"lead", "quality", "maintenance", "admin", "viewer"}, out
+    store = Store(db)
+    store.open_readonly()
+    try:
+        for username, password in printed.items():
+            user = find_user(store, username)
+            assert user is not None and passwords.verify(user.password_hash, password)
+        assert len(set(printed.values())) == len(printed)  # none shared, none built in
+        claims = read_trail(store, action="terminal_claim", outcome=AuditOutcome.OK)
+        assert {c.station for c in claims} == set(demo.config.stations)
+        assert read_trail(store, action="request") == []  # nothing refused at the gate
+    finally:
+        store.close()
 
 
 def test_demo_over_mqtt(tmp_path: Path, mosquitto: Mosquitto) -> None:
@@ -213,6 +241,7 @@ async def test_hub_replenishes_a_shortage(tmp_path: Path) -> None:
     gw_task = asyncio.create_task(gateway.run())
     await gateway.started.wait()
     hub_task = asyncio.create_task(hub.run())
+    keys = issue_keys(gateway.store, config, clock.now())
     stations = {"emb-1": ["OP-1003", "OP-1004", "OP-1007"], "pack-1": None}
     staff = assign_staff(stations, ["OP-1004", "OP-1001"], {})
     ops = [
@@ -223,6 +252,7 @@ async def test_hub_replenishes_a_shortage(tmp_path: Path) -> None:
             catalog=catalog,
             speed=speed,
             seed=2,
+            auth=keys,
         )
         for sid, badge in staff.items()
     ]

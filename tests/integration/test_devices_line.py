@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -21,7 +22,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from gateway.config.load import load_line_config
@@ -117,7 +117,8 @@ def floor(
 
 
 def _devices(gw: GatewayProcess) -> dict[str, dict[str, Any]]:
-    rows = httpx.get(gw.base + "/api/devices", timeout=5).json()
+    with gw.client(timeout=5) as api:
+        rows = api.get("/api/devices").json()
     return {r["device"]: r for r in rows}
 
 
@@ -172,6 +173,7 @@ def test_the_line_runs_on_its_devices_and_rides_out_a_dead_scale_and_machine(
                 seed=3,
                 hands=hands,
                 machine_wait_s=5.0,
+                auth=gw.keys,  # each station's actions through its paired terminal
             )
             for sid, badge in staff.items()
         ]
@@ -193,7 +195,14 @@ def test_the_line_runs_on_its_devices_and_rides_out_a_dead_scale_and_machine(
             assert states["pack-1/scale"]["state"] == "failed"
             assert states["dtg-1/machine"]["state"] == "failed"
             assert states["pack-2/scale"]["state"] == "ready"  # the rest of the line goes on
-            listing = _devices_command("--config", str(sim_config_dir(sim)), "--url", gw.base)
+            # Asked with a viewer's API token, as a maintainer's shell would hold it.
+            listing = _devices_command(
+                "--config",
+                str(sim_config_dir(sim)),
+                "--url",
+                gw.base,
+                token=gw.keys.token("viewer"),
+            )
             assert listing.returncode == 1  # not every device is ready
             assert re.search(r"pack-1/scale\s+modbus_scale\s+failed", listing.stdout)
             assert re.search(r"pack-2/scale\s+modbus_scale\s+ready", listing.stdout)
@@ -244,10 +253,14 @@ def sim_config_dir(sim: SimulateProcess) -> Path:
     return Path(sim.args[4])
 
 
-def _devices_command(*args: str) -> subprocess.CompletedProcess[str]:
+def _devices_command(*args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "LINEGATE_TOKEN"}
+    if token is not None:
+        env["LINEGATE_TOKEN"] = token  # the API token the command asks the gateway with
     return subprocess.run(
         [sys.executable, "-m", "gateway", "devices", *args],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,

@@ -10,14 +10,17 @@ import asyncio
 import json
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from gateway.config.load import load_line_config
 from simulators.http_hub import HttpHub, serve_http_hub
 from tests.clocks import line_clock_offset_s
 from tests.conftest import free_port
+from tests.keys import issue_keys_in
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "simulators" / "data"
@@ -106,7 +109,10 @@ async def test_a_line_on_the_http_transport(tmp_path: Path) -> None:
             # The hub starts refusing: an alarm, and the events wait in the outbox.
             hub.fail(*["refuse"] * 1000)
             hub.add_orders(_order("SO-3"))
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api:
+            # The board's reader holds a token, as a program reading the alarms would.
+            now = datetime.now(UTC) + timedelta(seconds=clock_offset_s)
+            keys = issue_keys_in(tmp_path / "data" / "linegate.db", load_line_config(folder), now)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", auth=keys) as api:
 
                 async def alarms() -> list[str]:
                     return [a["alarm_id"] for a in (await api.get("/api/alarms")).json()]

@@ -100,7 +100,7 @@ def test_orders_good_and_bad_through_the_line(
 
     async def work() -> Driver:
         driver = Driver(gw.base)
-        async with httpx.AsyncClient(timeout=10) as c:
+        async with gw.async_client() as c:
             # Start SO-1's first unit, then try to revise the order: too late.
             for _ in range(5):  # log in, take the task, scan blank and ink, start
                 await driver.step(c, "dtg-1")
@@ -176,7 +176,7 @@ def test_shortage_waits_for_stock_then_completes(
     hub.wait_for(lambda ev: any(e["type"] == "material.shortage" for e in ev))
 
     async def work() -> None:
-        async with httpx.AsyncClient(timeout=10) as c:
+        async with gw.async_client() as c:
             await Driver(gw.base).run_until_idle(c)
 
     asyncio.run(work())
@@ -206,7 +206,7 @@ def test_sigkill_mid_run_loses_nothing(
 
     async def work(steps: int | None) -> Driver:
         driver = Driver(gw.base)
-        async with httpx.AsyncClient(timeout=10) as c:
+        async with gw.async_client() as c:
             if steps is None:
                 await driver.run_until_idle(c)
                 return driver
@@ -246,7 +246,7 @@ def test_a_broker_outage_keeps_the_line_working_and_loses_nothing(
 
     async def work() -> Driver:
         driver = Driver(gw.base)
-        async with httpx.AsyncClient(timeout=10) as c:
+        async with gw.async_client() as c:
             await driver.run_until_idle(c)
         return driver
 

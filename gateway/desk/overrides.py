@@ -1,0 +1,83 @@
+"""A line lead overriding a refusal, with a reason: the rule gives way to a person who takes
+responsibility for it, on the record (the audit trail names them, the quality record and
+its ``quality.checked`` event carry who and why).
+
+Only what a person can judge better than the rule is overridable, and only what the
+station is stuck on now. Today that is one check: a weight outside its tolerance, when
+the lead has checked the item or parcel by hand (a personalisation heavier than the
+catalog's weight, a scale the catalog's tolerance is too tight for). The override accepts
+the weight last measured; a parcel then gets its shipping label as an accepted weight
+would. Whatever the scale never measured cannot be accepted: weigh first.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from gateway.desk.labels import print_shipping
+from gateway.desk.replies import Done, Refused
+from gateway.desk.screen import task_next
+from gateway.desk.session import Session
+from gateway.orderbook import tasks
+from gateway.store.rows import TaskStatus
+
+__all__ = ["Overridable", "override"]
+
+
+class Overridable(StrEnum):
+    """The checks a line lead may override."""
+
+    WEIGHT = "weight"
+
+
+def override(s: Session, check: Overridable, reason: str, by: str) -> Done:
+    """Accept the station's current task's failed ``check`` (only ``weight`` today)."""
+    if not reason:
+        raise Refused(
+            "REASON_REQUIRED", "An override needs a reason.", "Say why the weight is right."
+        )
+    core = s.core
+    task = s.require_current()
+    progress = task.progress()
+    if task.status is not TaskStatus.RUNNING:
+        raise Refused("NOT_RUNNING", "The task is not running.", task_next(core, task))
+    if progress.weight_g is None:
+        raise Refused(
+            "NOT_WEIGHED",
+            "Nothing was weighed for this task yet: there is no weight to accept.",
+            "Place the item on the scale first.",
+        )
+    if progress.weight_ok:
+        raise Refused(
+            "NOTHING_TO_OVERRIDE",
+            f"The weight {progress.weight_g:g} g is already accepted.",
+            task_next(core, task),
+        )
+    grams = progress.weight_g
+    if task.serial is None:
+        expected, tol = tasks.expected_weight(core, task.order_id)
+    else:
+        snapshot = tasks.unit_snapshot(core, task)
+        expected = snapshot.unit_weight_g if snapshot is not None else 0.0
+        tol = snapshot.weight_tolerance_g if snapshot is not None else 0.0
+    with core.store.transaction():
+        tasks.record_quality(
+            core,
+            task,
+            check.value,
+            True,
+            grams,
+            {"expected_g": expected, "tolerance_g": tol, "overridden_by": by, "reason": reason},
+        )
+        progress.weight_ok = True
+        data: dict[str, object] = {}
+        if task.serial is None:
+            progress.label_id = print_shipping(
+                core, task.order_id, s.station_id, len(progress.units), grams
+            )
+            data["label_id"] = progress.label_id
+        tasks.save_progress(core, task.task_id, progress)
+    said = f"Weight {grams:g} g (expected {expected:g} ± {tol:g} g) accepted by {by}: {reason}."
+    if task.serial is None:
+        said += f" Shipping label {progress.label_id} printed."
+    return Done(said, data=data)
