@@ -81,6 +81,7 @@ bench: venv mosquitto
 	$(BIN)/python benchmarks/bench_devices.py --scans 300
 	$(BIN)/python benchmarks/bench_hostile_http.py bodies --mb 10,200
 	$(BIN)/python benchmarks/bench_hostile_http.py slowloris --connections 300
+	$(BIN)/python benchmarks/bench_gate.py
 	$(BIN)/python benchmarks/bench_solver.py jsp --instances ft06,ft10 --runs 5 --time-limit 10
 	$(BIN)/python benchmarks/bench_solver.py jsp --instances la01-la20 --time-limit 10
 	$(BIN)/python benchmarks/bench_solver.py jsp --instances ta01-ta10 --time-limit 30

@@ -108,22 +108,29 @@ def add_access_routes(app: FastAPI, gate: Gate, sign_ins: SignIns) -> None:
         with store.transaction():
             audit.record(core, **fields)
 
+    def held(key: str, client: str, action: AuditAction, target: str | None) -> JSONResponse | None:
+        """The 429 answer when the throttle holds ``key`` from ``client`` back (the
+        attempt is recorded, not judged); None to go ahead."""
+        wait_s = sign_ins.throttle.check(key, client)
+        if wait_s <= 0:
+            return None
+        trail(
+            actor=None,
+            role=None,
+            action=action,
+            outcome=AuditOutcome.DENIED,
+            target=target,
+            client=client,
+            detail="TOO_MANY_ATTEMPTS",
+        )
+        return held_back(wait_s)
+
     @router.post("/api/session")
     async def sign_in(body: SignInBody, request: Request, response: Response) -> Any:
         client = client_of(request.scope) or "?"
         username = accounts.normal_username(body.username)
-        wait_s = sign_ins.throttle.check(username, client)
-        if wait_s > 0:
-            trail(
-                actor=None,
-                role=None,
-                action=AuditAction.SIGN_IN,
-                outcome=AuditOutcome.DENIED,
-                target=username,
-                client=client,
-                detail="TOO_MANY_ATTEMPTS",
-            )
-            return held_back(wait_s)
+        if (answer := held(username, client, AuditAction.SIGN_IN, username)) is not None:
+            return answer
         user = accounts.find_user(store, username)
         async with sign_ins.checks:
             judged = await asyncio.to_thread(
@@ -238,17 +245,8 @@ def add_access_routes(app: FastAPI, gate: Gate, sign_ins: SignIns) -> None:
     @router.post("/api/terminals/claim")
     async def claim(body: ClaimBody, request: Request) -> Any:
         client = client_of(request.scope) or "?"
-        wait_s = sign_ins.throttle.check(_PAIRING, client)
-        if wait_s > 0:
-            trail(
-                actor=None,
-                role=None,
-                action=AuditAction.TERMINAL_CLAIM,
-                outcome=AuditOutcome.DENIED,
-                client=client,
-                detail="TOO_MANY_ATTEMPTS",
-            )
-            return held_back(wait_s)
+        if (answer := held(_PAIRING, client, AuditAction.TERMINAL_CLAIM, None)) is not None:
+            return answer
         try:
             result = terminals.claim(store, body.code, body.name, core.clock.now())
         except AccessError as exc:

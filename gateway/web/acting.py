@@ -131,16 +131,22 @@ class Acting:
         *,
         pin: PinAction | None = None,
         badge: str | None = None,
+        signs: bool = False,
         privileged: AuditAction | None = None,
         detail: str | None = None,
     ) -> dict[str, Any]:
         """Carry out a station action for the request's caller: the PIN where the line
-        asks one, and in the action's own transaction the audit records it calls for
-        (an operator signed in or out by it, a privileged action)."""
+        asks one, and in the action's own transaction the audit records it calls for: an
+        operator signed in or out by it (``signs``: login, logout, a badge scanned; a
+        refused sign-in of ``badge`` too), a privileged action."""
         self.station(station_id)
         if pin is not None and pin in self.pin_required:
             whose = badge or self.service.session(station_id).badge
             await self.check_pin(request, station_id, whose, pin is PinAction.LOGIN)
+        if not signs and privileged is None:
+            # Most actions (a scan of a unit or lot, start, complete …) record nothing
+            # more: the desk's own transaction is the whole of it, as before the gate.
+            return reply_body(do(self.service))
         try:
             with self.store.transaction():
                 # Read here, not before the PIN's check: other requests ran meanwhile.

@@ -249,7 +249,7 @@ class Gate:
     def _session(self, cookie: str, headers: Headers, method: str) -> Caller | GateRefusal:
         row = sessions.verify(self.core.store, cookie, self.core.clock.now())
         if isinstance(row, sessions.SessionRefused):
-            return _session_refusal(row.reason)
+            return _SESSION_REFUSALS.get(row.reason, _UNKNOWN)
         user = accounts.find_user(self.core.store, row.username)
         if user is None:  # verify() found it; a user is never deleted
             return _UNKNOWN
@@ -291,29 +291,28 @@ class Gate:
         return JSONResponse(refusal.body(), status_code=refusal.status, headers=headers)
 
 
-def _session_refusal(reason: sessions.SessionRefusal) -> GateRefusal:
-    if reason is sessions.SessionRefusal.ENDED:
-        return _refused(
-            401,
-            "SESSION_ENDED",
-            ("You were signed out.", "Sign in again."),
-            ("您已退出登录。", "请重新登录。"),
-        )
-    if reason is sessions.SessionRefusal.EXPIRED:
-        return _refused(
-            401,
-            "SESSION_EXPIRED",
-            ("Your session has expired.", "Sign in again."),
-            ("您的登录已过期。", "请重新登录。"),
-        )
-    if reason is sessions.SessionRefusal.DISABLED:
-        return _refused(
-            401,
-            "ACCOUNT_DISABLED",
-            ("This account is disabled.", "Ask an admin."),
-            ("此账户已停用。", "请联系管理员。"),
-        )
-    return _UNKNOWN
+# Why a session cookie no longer signs in, as its holder is told (an unknown one is
+# _UNKNOWN: a guessed cookie learns nothing).
+_SESSION_REFUSALS: Mapping[sessions.SessionRefusal, GateRefusal] = {
+    sessions.SessionRefusal.ENDED: _refused(
+        401,
+        "SESSION_ENDED",
+        ("You were signed out.", "Sign in again."),
+        ("您已退出登录。", "请重新登录。"),
+    ),
+    sessions.SessionRefusal.EXPIRED: _refused(
+        401,
+        "SESSION_EXPIRED",
+        ("Your session has expired.", "Sign in again."),
+        ("您的登录已过期。", "请重新登录。"),
+    ),
+    sessions.SessionRefusal.DISABLED: _refused(
+        401,
+        "ACCOUNT_DISABLED",
+        ("This account is disabled.", "Ask an admin."),
+        ("此账户已停用。", "请联系管理员。"),
+    ),
+}
 
 
 def _cookie(headers: Headers, name: str) -> str | None:

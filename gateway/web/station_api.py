@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.access.audit import AuditAction
 from gateway.config.line import PinAction
+from gateway.desk.barcodes import ScanKind, classify
 from gateway.desk.overrides import Overridable
 from gateway.desk.replies import Refused
 from gateway.desk.service import StationService
@@ -226,7 +227,7 @@ def create_app(
 
     acting = Acting(service, sign_ins)
     act, by_lead, caller, trail = acting.act, acting.by_lead, acting.caller, acting.trail
-    operators, station = acting.operators, acting.station
+    station = acting.station
 
     @app.get("/api/health")
     async def get_health() -> dict[str, Any]:
@@ -290,23 +291,28 @@ def create_app(
             lambda s: s.login(station_id, body.badge),
             pin=PinAction.LOGIN,
             badge=body.badge,
+            signs=True,
         )
 
     @app.post("/api/stations/{station_id}/logout")
     async def logout(station_id: str, request: Request) -> Any:
-        return await act(request, station_id, lambda s: s.logout(station_id), pin=PinAction.LOGOUT)
+        return await act(
+            request, station_id, lambda s: s.logout(station_id), pin=PinAction.LOGOUT, signs=True
+        )
 
     @app.post("/api/stations/{station_id}/scan")
     async def scan(station_id: str, body: ScanBody, request: Request) -> Any:
-        # A badge scanned is a sign-in (gateway/desk/scanning.py): the PIN and the trail
-        # treat it as one.
-        badge = body.code.strip() if body.code.strip() in operators else None
+        # A badge scanned is a sign-in (gateway/desk/scanning.py), known as one by the
+        # desk's own rule: the PIN and the trail treat it as one.
+        read = classify(body.code, body.symbology)
+        badge = read.code if read.kind is ScanKind.BADGE else None
         return await act(
             request,
             station_id,
             lambda s: s.scan(station_id, body.code, body.symbology),
             pin=PinAction.LOGIN if badge is not None else None,
             badge=badge,
+            signs=badge is not None,
         )
 
     @app.post("/api/stations/{station_id}/next")
