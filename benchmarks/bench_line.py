@@ -337,9 +337,11 @@ class _Terminal:
     its own; a terminal per station on its own socket measures the gateway, not the client.
     """
 
-    def __init__(self, host: str, port: int, credential: str) -> None:
+    def __init__(self, host: str, port: int, credential: str, ids: bool = False) -> None:
         self.host, self.port = host, port
         self.credential = credential  # the station's paired terminal (lgc_…)
+        self.ids = ids  # an Idempotency-Key on every POST, as a station screen sends it
+        self.sent = 0
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -348,9 +350,11 @@ class _Terminal:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
         data = b"" if body is None else json.dumps(body).encode()
+        self.sent += 1
+        once = f"Idempotency-Key: {id(self):x}-{self.sent}\r\n" if self.ids else ""
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
-            f"Authorization: Bearer {self.credential}\r\n"
+            f"Authorization: Bearer {self.credential}\r\n{once}"
             f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
         )
         self.writer.write(head.encode() + data)
@@ -378,8 +382,9 @@ async def _station(
     until: float,
     lat: list[float],
     refusals: list[str],
+    ids: bool = False,
 ) -> None:
-    term = _Terminal(host, port, credential)
+    term = _Terminal(host, port, credential, ids)
     base = f"/api/stations/{station}"
 
     async def post(action: str, body: dict[str, Any] | None = None) -> None:
@@ -577,6 +582,7 @@ def bench_scans(
                         until,
                         lat,
                         refusals,
+                        args.idempotency_keys,
                     )
                     for n in range(args.stations)
                 ),
@@ -598,6 +604,7 @@ def bench_scans(
         out: dict[str, Any] = {
             "planner": "on" if planner else "off",
             "gateway_root": str(args.gateway_root),
+            "idempotency_keys": args.idempotency_keys,
             "cpu_quota": quota.cores if quota else None,
             "loadavg_1min_at_start": round(load, 2),
             "stations": args.stations,
@@ -729,6 +736,11 @@ def main() -> None:
         metavar="CORES",
         help="run the gateway and its solver worker in a cgroup with this many cores of CPU "
         "time (root; the load generator stays outside)",
+    )
+    s.add_argument(
+        "--idempotency-keys",
+        action="store_true",
+        help="every action carries an Idempotency-Key (its answer kept), as a station screen's",
     )
     s.add_argument(
         "--gateway-root",

@@ -201,4 +201,16 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE alarms ADD COLUMN acked_by TEXT;
         """,
     ),
+    (
+        6,
+        """
+        -- The first answer to each client-made action id (header Idempotency-Key), per
+        -- client: a retry over flaky Wi-Fi is answered with it, not carried out twice.
+        -- Written in the transaction of the action; kept two hours at least.
+        CREATE TABLE replies (
+            client TEXT NOT NULL, key TEXT NOT NULL, request_sha256 TEXT NOT NULL,
+            answer TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (client, key));
+        CREATE INDEX replies_at ON replies (at);
+        """,
+    ),
 )

@@ -771,3 +771,24 @@ class AuditRow:
             _opt_str(r["client"]),
             _opt_str(r["detail"]),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyRow:
+    """The first answer to a client's action id (gateway/web/replies.py)."""
+
+    client: str
+    key: str
+    request_sha256: str
+    answer: str  # the JSON body answered
+    at: str
+
+    @classmethod
+    def from_row(cls, r: Row) -> Self:
+        return cls(
+            str(r["client"]),
+            str(r["key"]),
+            str(r["request_sha256"]),
+            str(r["answer"]),
+            str(r["at"]),
+        )

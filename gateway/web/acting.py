@@ -6,10 +6,12 @@ action's own transaction (issue 12)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
 
 from gateway.access import audit, pins
 from gateway.access.audit import AuditAction
@@ -18,6 +20,7 @@ from gateway.config.line import PinAction
 from gateway.desk.replies import Refused, Reply
 from gateway.desk.service import StationService
 from gateway.store.rows import AuditOutcome, Role
+from gateway.web import replies
 from gateway.web.access_routes import SignIns
 from gateway.web.answers import WebRefused
 from gateway.web.gate import Caller, actor_of, client_of, role_of
@@ -43,6 +46,7 @@ class Acting:
         self.sign_ins = sign_ins
         self.operators = {o.badge: o for o in self.core.config.operators}
         self.pin_required = frozenset(self.core.config.access.pin_required)
+        self.keeper = replies.Keeper(self.store)
 
     def station(self, station_id: str) -> str:
         """``station_id`` if the line has it; refused 404 ``UNKNOWN_STATION`` if not."""
@@ -134,16 +138,23 @@ class Acting:
         signs: bool = False,
         privileged: AuditAction | None = None,
         detail: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | JSONResponse:
         """Carry out a station action for the request's caller: the PIN where the line
         asks one, and in the action's own transaction the audit records it calls for: an
         operator signed in or out by it (``signs``: login, logout, a badge scanned; a
-        refused sign-in of ``badge`` too), a privileged action."""
+        refused sign-in of ``badge`` too), a privileged action. An action sent again with
+        its ``Idempotency-Key`` gets its first answer (gateway/web/replies.py)."""
         self.station(station_id)
+        once = await self._once(request)
         if pin is not None and pin in self.pin_required:
             whose = badge or self.service.session(station_id).badge
             await self.check_pin(request, station_id, whose, pin is PinAction.LOGIN)
-        if not signs and privileged is None:
+        if once is not None:
+            # No await from here to the commit: a second copy waits for this one's answer.
+            replayed = self._replayed(*once)
+            if replayed is not None:
+                return replayed
+        if not signs and privileged is None and once is None:
             # Most actions (a scan of a unit or lot, start, complete …) record nothing
             # more: the desk's own transaction is the whole of it, as before the gate.
             return reply_body(do(self.service))
@@ -164,6 +175,8 @@ class Acting:
                         station=station_id,
                         detail=detail,
                     )
+                if once is not None:
+                    self.keeper.keep(*once, reply_body(reply), self.core.clock.now())
         except Refused as exc:
             if badge is not None:  # a sign-in refused: the trail keeps failed ones too
                 known = badge in self.operators
@@ -180,6 +193,42 @@ class Acting:
                     )
             raise
         return reply_body(reply)
+
+    async def _once(self, request: Request) -> tuple[str, str, str] | None:
+        """(client, key, the request's digest) when the request carries an action id."""
+        key = request.headers.get(replies.HEADER)
+        if key is None:
+            return None
+        client = replies.client_of(self.caller(request).principal)
+        if client is None or not replies.KEY_PATTERN.fullmatch(key):
+            raise WebRefused(
+                400,
+                "BAD_IDEMPOTENCY_KEY",
+                f"{replies.HEADER} must be 1 to 64 letters, digits or ._:- (a UUID will do).",
+                "Send the action again with a new id.",
+                (
+                    "Idempotency-Key 须为 1 至 64 个字母、数字或 ._:-（可用 UUID）。",
+                    "请换一个新 ID 重发。",
+                ),
+            )
+        digest = replies.request_digest(request.method, request.url.path, await request.body())
+        return client, key, digest
+
+    def _replayed(self, client: str, key: str, digest: str) -> JSONResponse | None:
+        """The first answer to this id, or None if it is new; refused if the id was used
+        for another request."""
+        first = replies.find(self.store, client, key)
+        if first is None:
+            return None
+        if first.request_sha256 != digest:
+            raise WebRefused(
+                422,
+                "IDEMPOTENCY_KEY_REUSED",
+                f"This {replies.HEADER} was already used for another action; nothing was done.",
+                "Give every new action a new id.",
+                ("此 Idempotency-Key 已用于另一操作，本次未执行。", "每个新操作请使用新的 ID。"),
+            )
+        return JSONResponse(json.loads(first.answer), headers={replies.REPLAYED_HEADER: "true"})
 
     def _signed(
         self, request: Request, station_id: str, before: str | None, after: str | None
