@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     ValidationInfo,
     field_validator,
@@ -476,7 +477,8 @@ class AccessSection(BaseModel):
 
     # The actions that ask the operator's PIN (header X-Operator-PIN) as well as the badge:
     # a badge can be picked up or copied, a PIN is in the operator's head. None by default.
-    pin_required: list[PinAction] = []
+    # Not strict: TOML gives the actions as text.
+    pin_required: list[Annotated[PinAction, Strict(False)]] = []
 
 
 class LineConfig(BaseModel):

@@ -18,6 +18,7 @@ from gateway.config.calendar import Shift
 from gateway.config.line import (
     BADGE_PATTERN,
     DEVICE_KINDS,
+    AccessSection,
     HttpSection,
     HubSection,
     LineConfig,
@@ -87,6 +88,7 @@ class _LineFile(BaseModel):
     http: HttpSection = HttpSection()
     policies: Policies = Policies()
     planner: PlannerSection = PlannerSection()
+    access: AccessSection = AccessSection()
     operators: list[Operator] = []
     shifts: list[Shift] = []
 
@@ -136,6 +138,7 @@ def load_line_config(config_dir: Path, *, check_tls_at: datetime | None = None) 
     _check_shared_buses(station_files, problems)
     if line_file is not None:
         _check_shift_stations(line_file, station_files, problems)
+        _check_pins(line_file, problems)
     if line_doc is not None:
         _check_station_badges(line_doc, station_files, problems)
 
@@ -415,6 +418,23 @@ def _resolve_files(station: StationConfig, config_dir: Path) -> StationConfig:
         }
         devices[name] = device.model_copy(update=update) if update else device
     return station.model_copy(update={"devices": devices})
+
+
+def _check_pins(line: _LineFile, problems: list[ConfigProblem]) -> None:
+    """A line that asks PINs needs one for every operator, or those without one could not
+    sign in at the shift's start."""
+    if not line.access.pin_required:
+        return
+    without = [op.badge for op in line.operators if op.pin_hash is None]
+    if without:
+        problems.append(
+            ConfigProblem(
+                LINE_FILE,
+                "access.pin_required",
+                f"operators {', '.join(without)} have no pin_hash (make one with "
+                "`linegate users pin-hash`), so they could not sign in",
+            )
+        )
 
 
 def _check_shift_stations(

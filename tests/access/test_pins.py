@@ -3,6 +3,7 @@ verify_pin."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from argon2 import PasswordHasher, Type
 
 from gateway.access import passwords
 from gateway.access.pins import verify_pin
-from gateway.config.line import Operator
+from gateway.config.line import Operator, PinAction
 from gateway.config.load import ConfigError, load_line_config
 from tests.access.conftest import REFERENCE_LINE
 
@@ -80,3 +81,22 @@ def test_an_operator_built_in_code_is_checked_the_same() -> None:
     with pytest.raises(ValueError, match="never the PIN itself"):
         Operator(badge="OP-1", name="One", pin_hash="1234")
     assert Operator(badge="OP-1", name="One").pin_hash is None
+
+
+def test_a_line_asking_pins_needs_one_for_every_operator(tmp_path: Path) -> None:
+    # OP-1001 has a PIN, the others not: asking PINs would lock them out at the shift's start.
+    folder = _line_with_pin_hash(tmp_path, f'"{passwords.hash_pin("2468")}"')
+    text = (folder / "line.toml").read_text()
+    (folder / "line.toml").write_text(text + '\n[access]\npin_required = ["login"]\n')
+    with pytest.raises(ConfigError, match=r"access\.pin_required.*OP-1002"):
+        load_line_config(folder)
+    (folder / "line.toml").write_text(text + '\n[access]\npin_required = ["lunch"]\n')
+    with pytest.raises(ConfigError, match="pin_required"):
+        load_line_config(folder)
+    # Every operator with a PIN: the line loads and asks it for sign-in.
+    pin_hash = passwords.hash_pin("1357")
+    original = (REFERENCE_LINE / "line.toml").read_text()
+    every = re.sub(r'(badge = "OP-\d+"\n)', rf'\1pin_hash = "{pin_hash}"\n', original)
+    (folder / "line.toml").write_text(every + '\n[access]\npin_required = ["login", "fail"]\n')
+    config = load_line_config(folder)
+    assert config.access.pin_required == [PinAction.LOGIN, PinAction.FAIL]
