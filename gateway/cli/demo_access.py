@@ -51,13 +51,13 @@ async def enrol(gateway: Gateway, api_url: str, stations: Iterable[str]) -> Demo
         # argon2id costs tens of milliseconds: off the loop, the line is already serving.
         hashed = await asyncio.to_thread(passwords.hash_password, password, username)
         now = core.clock.now()
-        if accounts.find_user(store, username) is None:
-            accounts.add_user(store, username, role, hashed, now, name)
-            action = AuditAction.USER_ADD
-        else:
-            accounts.set_password(store, username, hashed, now)
-            action = AuditAction.USER_PASSWORD
-        with store.transaction():
+        with store.transaction():  # the account and its record together
+            if accounts.find_user(store, username) is None:
+                accounts.add_user(store, username, role, hashed, now, name)
+                action = AuditAction.USER_ADD
+            else:
+                accounts.set_password(store, username, hashed, now)
+                action = AuditAction.USER_PASSWORD
             audit.record(
                 core,
                 actor=ACTOR,
@@ -71,8 +71,8 @@ async def enrol(gateway: Gateway, api_url: str, stations: Iterable[str]) -> Demo
     paired: dict[str, str] = {}
     async with httpx.AsyncClient(base_url=api_url, timeout=10.0) as http:
         for station in stations:
-            pairing = terminals.pair(store, core.config, station, core.clock.now())
             with store.transaction():
+                pairing = terminals.pair(store, core.config, station, core.clock.now())
                 audit.record(
                     core,
                     actor=ACTOR,
@@ -88,8 +88,8 @@ async def enrol(gateway: Gateway, api_url: str, stations: Iterable[str]) -> Demo
             )
             answer.raise_for_status()
             paired[station] = str(answer.json()["credential"])
-    viewer = tokens.create_token(store, "demo viewer", Role.VIEWER, core.clock.now())
     with store.transaction():
+        viewer = tokens.create_token(store, "demo viewer", Role.VIEWER, core.clock.now())
         audit.record(
             core,
             actor=ACTOR,

@@ -165,14 +165,16 @@ def add_access_routes(app: FastAPI, gate: Gate, sign_ins: SignIns) -> None:
                 ("用户名或密码错误。", "请检查后重新登录。"),
             )
         sign_ins.throttle.succeeded(username, client)
-        cookie, csrf, row = sessions.start(store, outcome.username, core.clock.now(), client)
-        trail(
-            actor=outcome.username,
-            role=outcome.role,
-            action=AuditAction.SIGN_IN,
-            outcome=AuditOutcome.OK,
-            client=client,
-        )
+        with store.transaction():  # the session and its record, together or not at all
+            cookie, csrf, row = sessions.start(store, outcome.username, core.clock.now(), client)
+            audit.record(
+                core,
+                actor=outcome.username,
+                role=outcome.role,
+                action=AuditAction.SIGN_IN,
+                outcome=AuditOutcome.OK,
+                client=client,
+            )
         response.set_cookie(value=cookie, **sessions.cookie_attributes(gate.tls))
         return {
             "ok": True,
@@ -248,7 +250,31 @@ def add_access_routes(app: FastAPI, gate: Gate, sign_ins: SignIns) -> None:
         if (answer := held(_PAIRING, client, AuditAction.TERMINAL_CLAIM, None)) is not None:
             return answer
         try:
-            result = terminals.claim(store, body.code, body.name, core.clock.now())
+            # The claim (or the failure it counts) and its record in one transaction.
+            with store.transaction():
+                result = terminals.claim(store, body.code, body.name, core.clock.now())
+                if isinstance(result, terminals.ClaimRefused):
+                    withdrawn = f"; {result.withdrawn} pending code(s) withdrawn"
+                    audit.record(
+                        core,
+                        actor=None,
+                        role=None,
+                        action=AuditAction.TERMINAL_CLAIM,
+                        outcome=AuditOutcome.DENIED,
+                        client=client,
+                        detail=result.reason.value + (withdrawn if result.withdrawn else ""),
+                    )
+                else:
+                    audit.record(
+                        core,
+                        actor=f"terminal:{result.row.terminal_id}",
+                        role=None,
+                        action=AuditAction.TERMINAL_CLAIM,
+                        outcome=AuditOutcome.OK,
+                        target=result.row.name,
+                        station=result.row.station,
+                        client=client,
+                    )
         except AccessError as exc:
             return _refusal(
                 422,
@@ -259,15 +285,6 @@ def add_access_routes(app: FastAPI, gate: Gate, sign_ins: SignIns) -> None:
         if isinstance(result, terminals.ClaimRefused):
             if result.reason is terminals.ClaimRefusal.NOT_VALID:
                 sign_ins.throttle.failed(_PAIRING, client)
-            trail(
-                actor=None,
-                role=None,
-                action=AuditAction.TERMINAL_CLAIM,
-                outcome=AuditOutcome.DENIED,
-                client=client,
-                detail=result.reason.value
-                + (f"; {result.withdrawn} pending code(s) withdrawn" if result.withdrawn else ""),
-            )
             return _refusal(
                 403,
                 "PAIRING_CODE_NOT_VALID",
@@ -282,15 +299,6 @@ def add_access_routes(app: FastAPI, gate: Gate, sign_ins: SignIns) -> None:
             )
         sign_ins.throttle.succeeded(_PAIRING, client)
         row = result.row
-        trail(
-            actor=f"terminal:{row.terminal_id}",
-            role=None,
-            action=AuditAction.TERMINAL_CLAIM,
-            outcome=AuditOutcome.OK,
-            target=row.name,
-            station=row.station,
-            client=client,
-        )
         return {
             "ok": True,
             "message": f"This terminal is paired with station {row.station}.",
