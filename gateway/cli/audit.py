@@ -183,16 +183,13 @@ def parse_when(text: str, now: datetime, zone: tzinfo | None) -> datetime:
 def json_line(row: AuditRow, published: bool) -> str:
     """One record as a JSON object (a lone surrogate, which no record should hold, as its
     JSON escape rather than an error writing it)."""
+    from gateway.access.audit import event_data
+
+    # The event's fields, and what stays on the line: the id, the time, the detail.
     doc = {
         "id": row.id,
         "ts": row.ts,
-        "actor": row.actor,
-        "role": row.role,
-        "action": row.action,
-        "target": row.target,
-        "station": row.station,
-        "outcome": row.outcome.value,
-        "client": row.client,
+        **event_data(row),
         "detail": row.detail,
         "published": published,
     }

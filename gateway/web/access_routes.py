@@ -102,7 +102,6 @@ def add_access_routes(app: FastAPI, gate: Gate, sign_ins: SignIns) -> None:
     its routes' paths from it, and the gate refuses what it cannot name)."""
     core = gate.core
     store = core.store
-    router = app
 
     def trail(**fields: Any) -> None:
         with store.transaction():
@@ -125,7 +124,7 @@ def add_access_routes(app: FastAPI, gate: Gate, sign_ins: SignIns) -> None:
         )
         return held_back(wait_s)
 
-    @router.post("/api/session")
+    @app.post("/api/session")
     async def sign_in(body: SignInBody, request: Request, response: Response) -> Any:
         client = client_of(request.scope) or "?"
         username = accounts.normal_username(body.username)
@@ -186,7 +185,7 @@ def add_access_routes(app: FastAPI, gate: Gate, sign_ins: SignIns) -> None:
             "expires_at": row.expires_at,
         }
 
-    @router.get("/api/session")
+    @app.get("/api/session")
     async def who(request: Request) -> dict[str, Any]:
         """Who this credential is (a page reads its CSRF token here after a reload)."""
         caller: Caller = request.state.caller
@@ -217,7 +216,7 @@ def add_access_routes(app: FastAPI, gate: Gate, sign_ins: SignIns) -> None:
             "operator": principal.operator,
         }
 
-    @router.delete("/api/session")
+    @app.delete("/api/session")
     async def sign_out(request: Request, response: Response) -> dict[str, Any]:
         caller: Caller = request.state.caller
         principal = caller.principal
@@ -244,7 +243,7 @@ def add_access_routes(app: FastAPI, gate: Gate, sign_ins: SignIns) -> None:
         )
         return {"ok": True, "message": "Signed out.", "next": "Sign in to continue."}
 
-    @router.post("/api/terminals/claim")
+    @app.post("/api/terminals/claim")
     async def claim(body: ClaimBody, request: Request) -> Any:
         client = client_of(request.scope) or "?"
         if (answer := held(_PAIRING, client, AuditAction.TERMINAL_CLAIM, None)) is not None:
