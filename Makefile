@@ -31,10 +31,12 @@ $(STAMP): pyproject.toml
 # X keyboard data the HID scanner's key maps are checked against. Installed with apt-get
 # when absent and we are allowed to (root); otherwise say what to do. Under CI=true a test
 # whose part is missing fails instead of skipping.
-TEST_DEBS := mosquitto xkb-data x11proto-dev
+# Chromium (and a CJK font, for the Chinese screens) drives the screens' browser tests.
+TEST_DEBS := mosquitto xkb-data x11proto-dev chromium fonts-noto-cjk
 mosquitto:
 	@if { command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; } && \
-		[ -d /usr/share/X11/xkb/symbols ] && [ -f /usr/include/X11/keysymdef.h ]; then :; \
+		[ -d /usr/share/X11/xkb/symbols ] && [ -f /usr/include/X11/keysymdef.h ] && \
+		command -v chromium >/dev/null 2>&1 && [ -d /usr/share/fonts/opentype/noto ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_DEBS) >/dev/null; \
 	else echo "missing for the tests: run 'sudo apt-get install $(TEST_DEBS)'"; exit 1; fi
@@ -94,6 +96,30 @@ bench: venv mosquitto
 	$(BIN)/python benchmarks/bench_outbox.py --backlog 1000000 --transport http --per-message 500
 	$(BIN)/python benchmarks/bench_outbox.py --backlog 1000000 --transport http --per-message 500 --live-rate 50 --live-seconds 10
 	$(BIN)/python -m tests.faults.kill_cycles --kills 200 --seed 2026
+
+# The operators' messages (gateway/i18n): extract them from the code and the web pages'
+# templates (babel.cfg) and bring the Chinese catalog up to date; then translate what is
+# new or marked fuzzy in the .po (tests/i18n/test_catalog.py names what is missing).
+.PHONY: messages
+messages: venv
+	mkdir -p build
+	$(BIN)/pybabel extract -F babel.cfg --no-default-keywords -k t --add-location=file \
+		--project=linegate --copyright-holder=linegate -o build/linegate.pot gateway
+	$(BIN)/pybabel update -i build/linegate.pot -d gateway/i18n/locale -D linegate -l zh_CN \
+		--ignore-obsolete --ignore-pot-creation-date --width=100
+
+# The README's pictures of the screens: the browser tests' own screenshots (tests/screens
+# saves them in build/screenshots), copied after a run of those tests.
+SHOTS := build/screenshots
+readme-screens: venv mosquitto
+	$(BIN)/pytest -q tests/screens -k "demo or machine_fault or two_unit or chinese"
+	cp $(SHOTS)/demo-terminal-01-live.png docs/screens/terminal.png
+	cp $(SHOTS)/demo-board-01-live.png docs/screens/board.png
+	cp $(SHOTS)/test_a_machine_fault_turns_its_tile_red_within_a_second_and_-1-02-fault.png docs/screens/board-fault.png
+	cp $(SHOTS)/test_packing_a_two_unit_order_with_a_weight_out_of_tolerance-2-01-lookup.png docs/screens/lookup.png
+	cp $(SHOTS)/test_the_terminal_in_chinese_explains_a_refusal_in_chinese-1-01-zh-refusal.png docs/screens/terminal-zh.png
+
+.PHONY: readme-screens
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

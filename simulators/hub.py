@@ -1,4 +1,9 @@
-"""A simulated hub: master data and order waves out, every event in, checked, stock refilled."""
+"""A simulated hub: master data and order waves out, every event in, checked, stock refilled.
+
+The hub counts what it released itself. On a broker another hub may publish orders (and
+master data) for the same line: the gateway's events about those orders are counted
+apart, as neither this hub's success nor its failure.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,12 @@ import contextlib
 import json
 import logging
 import math
+import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
@@ -28,20 +35,30 @@ from cloud_sync.contract import (
     topic_prefix,
 )
 from cloud_sync.memory import MemoryHub
-from simulators.orders import GeneratedOrder, JsonDict
+from simulators.orders import GeneratedOrder, JsonDict, OrderStream
 
 log = logging.getLogger(__name__)
 
 # How long one wait of the in-memory pump lasts before it simply waits again.
 _MEMORY_WAIT_S = 3600.0
+MASTERDATA_TOPICS = (IN_CATALOG, IN_STOCK)
+# Marks the stock snapshots a simulated hub publishes (the contract keeps extra fields), so
+# that it knows its own, from this run or an earlier one, when the broker hands them back.
+# Not the catalog: the gateway keeps a catalog version's first contents, and a catalog is
+# known by them.
+PUBLISHER_FIELD = "published_by"
+PUBLISHER = "linegate simulated hub"
 
 
 class HubSink(Protocol):
-    """Where a transport hands what the gateway sent."""
+    """Where a transport hands what the gateway sent, and the master data on the line's
+    topics (retained, from this hub or another)."""
 
     def on_events(self, envelopes: list[JsonDict]) -> None: ...
 
     def on_status(self, status: JsonDict) -> None: ...
+
+    def on_masterdata(self, topic_suffix: str, payload: bytes) -> None: ...
 
 
 class HubTransport(Protocol):
@@ -209,8 +226,11 @@ class MqttTransport:
         if reason_code.is_failure:
             self._hop(self._set_refused, str(reason_code))
             return
-        # Events and the gateway's retained status, both QoS 1.
-        client.subscribe(self._prefix + "out/#", qos=1)
+        # Events and the gateway's retained status, both QoS 1; and the master data on
+        # the line's topics, to know whether another hub publishes its own.
+        client.subscribe(
+            [(self._prefix + "out/#", 1), *((self._prefix + t, 1) for t in MASTERDATA_TOPICS)]
+        )
 
     def _paho_subscribe(
         self,
@@ -258,6 +278,9 @@ class MqttTransport:
         if sink is None or not topic.startswith(self._prefix):
             return
         suffix = topic[len(self._prefix) :]
+        if suffix in MASTERDATA_TOPICS:
+            sink.on_masterdata(suffix, payload)
+            return
         try:
             doc = json.loads(payload)
         except ValueError:
@@ -271,19 +294,36 @@ class MqttTransport:
             sink.on_status(doc)
 
 
+class Source(StrEnum):
+    """Who publishes a kind of master data for the line."""
+
+    THIS_HUB = "this hub"
+    OTHER_HUB = "another hub"
+
+
 @dataclass
 class HubCounters:
-    """What the hub has sent and heard; ``gaps`` must end at 0."""
+    """What the hub has sent and heard; ``gaps`` must end at 0.
+
+    The order counts are of the orders this hub released; ``other_*`` count the orders it
+    did not release (another hub's on the same broker, or an earlier run's on a kept
+    database), which are neither its successes nor its failures."""
 
     released: int = 0
     released_good: int = 0
     released_bad: int = 0
+    streamed: int = 0  # of ``released``: those released one by one after the first batch
     accepted: int = 0
     rejected: int = 0
     rejection_codes: Counter[str] = field(default_factory=Counter)
     completed: int = 0
     on_time: int = 0
     cancelled: int = 0
+    other_accepted: int = 0
+    other_rejected: int = 0
+    other_rejection_codes: Counter[str] = field(default_factory=Counter)
+    other_completed: int = 0
+    other_cancelled: int = 0
     events_received: int = 0  # every envelope heard, duplicates included
     duplicates: int = 0  # envelopes whose seq was heard before (allowed: at-least-once)
     first_seq: int = 1  # the first seq this hub is to hear (1 for a new gateway database)
@@ -300,15 +340,30 @@ class HubCounters:
         """Seqs from ``first_seq`` up to the highest heard that never arrived."""
         return max(0, self.max_seq - self.first_seq + 1 - self.unique)
 
+    @property
+    def other_orders(self) -> int:
+        """Events heard about orders this hub did not release."""
+        return (
+            self.other_accepted + self.other_rejected + self.other_completed + self.other_cancelled
+        )
+
 
 class SimulatedHub:
     """The office side of one line, over any :class:`HubTransport`.
 
     Publishes the catalog and the stock snapshot (retained), waits for the gateway to be
-    online, then releases ``orders`` in waves ``wave_interval_s`` of simulated time apart.
+    online, then releases ``orders`` in waves ``wave_interval_s`` of simulated time apart;
+    with a ``stream`` and a ``pace_per_h``, it then goes on releasing one order at a time,
+    about ``pace_per_h`` an hour of simulated time, until cancelled.
     Every event is checked for its seq (no gap, duplicates counted and dropped); a
     ``material.shortage`` makes the WMS send a new snapshot with more of that material after
     ``replenish_lead_s`` of simulated time.
+
+    With ``defer_masterdata`` another hub's master data wins (a hub that sends its orders
+    to the demo's line): what the broker holds retained ``masterdata_grace_s`` after this
+    hub subscribed is left in place, and what comes later is taken up. Another hub's
+    catalog is then what ``catalog`` holds (``on_catalog`` hears it); another hub's stock
+    means its WMS refills, not this one.
     """
 
     def __init__(
@@ -324,31 +379,55 @@ class SimulatedHub:
         wave_interval_s: float = 600.0,
         replenish_lead_s: float = 300.0,
         first_seq: int = 1,
+        stream: OrderStream | None = None,
+        pace_per_h: float = 0.0,
+        seed: int = 0,
+        defer_masterdata: bool = False,
+        masterdata_grace_s: float = 1.0,
+        on_catalog: Callable[[JsonDict], None] | None = None,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
+        if pace_per_h < 0:
+            raise ValueError("pace_per_h must be 0 or more")
         self.transport = transport
         self.catalog = catalog
+        self._own_catalog = catalog
         self.orders = list(orders)
         self.counters = HubCounters(first_seq=first_seq)
-        self.done = asyncio.Event()  # every released good order is completed
+        self.done = asyncio.Event()  # every released good order is completed, none to come
+        self.ready = asyncio.Event()  # the master data is settled (published or left)
         self.online = asyncio.Event()
         self.gateway_state: str | None = None
+        self.catalog_source = Source.THIS_HUB
+        self.stock_source = Source.THIS_HUB
+        self.on_catalog = on_catalog
         self.expected_rejections: Counter[str] = Counter()
         self.rejected_good: list[str] = []  # good orders the gateway rejected: a bug
+        self.accepted_bad: list[str] = []  # bad orders the gateway accepted: a bug
+        self.wrong_rejections: list[str] = []  # bad orders rejected without their code
         self._now = clock_now
         self._speed = speed
         self._waves = max(1, waves)
         self._wave_interval_s = wave_interval_s
         self._lead_s = replenish_lead_s
+        self._stream = stream if pace_per_h > 0 else None
+        self._pace_per_h = pace_per_h
+        self._arrivals = random.Random(f"arrivals/{seed}")
+        self._defer = defer_masterdata
+        self._grace_s = masterdata_grace_s
+        self._told_other = False
         self._seen: set[int] = set()
+        self._own: set[str] = set()  # every order id this hub released
         self._good: set[str] = set()
+        self._bad: dict[str, str] = {}  # a bad order's id -> the code it must provoke
+        # Bad orders whose id the gateway cannot read (not JSON): their rejections come
+        # without an order id, and as many such rejections are this hub's.
+        self._anonymous = 0
         self._completed: set[str] = set()
         self._released_all = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._lot_tracked = {
-            m["material"]: bool(m.get("lot_tracked", False)) for m in catalog["materials"]
-        }
+        self._lot_tracked = _lot_tracking(catalog)
         # The WMS view: what the snapshot held, less what the line reported consumed, plus
         # what was brought in since. Keys are (material, lot or "").
         self._items: dict[tuple[str, str], JsonDict] = {}
@@ -372,9 +451,15 @@ class SimulatedHub:
         """Serve until cancelled."""
         await self.transport.start(self)
         try:
+            if self._defer:
+                # A broker hands its retained messages right after the subscription: what
+                # another hub left there by now is what the gateway would get.
+                await asyncio.sleep(self._grace_s)
             self.publish_masterdata()
+            self.ready.set()
             await self.online.wait()
             await self._release_waves()
+            await self._release_stream()
             await asyncio.Future()  # keep hearing events until cancelled
         finally:
             for task in list(self._tasks):
@@ -383,13 +468,25 @@ class SimulatedHub:
             await self.transport.stop()
 
     def publish_masterdata(self) -> None:
-        self.transport.publish(IN_CATALOG, _dump(self.catalog), retain=True)
-        self.transport.publish(IN_STOCK, _dump(self.stock_snapshot()), retain=True)
+        """The catalog and the stock, retained; each only while this hub is its source."""
+        if self.catalog_source is Source.THIS_HUB:
+            self.transport.publish(IN_CATALOG, _dump(self.catalog), retain=True)
+        if self.stock_source is Source.THIS_HUB:
+            self._publish_stock(self.stock_snapshot())
+
+    def _publish_stock(self, snapshot: JsonDict) -> None:
+        payload = _dump({**snapshot, PUBLISHER_FIELD: PUBLISHER})
+        self.transport.publish(IN_STOCK, payload, retain=True)
+
+    @property
+    def streaming(self) -> bool:
+        """Orders keep coming after the first batch, until the hub is cancelled."""
+        return self._stream is not None
 
     async def _release_waves(self) -> None:
         orders = self.orders
         if not orders:
-            self._released_all = True
+            self._released_all = not self.streaming
             return
         sizes = _wave_sizes(len(orders), self._waves)
         start = 0
@@ -402,14 +499,26 @@ class SimulatedHub:
             # both; one bad order in an array must not reject the others).
             self.release(wave, as_array=i > 0)
             log.info("hub: wave %d of %d: %d orders released", i + 1, len(sizes), len(wave))
-        self._released_all = True
+        self._released_all = not self.streaming
         self._check_done()
+
+    async def _release_stream(self) -> None:
+        stream = self._stream
+        if stream is None:
+            return
+        mean_s = 3600.0 / self._pace_per_h
+        while True:
+            # Steady but not a metronome: within half the mean either way.
+            await asyncio.sleep(self._arrivals.uniform(0.5, 1.5) * mean_s / self._speed)
+            self.counters.streamed += 1
+            self.release([stream.next(self._now())])
 
     def release(self, orders: Sequence[GeneratedOrder], *, as_array: bool = False) -> None:
         """Publish orders on ``in/orders`` now."""
         batch: list[JsonDict] = []
         for order in orders:
             self.counters.released += 1
+            self._own.add(order.order_id)
             if order.good:
                 self.counters.released_good += 1
                 self._good.add(order.order_id)
@@ -417,6 +526,10 @@ class SimulatedHub:
                 self.counters.released_bad += 1
                 assert order.expected_error is not None
                 self.expected_rejections[order.expected_error] += 1
+                if order.doc is None or not isinstance(order.doc.get("order_id"), str):
+                    self._anonymous += 1
+                else:
+                    self._bad[order.order_id] = order.expected_error
             if as_array and order.doc is not None:
                 batch.append(order.doc)
             else:
@@ -461,22 +574,10 @@ class SimulatedHub:
         kind = env.get("type")
         data = env.get("data") or {}
         order_id = env.get("order_id")
-        if kind == "order.accepted":
-            c.accepted += 1
-        elif kind == "order.rejected":
-            c.rejected += 1
-            if order_id in self._good:
-                self.rejected_good.append(order_id)
-            codes = {e.get("code") for e in data.get("errors", []) if isinstance(e, dict)}
-            c.rejection_codes.update(code for code in codes if isinstance(code, str))
-        elif kind == "order.completed":
-            c.completed += 1
-            if data.get("on_time") is True:
-                c.on_time += 1
-            if isinstance(order_id, str):
-                self._completed.add(order_id)
-        elif kind == "order.cancelled":
-            c.cancelled += 1
+        if not isinstance(data, dict):
+            data = {}
+        if kind in _ORDER_OUTCOMES:
+            self._order_outcome(kind, order_id if isinstance(order_id, str) else None, data)
         elif kind == "defect.recorded":
             if data.get("disposition") == "scrap":
                 c.scrap += 1
@@ -492,6 +593,97 @@ class SimulatedHub:
             material, required = data.get("material"), data.get("required")
             if isinstance(material, str) and isinstance(required, int | float):
                 self._shortage(material, float(required))
+
+    def _order_outcome(self, kind: str, order_id: str | None, data: JsonDict) -> None:
+        c = self.counters
+        if kind == "order.rejected":
+            errors = data.get("errors")
+            found = {e.get("code") for e in errors or [] if isinstance(e, dict)}
+            codes = {code for code in found if isinstance(code, str)}
+            if not self._own_rejection(order_id):
+                c.other_rejected += 1
+                c.other_rejection_codes.update(codes)
+                return
+            c.rejected += 1
+            c.rejection_codes.update(codes)
+            if order_id in self._good:
+                self.rejected_good.append(order_id)
+            elif order_id in self._bad and self._bad[order_id] not in codes:
+                self.wrong_rejections.append(order_id)
+            return
+        own = order_id is not None and order_id in self._own
+        if kind == "order.accepted":
+            if not own:
+                c.other_accepted += 1
+                return
+            c.accepted += 1
+            if order_id in self._bad:
+                self.accepted_bad.append(order_id)
+        elif kind == "order.completed":
+            if not own:
+                c.other_completed += 1
+                return
+            c.completed += 1
+            if data.get("on_time") is True:
+                c.on_time += 1
+            assert order_id is not None
+            self._completed.add(order_id)
+        elif own:  # order.cancelled
+            c.cancelled += 1
+        else:
+            c.other_cancelled += 1
+
+    def _own_rejection(self, order_id: str | None) -> bool:
+        if order_id is not None:
+            return order_id in self._own
+        if self._anonymous > 0:
+            self._anonymous -= 1
+            return True
+        return False
+
+    def on_masterdata(self, topic_suffix: str, payload: bytes) -> None:
+        try:
+            doc = json.loads(payload)
+        except ValueError:
+            return  # an empty payload clears a retained message; the gateway refuses no JSON
+        if not isinstance(doc, dict) or doc == self._own_catalog:
+            return
+        if doc.get(PUBLISHER_FIELD) == PUBLISHER:
+            return  # a simulated hub's stock: this one's, now or in an earlier run
+        if not self._defer:
+            if not self._told_other:
+                self._told_other = True
+                log.info(
+                    "hub: another hub publishes %s on this line; this hub keeps its own",
+                    topic_suffix,
+                )
+            return
+        if topic_suffix == IN_CATALOG:
+            self._adopt_catalog(doc)
+        elif self.stock_source is Source.THIS_HUB:
+            self.stock_source = Source.OTHER_HUB
+            log.info("hub: another hub sends the stock: its WMS refills the line, not this one")
+
+    def _adopt_catalog(self, doc: JsonDict) -> None:
+        try:
+            lot_tracked = _lot_tracking(doc)
+            for key in ("routings", "skus"):
+                if not isinstance(doc[key], list):
+                    raise TypeError(f"{key} is not a list")
+        except (KeyError, TypeError, AttributeError) as exc:
+            # The gateway refuses it too (and keeps its catalog): so does this hub.
+            log.warning("hub: another hub's catalog is not usable (%r); kept this one", exc)
+            return
+        self.catalog = doc
+        self.catalog_source = Source.OTHER_HUB
+        self._lot_tracked = lot_tracked
+        # This hub's WMS holds only what the catalog in force knows.
+        self._items = {k: v for k, v in self._items.items() if k[0] in lot_tracked}
+        log.info("hub: another hub's catalog %s is in force", doc.get("version"))
+        if self.ready.is_set() and self.stock_source is Source.THIS_HUB:
+            self._publish_stock(self.stock_snapshot())
+        if self.on_catalog is not None:
+            self.on_catalog(doc)
 
     def _check_done(self) -> None:
         if self._released_all and self._good <= self._completed:
@@ -518,6 +710,7 @@ class SimulatedHub:
         c = self.counters
         return (
             not self.rejected_good
+            and not self.wrong_rejections
             and c.rejected == c.released_bad
             and all(c.rejection_codes[code] >= n for code, n in self.expected_rejections.items())
         )
@@ -525,6 +718,8 @@ class SimulatedHub:
     # -- the WMS -----------------------------------------------------------------------------
 
     def _shortage(self, material: str, required: float) -> None:
+        if self.stock_source is not Source.THIS_HUB:
+            return  # another hub's WMS answers it
         if material in self._pending:
             self._pending[material] += required
             return
@@ -536,6 +731,8 @@ class SimulatedHub:
     async def _refill_later(self, material: str) -> None:
         await asyncio.sleep(self._lead_s / self._speed)
         required = self._pending.pop(material, 0.0)
+        if self.stock_source is not Source.THIS_HUB:
+            return  # another hub took over the stock meanwhile
         # Enough for what was asked, plus a batch so the next order does not wait again.
         batch = math.ceil(required + max(10.0, 0.25 * self._initial.get(material, 0.0)))
         now = self._now()
@@ -551,7 +748,7 @@ class SimulatedHub:
             entry = self._items.setdefault(key, {"material": material, "qty": 0})
             entry["qty"] = float(entry["qty"]) + batch
         self.counters.replenishments += 1
-        self.transport.publish(IN_STOCK, _dump(self.stock_snapshot(now)), retain=True)
+        self._publish_stock(self.stock_snapshot(now))
         log.info("hub: WMS brought %d more %s to the line", batch, material)
 
     def stock_snapshot(self, as_of: datetime | None = None) -> JsonDict:
@@ -565,6 +762,14 @@ class SimulatedHub:
                 out.pop("lot", None)
             items.append(out)
         return {"kind": "stock", "as_of": when.isoformat(), "items": items}
+
+
+_ORDER_OUTCOMES = ("order.accepted", "order.rejected", "order.completed", "order.cancelled")
+
+
+def _lot_tracking(catalog: JsonDict) -> dict[str, bool]:
+    """Per material of ``catalog``: whether it is lot-tracked."""
+    return {m["material"]: bool(m.get("lot_tracked", False)) for m in catalog["materials"]}
 
 
 def _wave_sizes(count: int, waves: int) -> list[int]:

@@ -234,20 +234,29 @@ class SimulatedOperator:
         self._auth = auth
         self._hands = hands
         self._machine_wait_s = machine_wait_s
-        self._times = standard_times(catalog)
-        self._materials = sorted(m["material"] for m in catalog["materials"])
-        self._weights = {
+        self._times: dict[str, OpTime] = {}
+        self._materials: list[str] = []
+        self._weights: dict[str, tuple[float, float]] = {}
+        self.use_catalog(catalog)
+        self._stopping = asyncio.Event()
+        self._worked: set[tuple[int, int]] = set()  # (task, attempt) whose work time is spent
+        self._weighed: set[tuple[int, int]] = set()
+        self._setup: dict[str, object] = {}  # op -> the setup the machine has now
+        self._http: httpx.AsyncClient | None = None
+
+    def use_catalog(self, catalog: Mapping[str, Any]) -> None:
+        """Work by ``catalog`` from now on (the hub sent a new one): its standard times,
+        its materials and its units' weights."""
+        times = standard_times(catalog)
+        materials = sorted(m["material"] for m in catalog["materials"])
+        weights = {
             s["sku"]: (
                 float(s.get("unit_weight_g") or 0.0),
                 float(s.get("weight_tolerance_g") or 0),
             )
             for s in catalog["skus"]
         }
-        self._stopping = asyncio.Event()
-        self._worked: set[tuple[int, int]] = set()  # (task, attempt) whose work time is spent
-        self._weighed: set[tuple[int, int]] = set()
-        self._setup: dict[str, object] = {}  # op -> the setup the machine has now
-        self._http: httpx.AsyncClient | None = None
+        self._times, self._materials, self._weights = times, materials, weights
 
     def stop(self) -> None:
         """Leave after the current action."""

@@ -148,6 +148,51 @@ def generate_orders(
     )
 
 
+class OrderStream:
+    """Orders one at a time, as customers place them, for a hub that keeps releasing after
+    its first batch. The same inputs and the same ``now`` of each call give the same orders.
+
+    A share ``bad_rate`` of them is bad, the kinds in rotation. Stock is not respected:
+    over a long run the line uses up any snapshot, and the hub's WMS refills on shortage.
+    ``first_number`` continues the numbering of a batch released before, so every order
+    id stays unique."""
+
+    def __init__(
+        self,
+        catalog: Mapping[str, Any],
+        stock: Mapping[str, Any],
+        *,
+        now: datetime,
+        seed: int = 7,
+        bad_rate: float = 0.08,
+        first_number: int = 1,
+        timezone: str = "Asia/Shanghai",
+    ) -> None:
+        if now.tzinfo is None:
+            raise ValueError("now must be an aware datetime")
+        if not 0.0 <= bad_rate <= 1.0:
+            raise ValueError("bad_rate must be between 0 and 1")
+        # Its own seed: the stream is not the batch's continuation draw for draw.
+        self._gen = _Generator(catalog, stock, now, seed + 1, False, None, timezone)
+        self._bad_rate = bad_rate
+        self._number = first_number
+        self._kinds = self._gen.rng.randrange(len(BAD_KINDS))
+
+    def next(self, now: datetime) -> GeneratedOrder:
+        """The next order, placed at ``now``."""
+        if now.tzinfo is None:
+            raise ValueError("now must be an aware datetime")
+        gen = self._gen
+        gen.set_now(now)
+        kind = None
+        if gen.rng.random() < self._bad_rate:
+            kind = BAD_KINDS[self._kinds % len(BAD_KINDS)]
+            self._kinds += 1
+        order = gen.one(self._number, kind)
+        self._number += 1
+        return order
+
+
 class _Generator:
     def __init__(
         self,
@@ -160,7 +205,8 @@ class _Generator:
         timezone: str,
     ) -> None:
         self.rng = random.Random(seed)
-        self.now = now.astimezone(ZoneInfo(timezone))
+        self.zone = ZoneInfo(timezone)
+        self.now = now.astimezone(self.zone)
         self.respect_stock = respect_stock
         routings = {r["routing"]: r for r in catalog["routings"]}
         self.skus: dict[str, JsonDict] = {s["sku"]: s for s in catalog["skus"]}
@@ -182,24 +228,31 @@ class _Generator:
                 item["qty"]
             )
 
+    def set_now(self, now: datetime) -> None:
+        self.now = now.astimezone(self.zone)
+
     def run(self, count: int, bad_rate: float) -> list[GeneratedOrder]:
         bad = bad_order_count(count, bad_rate)
         positions = set(self.rng.sample(range(count), bad)) if bad else set()
         first_kind = self.rng.randrange(len(BAD_KINDS))
-        stamp = self.now.strftime("%y%m%d%H%M%S")
         out: list[GeneratedOrder] = []
         kinds = 0
         for n in range(count):
-            prefix, channel = _pick(self.rng, [((p, c), w) for p, c, w in _CHANNELS])
-            order_id = f"{prefix}{stamp}{n + 1:04d}"
+            kind = None
             if n in positions:
                 kind = BAD_KINDS[(first_kind + kinds) % len(BAD_KINDS)]
                 kinds += 1
-                out.append(self._bad(kind, order_id, channel))
-            else:
-                doc = self._order(order_id, channel, reserve=True)
-                out.append(GeneratedOrder(order_id, _dump(doc), doc, None, _units(doc)))
+            out.append(self.one(n + 1, kind))
         return out
+
+    def one(self, number: int, bad_kind: str | None) -> GeneratedOrder:
+        """Order ``number``, placed now: bad of ``bad_kind``, or good when None."""
+        prefix, channel = _pick(self.rng, [((p, c), w) for p, c, w in _CHANNELS])
+        order_id = f"{prefix}{self.now:%y%m%d%H%M%S}{number:04d}"
+        if bad_kind is not None:
+            return self._bad(bad_kind, order_id, channel)
+        doc = self._order(order_id, channel, reserve=True)
+        return GeneratedOrder(order_id, _dump(doc), doc, None, _units(doc))
 
     # -- good orders -----------------------------------------------------------------
 

@@ -157,6 +157,25 @@ ROUTES: Mapping[tuple[str, str], Policy] = MappingProxyType(
         ("POST", "/api/plan/replan"): Policy.LINE_LEAD,
         ("GET", "/api/trace/unit/{serial}"): Policy.BOARD,
         ("GET", "/api/trace/lot/{lot}"): Policy.BOARD,
+        # Customer service's lookup: any order, by its id, a unit's serial or the
+        # customer's reference (gateway/web/order_routes.py).
+        ("GET", "/api/orders"): Policy.BOARD,
+        ("GET", "/api/orders/{order_id}"): Policy.BOARD,
+        ("GET", "/api/orders/{order_id}/live"): Policy.BOARD,
+        # e-SOP pictures, named by their SHA-256: an <img> sends no bearer token, and a
+        # name cannot be guessed without the catalog (gateway/web/media_routes.py).
+        ("GET", "/media/{sha256}"): Policy.OPEN,
+        ("HEAD", "/media/{sha256}"): Policy.OPEN,
+        # The screens (gateway/web/screens.py): a page is a shell that holds no data, and
+        # its assets are the gateway's own; the data behind them goes through the gate.
+        ("GET", "/"): Policy.OPEN,
+        ("GET", "/board"): Policy.OPEN,
+        ("GET", "/orders"): Policy.OPEN,
+        ("GET", "/station/{station_id}"): Policy.OPEN,
+        ("GET", "/static/{name:path}"): Policy.OPEN,
+        ("GET", "/api/board"): Policy.BOARD,
+        ("GET", "/api/board/live"): Policy.BOARD,
+        ("GET", f"{_STATION}/live"): Policy.STATION_VIEW,
         # Served only with [http] api_docs; Starlette answers HEAD on them too.
         ("GET", "/api/docs"): Policy.ACCOUNT,
         ("HEAD", "/api/docs"): Policy.ACCOUNT,

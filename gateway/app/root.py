@@ -33,7 +33,9 @@ from gateway.config.secrets import read_secret
 from gateway.config.tls import cert_path, key_path, server_context
 from gateway.desk.service import StationService
 from gateway.floor.floor import Floor
+from gateway.floor.media import MediaCache, hub_client
 from gateway.floor.supervisor import SupervisorPolicy
+from gateway.i18n import Text, t
 from gateway.orderbook import alarms
 from gateway.orderbook.alarms import clear_alarm, raise_alarm
 from gateway.orderbook.context import LineContext
@@ -46,6 +48,7 @@ from gateway.store.rows import Severity
 from gateway.web.access_routes import SignIns
 from gateway.web.gate import Gate
 from gateway.web.limits import HEAD_TIMEOUT_S, KEEP_ALIVE_S, MAX_HEAD_BYTES
+from gateway.web.live import Changes
 from gateway.web.protocol import StationHttp
 from gateway.web.redirect import serve_redirects
 from gateway.web.station_api import create_app
@@ -151,8 +154,21 @@ class _HubProblems:
                 clear_alarm(self._core, alarm_id, f"the hub takes {what} again")
                 self._raised.discard(what)
             else:
-                raise_alarm(self._core, alarm_id, "hub_refused", "hub", Severity.MAJOR, problem)
+                message = self._message(problem)
+                raise_alarm(self._core, alarm_id, "hub_refused", "hub", Severity.MAJOR, message)
                 self._raised.add(what)
+
+    @staticmethod
+    def _message(problem: str) -> str | Text:
+        """``problem`` as the link says it (cloud_sync/http.py), as a message the station
+        API can say in Chinese where its words are known (the hub's reason stays as the hub
+        gave it); otherwise as it is."""
+        head, sep, why = problem.partition(": ")
+        if sep and head == "the hub refused events":
+            return t("the hub refused events: {why}", why=why)
+        if sep and head == "the hub refused the orders request":
+            return t("the hub refused the orders request: {why}", why=why)
+        return problem
 
 
 class _Server(uvicorn.Server):
@@ -237,6 +253,13 @@ class Gateway:
         # forgets it, see gateway/access/throttle.py).
         self.gate = Gate(self.core, tls=config.http.tls_enabled)
         self.sign_ins = SignIns(SignInThrottle(time.monotonic))
+        # The e-SOP pictures of the catalog, fetched once from the hub and served to the
+        # stations from the data folder.
+        self.media = MediaCache(
+            self.core, self.store.path.parent / "media", client=hub_client(config.hub)
+        )
+        # What changed, for the screens' live streams (gateway/web/live.py).
+        self.changes = Changes()
         self.started = asyncio.Event()
         self.http_port: int | None = None
         self.redirect_port: int | None = None  # [http] redirect_port, once bound
@@ -278,6 +301,8 @@ class Gateway:
                 gate=self.gate,
                 sign_ins=self.sign_ins,
                 docs=http.api_docs,
+                changes=self.changes,
+                media=self.media,
             ),
             log_level="warning",
             lifespan="off",
@@ -317,6 +342,7 @@ class Gateway:
                 # Audit records another process wrote (linegate users|tokens|terminals).
                 tg.create_task(publish_audit(self.core), name="audit")
                 tg.create_task(self.floor.run(), name="floor")
+                tg.create_task(self.media.run(), name="media")
                 if self.planner is not None:
                     tg.create_task(self.planner.run(), name="planner")
                 while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
@@ -332,6 +358,8 @@ class Gateway:
                 gc.freeze()
         finally:
             self.notifier.send("STOPPING=1")
+            # The screens' streams end first: uvicorn would wait for them.
+            self.changes.close()
             # Let uvicorn close its connections itself, then the store.
             server.should_exit = True
             with contextlib.suppress(Exception, asyncio.CancelledError):

@@ -23,6 +23,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+from gateway.i18n import t
 from gateway.orderbook.alarms import clear_alarm, raise_alarm
 from gateway.orderbook.context import LineContext
 from gateway.store.rows import Severity
@@ -69,10 +70,15 @@ class StorageGuard:
         try:
             with self.core.store.transaction():
                 if low:
+                    message = t(
+                        "{free} MiB free on the data disk (floor {floor} MiB): new orders "
+                        "wait in the broker until there is room; stations go on",
+                        free=format(free, ".0f"),
+                        floor=floor,
+                    )
                     raise_alarm(
                         self.core, "storage:disk_low", "disk_low", "store", Severity.CRITICAL,
-                        f"{free:.0f} MiB free on the data disk (floor {floor} MiB): new orders "
-                        "wait in the broker until there is room; stations go on",
+                        message,
                     )  # fmt: skip
                 else:
                     clear_alarm(self.core, "storage:disk_low", f"{free:.0f} MiB free again")
@@ -91,9 +97,12 @@ class StorageGuard:
         used = self.core.outbox.size_bytes
         high, low = 0.8 * budget, 0.7 * budget
         if not self._full_outbox and used >= high:
-            message = (
-                f"{used / _MIB:.0f} MiB of events wait for the hub ({used / budget:.0%} of the "
-                f"{budget // _MIB} MiB budget): is the hub link down? Nothing is dropped."
+            message = t(
+                "{used} MiB of events wait for the hub ({share} of the {budget} MiB budget): "
+                "is the hub link down? Nothing is dropped.",
+                used=format(used / _MIB, ".0f"),
+                share=format(used / budget, ".0%"),
+                budget=budget // _MIB,
             )
             with self.core.store.transaction():
                 raise_alarm(

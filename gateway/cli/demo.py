@@ -6,6 +6,12 @@ per machine, a Modbus server per scale, scanners on ptys and sockets, ZPL printe
 TCP), on a copy of the line config moved to free ports; the gateway drives them with its
 real drivers, and the operators scan on the scanners and put parcels on the scales.
 ``--no-devices`` runs the line on the station API alone.
+
+By default it keeps the line and its screens running until Ctrl-C: the first batch of
+``--orders N``, then new orders at ``--pace``. ``--exit-when-done`` releases the N orders
+and exits with the verdict once they are done. ``--orders 0 --broker URL`` releases
+nothing: the line works what another hub publishes, and the verdict counts only what
+the demo released itself.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import shutil
 import signal
 import sys
@@ -25,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cloud_sync.contract import topic_prefix
+from cloud_sync.contract import IN_ORDERS, topic_prefix
 from cloud_sync.memory import MemoryHub, MemoryLink
 from gateway import __version__
 from gateway.app.root import Gateway, HubLink, mqtt_link
@@ -53,10 +60,12 @@ from simulators.operators import (
 from simulators.orders import (
     GeneratedOrder,
     JsonDict,
+    OrderStream,
     generate_orders,
     load_reference_catalog,
     load_reference_stock,
 )
+from simulators.pictures import PictureServer, with_pictures
 from simulators.relocate import relocate_line
 
 log = logging.getLogger(__name__)
@@ -74,6 +83,14 @@ PROGRESS_EVERY_S = 3.0  # real seconds between progress lines
 STOP_TIMEOUT_S = 20.0  # real seconds for the hub and the gateway to shut down, each
 DRAIN_TIMEOUT_S = 15.0  # real seconds to wait for the last events after the last order
 EX_INTERRUPTED = 130
+# The default --pace keeps the busiest station this busy by the standard run times of the
+# order mix: setups, rework and the operators' own time come on top, so the stations are
+# busy and their queues still drain.
+PACE_LOAD = 0.3
+PACE_SAMPLE = 200  # orders drawn to know the mix
+# How long the printed station links can pair a browser, in a person's time (the line's
+# clock runs ×speed): a working day.
+BROWSER_CODE_LIFE = timedelta(hours=8)
 
 
 @dataclass
@@ -97,12 +114,32 @@ class Demo:
     staff: dict[str, Person] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     access: DemoAccess | None = None  # the accounts, terminals and token it made
+    # The e-SOP pictures the demo's hub adds to the catalog and serves over HTTP (the
+    # reference catalog has none): the gateway fetches each once, as from a real hub.
+    pictures: PictureServer | None = None
+    until_stopped: bool = True  # run until Ctrl-C; False: exit once the orders are done
+    pace_per_h: float = 0.0  # orders an hour of line time after the first batch
+    broker: str | None = None
     interrupted: bool = False
     wall_s: float = 0.0
 
     @property
     def api_url(self) -> str:
         return f"http://{_client_host(self.config.http.host)}:{self.gateway.http_port}"
+
+    @property
+    def outside_orders(self) -> bool:
+        """The demo releases no order of its own: another hub sends them."""
+        return not self.orders and not self.hub.streaming
+
+    def adopt_catalog(self, catalog: JsonDict) -> None:
+        """Another hub's catalog is in force: the operators work by it."""
+        self.catalog = catalog
+        for op in self.operators:
+            try:
+                op.use_catalog(catalog)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                log.warning("%s: cannot work by the new catalog (%r)", op.station, exc)
 
 
 def run_demo(args: argparse.Namespace, *, on_start: Callable[[Demo], None] | None = None) -> int:
@@ -144,7 +181,7 @@ async def _main(args: argparse.Namespace, on_start: Callable[[Demo], None] | Non
         return 1
     if on_start is not None:
         on_start(demo)
-    return await _run(demo, args.orders)
+    return await _run(demo)
 
 
 def _check_args(args: argparse.Namespace) -> str | None:
@@ -152,6 +189,23 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return "--speed must be positive"
     if args.orders < 0:
         return "--orders must be 0 or more"
+    if args.orders == 0 and args.exit_when_done:
+        return (
+            "--exit-when-done waits for the demo's own orders, and --orders 0 releases none: "
+            "nothing would ever be done (give --orders N, or leave --exit-when-done out)"
+        )
+    if args.orders == 0 and not args.broker:
+        return (
+            "--orders 0 releases no order of its own: they come from another hub, so give "
+            "--broker mqtt://HOST:PORT (or --orders N)"
+        )
+    if args.pace is not None:
+        if not math.isfinite(args.pace) or args.pace < 0:
+            return "--pace must be 0 or more orders an hour"
+        if args.exit_when_done:
+            return "--pace paces the orders after the first batch; --exit-when-done has none"
+        if args.orders == 0:
+            return "--pace paces the demo's own orders; with --orders 0 it releases none"
     if not 0.0 <= args.error_rate <= 1.0:
         return "--error-rate must be between 0 and 1"
     if args.start is not None:
@@ -217,11 +271,60 @@ def _build(args: argparse.Namespace, config: LineConfig, sim_root: Path | None) 
     now = datetime.fromisoformat(args.start) if args.start else datetime.now(UTC)
     clock = ScaledClock(speed, demo_start(config, now))
     data_dir: Path = args.data_dir or Path(tempfile.mkdtemp(prefix="linegate-demo-"))
-    catalog = load_reference_catalog()
+    pictures = PictureServer()
+    catalog, files = with_pictures(load_reference_catalog(), pictures.base_url)
+    pictures.files.update(files)
     stock = load_reference_stock()
     orders = generate_orders(
         catalog, stock, count=args.orders, now=clock.now(), seed=args.seed, bad_rate=BAD_RATE
     )
+    pace = 0.0
+    if not args.exit_when_done and args.orders:
+        pace = args.pace if args.pace is not None else default_pace(config, catalog, clock.now())
+    first_seq = _first_unsent_seq(config, data_dir)
+    hub, link = _hub(args, config, clock, catalog, stock, orders, pace, first_seq)
+    gateway = Gateway(config, data_dir=data_dir, clock=clock, link=link, http_port=args.http_port)
+    floor = None
+    if any(st.devices for st in config.stations.values()):
+        floor = SimulatedLine(
+            device_specs(config),
+            machine_cycle_s=_machine_cycles(config, catalog, speed),
+            seed=args.seed,
+        )
+    demo = Demo(
+        config=config,
+        clock=clock,
+        data_dir=data_dir,
+        gateway=gateway,
+        hub=hub,
+        orders=orders,
+        catalog=catalog,
+        speed=speed,
+        error_rate=args.error_rate,
+        seed=args.seed,
+        transport=hub.transport.name,
+        floor=floor,
+        sim_root=sim_root,
+        until_stopped=not args.exit_when_done,
+        pace_per_h=pace,
+        broker=args.broker,
+        pictures=pictures,
+    )
+    hub.on_catalog = demo.adopt_catalog
+    return demo
+
+
+def _hub(
+    args: argparse.Namespace,
+    config: LineConfig,
+    clock: ScaledClock,
+    catalog: JsonDict,
+    stock: JsonDict,
+    orders: list[GeneratedOrder],
+    pace: float,
+    first_seq: int,
+) -> tuple[SimulatedHub, HubLink]:
+    """The simulated hub, and the gateway's link to it (in memory, or over the broker)."""
     site, line = config.line.site, config.line.line
     link: HubLink
     transport: HubTransport
@@ -233,14 +336,15 @@ def _build(args: argparse.Namespace, config: LineConfig, sim_root: Path | None) 
         memory = MemoryHub()
         link = MemoryLink(memory, site, line, clock.now, version=__version__)
         transport = MemoryTransport(memory)
-    first_seq = _first_unsent_seq(config, data_dir)
-    gateway = Gateway(config, data_dir=data_dir, clock=clock, link=link, http_port=args.http_port)
-    floor = None
-    if any(st.devices for st in config.stations.values()):
-        floor = SimulatedLine(
-            device_specs(config),
-            machine_cycle_s=_machine_cycles(config, catalog, speed),
+    stream = None
+    if pace > 0:
+        stream = OrderStream(
+            catalog,
+            stock,
+            now=clock.now(),
             seed=args.seed,
+            bad_rate=BAD_RATE,
+            first_number=len(orders) + 1,
         )
     hub = SimulatedHub(
         transport,
@@ -248,27 +352,42 @@ def _build(args: argparse.Namespace, config: LineConfig, sim_root: Path | None) 
         stock=stock,
         orders=orders,
         clock_now=clock.now,
-        speed=speed,
+        speed=clock.speed,
         waves=WAVES,
         wave_interval_s=WAVE_INTERVAL_S,
         replenish_lead_s=REPLENISH_LEAD_S,
         first_seq=first_seq,
-    )
-    return Demo(
-        config=config,
-        clock=clock,
-        data_dir=data_dir,
-        gateway=gateway,
-        hub=hub,
-        orders=orders,
-        catalog=catalog,
-        speed=speed,
-        error_rate=args.error_rate,
+        stream=stream,
+        pace_per_h=pace,
         seed=args.seed,
-        transport=transport.name,
-        floor=floor,
-        sim_root=sim_root,
+        # Releasing nothing itself, the demo works another hub's orders: by that hub's
+        # master data, when it publishes its own.
+        defer_masterdata=not orders,
     )
+    return hub, link
+
+
+def default_pace(config: LineConfig, catalog: JsonDict, now: datetime) -> float:
+    """Orders an hour of line time that keep the busiest station about ``PACE_LOAD`` busy
+    by the standard run times of the generated order mix (at least one an hour)."""
+    sample = generate_orders(
+        catalog, {"items": []}, count=PACE_SAMPLE, now=now, bad_rate=0.0, respect_stock=False
+    )
+    caps = {sid: list(st.capabilities) for sid, st in config.stations.items()}
+    busiest = max(station_loads(catalog, caps, _units_by_sku(sample)).values(), default=0.0)
+    if busiest <= 0:
+        return 1.0
+    return float(max(1, math.floor(PACE_LOAD * 3600.0 * PACE_SAMPLE / busiest)))
+
+
+def _units_by_sku(orders: list[GeneratedOrder]) -> dict[str, float]:
+    """Units per SKU of the good ``orders``."""
+    units: dict[str, float] = {}
+    for order in orders:
+        if order.good and order.doc is not None:
+            for line in order.doc["lines"]:
+                units[line["sku"]] = units.get(line["sku"], 0.0) + line["qty"]
+    return units
 
 
 def _machine_cycles(config: LineConfig, catalog: JsonDict, speed: float) -> dict[str, float]:
@@ -304,7 +423,7 @@ def _first_unsent_seq(config: LineConfig, data_dir: Path) -> int:
 # -- running -------------------------------------------------------------------------
 
 
-async def _run(demo: Demo, orders: int) -> int:
+async def _run(demo: Demo) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     main = asyncio.current_task()
@@ -312,6 +431,9 @@ async def _run(demo: Demo, orders: int) -> int:
     started = time.monotonic()
     if demo.floor is not None:
         await demo.floor.start()
+    pictures_task = None
+    if demo.pictures is not None:
+        pictures_task = asyncio.create_task(demo.pictures.serve(), name="pictures")
     gw_task = asyncio.create_task(demo.gateway.run(), name="gateway")
     hub_task: asyncio.Task[None] | None = None
     op_tasks: list[asyncio.Task[None]] = []
@@ -321,17 +443,32 @@ async def _run(demo: Demo, orders: int) -> int:
             print(f"linegate demo: {_why_stopped('the gateway', gw_task)}", file=sys.stderr)
             return 1
         hub_task = asyncio.create_task(demo.hub.run(), name="hub")
-        demo.access = await enrol(demo.gateway, demo.api_url, demo.config.stations)
-        _staff(demo)
-        _banner(demo)
-        op_tasks = [
-            asyncio.create_task(op.run(), name=f"operator {op.station}") for op in demo.operators
-        ]
-        await _watch(demo, orders, stop, gw_task, hub_task, started)
+        demo.access = await enrol(
+            demo.gateway,
+            demo.api_url,
+            demo.config.stations,
+            code_lifetime=BROWSER_CODE_LIFE * demo.speed,
+        )
+        # The operators work by the catalog in force: the hub knows it once it is ready.
+        if await _first(demo.hub.ready.wait(), hub_task, stop.wait()):
+            _staff(demo)
+            _banner(demo)
+            op_tasks = [
+                asyncio.create_task(op.run(), name=f"operator {op.station}")
+                for op in demo.operators
+            ]
+            await _watch(demo, stop, gw_task, hub_task, started)
+        elif hub_task.done():
+            demo.problems.append(_why_stopped("the hub", hub_task))
+        else:
+            demo.interrupted = True
         await _stop_operators(demo, op_tasks)
-        if not demo.problems and not demo.interrupted:
+        # Run until stopped, the events so far are the verdict's; a fixed run that did not
+        # finish has none to give.
+        finished = not demo.problems and not demo.interrupted
+        if not hub_task.done() and (demo.until_stopped or finished):
             await _drain(demo, gw_task)
-        _final_checks(demo, orders)
+        _final_checks(demo)
     finally:
         await _stop_operators(demo, op_tasks)
         for task, what in ((hub_task, "the hub"), (gw_task, "the gateway")):
@@ -341,6 +478,9 @@ async def _run(demo: Demo, orders: int) -> int:
                     demo.problems.append(f"{what} did not stop within {STOP_TIMEOUT_S:g} s")
         if demo.floor is not None:
             await demo.floor.stop()
+        if demo.pictures is not None and pictures_task is not None:
+            demo.pictures.stop()
+            await stop_task(pictures_task, STOP_TIMEOUT_S, "the pictures", heard=lambda: True)
         if demo.sim_root is not None:
             shutil.rmtree(demo.sim_root, ignore_errors=True)
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -366,11 +506,7 @@ def _on_signals(
 def _staff(demo: Demo) -> None:
     """One simulated operator per station, with a badge that station accepts."""
     config = demo.config
-    units: dict[str, float] = {}
-    for order in demo.orders:
-        if order.good and order.doc is not None:
-            for line in order.doc["lines"]:
-                units[line["sku"]] = units.get(line["sku"], 0.0) + line["qty"]
+    units = _units_by_sku(demo.orders)
     caps = {sid: list(st.capabilities) for sid, st in config.stations.items()}
     loads = station_loads(demo.catalog, caps, units or None)
     names = {o.badge: o.name for o in config.operators}
@@ -401,12 +537,24 @@ def _staff(demo: Demo) -> None:
 
 
 def _banner(demo: Demo) -> None:
-    good = sum(1 for o in demo.orders if o.good)
+    url = demo.api_url
     print(
         f"linegate demo: line {demo.config.gateway_id} at ×{demo.speed:g}, hub: {demo.transport}",
         flush=True,
     )
-    print(f"  station API  {demo.api_url}/api/stations   (docs: {demo.api_url}/api/docs)")
+    access = demo.access
+    if access is not None:
+        print(f"  board        {url}/board   (sign in as viewer or lead: passwords below)")
+        print(f"  board kiosk  {url}/board?kiosk=1#token={access.viewer_token}")
+        hours = BROWSER_CODE_LIFE.total_seconds() / 3600
+        print(
+            "  stations     each link makes the browser a terminal of its station "
+            f"(each link once, within {hours:g} h):"
+        )
+        width = max((len(sid) for sid in access.browser_codes), default=0)
+        for sid, code in access.browser_codes.items():
+            print(f"               {sid:<{width}}  {url}/station/{sid}?pair={code}")
+    print(f"  station API  {url}/api/stations   (docs: {url}/api/docs)")
     print(f"  data         {demo.data_dir}")
     if demo.floor is not None:
         kinds: dict[str, int] = {}
@@ -415,46 +563,71 @@ def _banner(demo: Demo) -> None:
         print(
             "  devices      simulated: "
             + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
-            + f"  (linegate devices --url {demo.api_url} --token TOKEN)"
+            + f"  (linegate devices --url {url} --token TOKEN)"
         )
-    if demo.orders:
-        print(
-            f"  orders       {len(demo.orders)} to release in {WAVES} waves "
-            f"({good} good, {len(demo.orders) - good} bad on purpose)"
-        )
-    else:
-        print(
-            "  orders       none from the simulated hub: publish them to the broker; Ctrl-C stops"
-        )
-    if demo.access is not None:
+    print(f"  orders       {_orders_text(demo)}")
+    if demo.outside_orders:
+        hub = demo.hub
+        version = demo.catalog.get("version", "?")
+        print(f"  catalog      {version}, from {hub.catalog_source}; stock from {hub.stock_source}")
+    if access is not None:
         # Made for this run and shown only here: there is no default account or password.
-        print(f"  accounts     (sign in: POST {demo.api_url}/api/session; new passwords each run)")
-        for user, (role, password) in demo.access.passwords.items():
+        print(f"  accounts     (sign in: POST {url}/api/session; new passwords each run)")
+        for user, (role, password) in access.passwords.items():
             print(f"               {user} ({role.value}) {password}")
-        print(f"  viewer token {demo.access.viewer_token}")
+        print(f"  viewer token {access.viewer_token}")
     by_person: dict[str, list[str]] = {}
     for sid, person in demo.staff.items():
         by_person.setdefault(f"{person.name} ({person.badge})", []).append(sid)
-    print(
-        "  staff        " + "; ".join(f"{', '.join(s)}: {who}" for who, s in by_person.items()),
-        flush=True,
+    print("  staff        " + "; ".join(f"{', '.join(s)}: {who}" for who, s in by_person.items()))
+    if demo.until_stopped:
+        print("linegate demo: running until Ctrl-C (then the summary and the verdict so far)")
+    sys.stdout.flush()
+
+
+def _orders_text(demo: Demo) -> str:
+    if demo.outside_orders:
+        topic = topic_prefix(demo.config.line.site, demo.config.line.line) + IN_ORDERS
+        return (
+            f"none of its own: the line works what another hub publishes on {demo.broker} "
+            f"({topic}); only the demo's own orders count in its verdict"
+        )
+    good = sum(1 for o in demo.orders if o.good)
+    text = (
+        f"{len(demo.orders)} to release in {WAVES} waves "
+        f"({good} good, {len(demo.orders) - good} bad on purpose)"
+    )
+    if not demo.until_stopped:
+        return text + "; the demo exits when they are done"
+    if demo.pace_per_h <= 0:
+        return text + ", then no more (--pace 0)"
+    every_min = 60.0 / demo.pace_per_h
+    return (
+        text + f", then about {demo.pace_per_h:g} an hour of line time, one every "
+        f"{every_min:.1f} min (--pace)"
     )
 
 
 async def _watch(
     demo: Demo,
-    orders: int,
     stop: asyncio.Event,
     gw_task: asyncio.Task[None],
     hub_task: asyncio.Task[None],
     started: float,
 ) -> None:
-    """Until every good order is completed, Ctrl-C, a failure, a stall or the deadline."""
+    """A fixed run: until every good order is completed, Ctrl-C, a failure, a stall or the
+    deadline. Run until stopped: until Ctrl-C or a failure of the gateway or the hub; what
+    goes wrong meanwhile is said at once and kept for the verdict."""
     hub = demo.hub
+    fixed = not demo.until_stopped
+    orders = bool(demo.orders)
     timeout_s, stall_s = _limits(demo)
     last_unique, last_change, last_line = -1, started, 0.0
     while True:
-        await _first(hub.done.wait(), stop.wait(), asyncio.sleep(0.2))
+        waits = [stop.wait(), asyncio.sleep(0.2)]
+        if fixed:
+            waits.append(hub.done.wait())
+        await _first(*waits)
         now = time.monotonic()
         if gw_task.done():
             demo.problems.append(_why_stopped("the gateway", gw_task))
@@ -462,29 +635,32 @@ async def _watch(
         if hub_task.done():
             demo.problems.append(_why_stopped("the hub", hub_task))
             return
-        if orders and hub.done.is_set():
+        if fixed and orders and hub.done.is_set():
             _progress(demo, now - started)
             return
         if stop.is_set():
             demo.interrupted = True
-            print("linegate demo: stopping")
+            print("linegate demo: stopping", flush=True)
             return
-        if hub.rejected_good or hub.counters.rejected > hub.counters.released_bad:
-            c = hub.counters
-            demo.problems.append(
-                f"the gateway rejected good orders: {c.rejected} rejections of "
-                f"{c.released_bad} bad orders ({', '.join(sorted(c.rejection_codes))})"
-            )
-            return
+        misjudged = _misjudged(demo)
+        if misjudged is not None:
+            if fixed:
+                demo.problems.append(misjudged)
+                return
+            _problem_now(demo, misjudged)
         if hub.counters.unique != last_unique:
             last_unique, last_change = hub.counters.unique, now
-        elif orders and now - last_change > stall_s:
-            demo.problems.append(
+        elif (hub.outstanding if demo.until_stopped else orders) and now - last_change > stall_s:
+            stuck = (
                 f"stuck: no event for {stall_s:.0f} s with {len(hub.outstanding)} orders open "
                 f"({', '.join(hub.outstanding[:5])})"
             )
-            return
-        if orders and now - started > timeout_s:
+            if fixed:
+                demo.problems.append(stuck)
+                return
+            _problem_now(demo, stuck)
+            last_change = now
+        if fixed and orders and now - started > timeout_s:
             demo.problems.append(
                 f"not finished after {timeout_s:.0f} s: {len(hub.outstanding)} orders still open"
             )
@@ -494,15 +670,36 @@ async def _watch(
             _progress(demo, now - started)
 
 
+def _misjudged(demo: Demo) -> str | None:
+    """The gateway's verdict on one of the demo's own orders was wrong, if it was."""
+    hub, c = demo.hub, demo.hub.counters
+    if hub.rejected_good or c.rejected > c.released_bad:
+        return (
+            f"the gateway rejected good orders: {c.rejected} rejections of "
+            f"{c.released_bad} bad orders ({', '.join(sorted(c.rejection_codes))})"
+        )
+    if hub.accepted_bad:
+        return f"the gateway accepted bad orders: {', '.join(hub.accepted_bad[:5])}"
+    if hub.wrong_rejections:
+        return "bad orders rejected without the code they were made to provoke: " + ", ".join(
+            hub.wrong_rejections[:5]
+        )
+    return None
+
+
+def _problem_now(demo: Demo, problem: str) -> None:
+    """Kept for the verdict, and said now (once): the line goes on."""
+    if problem in demo.problems:
+        return
+    demo.problems.append(problem)
+    print(f"linegate demo: PROBLEM: {problem}", flush=True)
+
+
 def _limits(demo: Demo) -> tuple[float, float]:
     """Deadline and stall limit in real seconds, from the standard times of the orders."""
     times = standard_times(demo.catalog)
     longest = max((t.setup_s + t.run_s for t in times.values()), default=60.0)
-    units: dict[str, float] = {}
-    for order in demo.orders:
-        if order.doc is not None and order.good:
-            for line in order.doc["lines"]:
-                units[line["sku"]] = units.get(line["sku"], 0.0) + line["qty"]
+    units = _units_by_sku(demo.orders)
     caps = {sid: list(st.capabilities) for sid, st in demo.config.stations.items()}
     busiest = max(station_loads(demo.catalog, caps, units).values(), default=0.0)
     waves = (WAVES - 1) * WAVE_INTERVAL_S
@@ -528,9 +725,15 @@ def _progress(demo: Demo, elapsed: float) -> None:
     if waiting:
         queue_text += f"; {waiting} orders wait for material"
     sim = demo.gateway.core.local(demo.clock.now()).strftime("%H:%M")
+    other = ""
+    if c.other_orders or demo.outside_orders:
+        other = (
+            f" | other orders accepted {c.other_accepted}, completed "
+            f"{c.other_completed}, rejected {c.other_rejected}"
+        )
     print(
         f"[{elapsed:6.1f} s | {sim}] orders accepted {c.accepted}/{c.released_good}, "
-        f"completed {c.completed}, rejected {c.rejected} | queues: {queue_text} | "
+        f"completed {c.completed}, rejected {c.rejected}{other} | queues: {queue_text} | "
         f"outbox {demo.gateway.outbox.pending_count()} | events {c.unique}",
         flush=True,
     )
@@ -554,13 +757,19 @@ async def _drain(demo: Demo, gw_task: asyncio.Task[None]) -> None:
         )
 
 
-def _final_checks(demo: Demo, orders: int) -> None:
+def _final_checks(demo: Demo) -> None:
     hub, c = demo.hub, demo.hub.counters
     if c.gaps:
         demo.problems.append(f"{c.gaps} seq gaps (missing {hub.missing_seqs()})")
     if c.malformed:
         demo.problems.append(f"{c.malformed} events without a usable seq")
-    if not demo.interrupted and not demo.problems and orders:
+    if demo.until_stopped:
+        # Orders still in work when stopped are neither done nor wrong: only what the
+        # gateway already said about the demo's own orders is judged.
+        misjudged = _misjudged(demo)
+        if misjudged is not None and misjudged not in demo.problems:
+            demo.problems.append(misjudged)
+    elif not demo.interrupted and not demo.problems and demo.orders:
         if not hub.rejections_as_expected:
             demo.problems.append(
                 f"rejections: {c.rejected} of {c.released_bad} bad orders, codes "
@@ -581,7 +790,9 @@ def _finish(demo: Demo, started: float) -> int:
     _summary(demo)
     if demo.problems:
         return 1
-    return EX_INTERRUPTED if demo.interrupted and demo.orders else 0
+    # Ctrl-C is how a run until stopped ends; a fixed run it cuts short.
+    cut_short = demo.interrupted and not demo.until_stopped
+    return EX_INTERRUPTED if cut_short and demo.orders else 0
 
 
 def _planner_text(demo: Demo) -> str:
@@ -596,20 +807,33 @@ def _planner_text(demo: Demo) -> str:
 
 
 def _summary(demo: Demo) -> None:
-    c = demo.hub.counters
+    hub, c = demo.hub, demo.hub.counters
     ops = [op.counters for op in demo.operators]
     mistakes = sum(sum(o.mistakes.values()) for o in ops)
     on_time = f"{100.0 * c.on_time / c.completed:.0f} %" if c.completed else "-"
     sim_s = demo.wall_s * demo.speed
     seqs = f"seq {c.first_seq}..{c.max_seq}" if c.max_seq >= c.first_seq else "none yet"
     codes = ", ".join(f"{k} {v}" for k, v in sorted(c.rejection_codes.items())) or "none"
+    released = f"{c.released} ({c.released_good} good, {c.released_bad} bad"
+    if c.streamed:
+        released += f"; {c.streamed} of them after the first batch"
+    open_now = f"; {len(hub.outstanding)} still in work" if hub.outstanding else ""
     lines = [
         f"linegate demo: summary after {demo.wall_s:.1f} s "
         f"({sim_s / 3600:.1f} h of line time at ×{demo.speed:g})",
-        f"  orders released    {c.released} ({c.released_good} good, {c.released_bad} bad)",
+        f"  orders released    {released})",
         f"  orders completed   {c.completed} of {c.released_good}, on time {c.on_time} "
-        f"({on_time}) against ship-by",
+        f"({on_time}) against ship-by{open_now}",
         f"  orders rejected    {c.rejected} ({codes})",
+    ]
+    if c.other_orders or demo.outside_orders:
+        other_codes = ", ".join(f"{k} {v}" for k, v in sorted(c.other_rejection_codes.items()))
+        lines.append(
+            f"  other orders       {c.other_completed} completed, {c.other_accepted} accepted, "
+            f"{c.other_rejected} rejected ({other_codes or 'none'}), {c.other_cancelled} "
+            "cancelled: not the demo's (another hub's, or an earlier run's), not in its verdict"
+        )
+    lines += [
         f"  events published   {c.unique} ({seqs}), duplicates {c.duplicates}, seq gaps {c.gaps}",
         f"  defects            rework {c.rework}, scrap {c.scrap}",
         f"  materials          {c.shortages} shortages, {c.replenishments} replenishments",
@@ -627,7 +851,7 @@ def _summary(demo: Demo) -> None:
         lines.append(f"  PROBLEM: {problem}")
     if demo.problems:
         lines.append("RESULT: FAILED")
-    elif demo.interrupted:
+    elif demo.interrupted and not demo.until_stopped:
         lines.append("RESULT: INTERRUPTED")
     else:
         lines.append("RESULT: OK")

@@ -136,7 +136,25 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--broker", help="mqtt://HOST:PORT; without it no broker is needed")
     demo.add_argument("--site", default="hz01")
     demo.add_argument("--line", default="line3")
-    demo.add_argument("--orders", type=int, default=60, help="orders the hub releases (0: none)")
+    demo.add_argument(
+        "--orders",
+        type=int,
+        default=60,
+        help="orders the simulated hub releases at the start (0: none of its own; they come "
+        "from another hub on --broker)",
+    )
+    demo.add_argument(
+        "--pace",
+        type=float,
+        help="new orders per hour of line time after the first batch, until Ctrl-C "
+        "(default: what keeps the busiest station about 30%% busy; 0: none)",
+    )
+    demo.add_argument(
+        "--exit-when-done",
+        action="store_true",
+        help="release the --orders N, then exit with the verdict once they are done "
+        "(default: keep the line and its screens running until Ctrl-C)",
+    )
     demo.add_argument("--speed", type=float, default=60.0, help="time compression factor")
     demo.add_argument("--data-dir", type=Path, help="default: a new temporary folder")
     demo.add_argument("--http-port", type=int, default=8080, help="0 picks a free port")

@@ -79,6 +79,10 @@ def _duplicates(items: list[str]) -> list[str]:
     return dups
 
 
+# The languages the screens and the operators' messages come in.
+Language = Literal["zh-CN", "en"]
+
+
 class LineSection(BaseModel):
     """[line]: who this gateway is and the local time its people work in."""
 
@@ -88,6 +92,9 @@ class LineSection(BaseModel):
     line: Ident
     name: str = ""
     timezone: str = "UTC"
+    # The language of the line's screens (boards, terminals) unless an operator or a
+    # board asks for another: the catalogs the gateway carries (gateway/i18n).
+    language: Language = "zh-CN"
 
     @field_validator("timezone")
     @classmethod
@@ -132,6 +139,9 @@ class HubSection(BaseModel):
     token_file: str | None = Field(default=None, min_length=1)
     poll_s: float = Field(default=2.0, gt=0, le=3600)
     masterdata_poll_s: float = Field(default=60.0, gt=0, le=86_400)
+    # order.progress goes out on every change of an order's stage, and when a new plan
+    # moves its predicted completion by more than this many minutes (contract 1.1).
+    progress_step_min: float = Field(default=15.0, gt=0, le=1440)
     # Secrets written into the file itself are refused, with where they belong instead.
     password: None = None
     token: None = None
@@ -366,6 +376,8 @@ class Operator(BaseModel):
 
     badge: Badge
     name: str = Field(min_length=1)
+    # The language this operator's terminal speaks once they sign in; none: the line's.
+    language: Language | None = None
     # The operator's PIN as its argon2id hash (``linegate users pin-hash``), for the actions
     # a line asks a PIN for; none: this operator has no PIN. Kept out of repr (and logs).
     pin_hash: str | None = Field(default=None, repr=False)

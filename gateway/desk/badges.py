@@ -9,6 +9,7 @@ from __future__ import annotations
 from gateway.desk.replies import Done, Refused
 from gateway.desk.session import Session
 from gateway.desk.text import unreadable
+from gateway.i18n import t
 from gateway.orderbook import tasks
 from gateway.store.rows import TaskStatus
 
@@ -19,19 +20,19 @@ def login(s: Session, badge: str) -> Done:
     core = s.core
     if unreadable(badge):
         # A control character is no part of a badge: a misread, not a stranger's badge.
-        raise Refused("BAD_CODE", "That badge was not readable.", "Scan your badge again.")
+        raise Refused("BAD_CODE", t("That badge was not readable."), t("Scan your badge again."))
     known = {o.badge: o.name for o in core.config.operators}
     if badge not in known:
         raise Refused(
             "UNKNOWN_BADGE",
-            f"Badge {badge} is not an operator of this line.",
-            "Ask the line lead to add your badge.",
+            t("Badge {badge} is not an operator of this line.", badge=badge),
+            t("Ask the line lead to add your badge."),
         )
     if s.config.operators is not None and badge not in s.config.operators:
         raise Refused(
             "NOT_PERMITTED",
-            f"{known[badge]} may not work at {s.station_id}.",
-            "Go to a station you are trained for, or ask the line lead.",
+            t("{name} may not work at {station}.", name=known[badge], station=s.station_id),
+            t("Go to a station you are trained for, or ask the line lead."),
         )
     with core.store.transaction():
         for other in core.store.texts(
@@ -43,13 +44,13 @@ def login(s: Session, badge: str) -> Done:
         if s.badge not in (None, badge):
             sign_out(s)
         s.sign_in(badge)
-    return Done(f"Welcome, {known[badge]}.")
+    return Done(t("Welcome, {name}.", name=known[badge]))
 
 
 def logout(s: Session) -> Done:
     with s.core.store.transaction():
         paused = sign_out(s)
-    return Done("Logged out." + (" The running task is paused." if paused else ""))
+    return Done(t("Logged out. The running task is paused.") if paused else t("Logged out."))
 
 
 def sign_out(s: Session) -> bool:

@@ -27,6 +27,7 @@ from gateway.desk.gs1 import (
     parse_hri,
 )
 from gateway.desk.text import unreadable
+from gateway.i18n import Text, t, verbatim
 
 BADGE = re.compile(r"^OP-[A-Za-z0-9]{1,16}$")
 _PRINTABLE = re.compile(r"^[\x21-\x7e]{1,128}$")
@@ -43,16 +44,17 @@ _PADDING = " \t\r\n"
 # EAN/UPC symbols carry a bare GTIN (no AI): digits expected for each identifier.
 _RETAIL_GTIN_LENGTH = {"]E0": 13, "]E4": 8}
 
-_UNREADABLE = "That scan was not readable."
-_SCAN_AGAIN = "Scan again, slowly and straight on."
-_LABEL_FAULTY = (
+_UNREADABLE = t("That scan was not readable.")
+_SCAN_AGAIN = t("Scan again, slowly and straight on.")
+_LABEL_FAULTY = t(
     "Scan it once more; if it is refused again, set the item aside and tell the line lead."
 )
 # Why a GS1 code does not check out, in the operator's terms (default: damaged/misprinted).
 _LIKELY_CAUSE = {
-    Gs1Problem.DATE: "the label is misprinted",
-    Gs1Problem.UNKNOWN_AI: "the label is not one of this line's",
+    Gs1Problem.DATE: t("the label is misprinted"),
+    Gs1Problem.UNKNOWN_AI: t("the label is not one of this line's"),
 }
+_NOTHING = verbatim("")
 
 
 class ScanKind(StrEnum):
@@ -66,14 +68,23 @@ class ScanKind(StrEnum):
 class Scan:
     """What one scan is. ``code`` is the badge or plain code, the human-readable form of a
     GS1 code, or what was read when it is invalid; ``reason`` and ``advice`` tell the
-    operator what is wrong with an invalid scan and what to do."""
+    operator what is wrong with an invalid scan and what to do (``reason_text`` and
+    ``advice_text``: the same as messages, for the operator's language)."""
 
     kind: ScanKind
     code: str
     gs1: Gs1Data | None = None
     symbology: str | None = None
-    reason: str = ""
-    advice: str = ""
+    reason_text: Text = _NOTHING
+    advice_text: Text = _NOTHING
+
+    @property
+    def reason(self) -> str:
+        return str(self.reason_text)
+
+    @property
+    def advice(self) -> str:
+        return str(self.advice_text)
 
 
 def classify(raw: str, symbology: str | None = None) -> Scan:
@@ -94,7 +105,11 @@ def classify(raw: str, symbology: str | None = None) -> Scan:
         # No label carries another control or format character: a misread (or junk from
         # a keyboard wedge), said as such rather than parsed and echoed back.
         return Scan(
-            ScanKind.INVALID, text, symbology=symbology, reason=_UNREADABLE, advice=_SCAN_AGAIN
+            ScanKind.INVALID,
+            text,
+            symbology=symbology,
+            reason_text=_UNREADABLE,
+            advice_text=_SCAN_AGAIN,
         )
     try:
         gs1 = _gs1_data(text, symbology)
@@ -103,8 +118,8 @@ def classify(raw: str, symbology: str | None = None) -> Scan:
             ScanKind.INVALID,
             text,
             symbology=symbology,
-            reason=_label_fault(err),
-            advice=_LABEL_FAULTY,
+            reason_text=_label_fault(err),
+            advice_text=_LABEL_FAULTY,
         )
     if gs1 is not None:
         return Scan(ScanKind.GS1, gs1.hri(), gs1=gs1, symbology=symbology)
@@ -113,7 +128,11 @@ def classify(raw: str, symbology: str | None = None) -> Scan:
         return Scan(ScanKind.BADGE, code, symbology=symbology)
     if not _PRINTABLE.match(code):
         return Scan(
-            ScanKind.INVALID, code, symbology=symbology, reason=_UNREADABLE, advice=_SCAN_AGAIN
+            ScanKind.INVALID,
+            code,
+            symbology=symbology,
+            reason_text=_UNREADABLE,
+            advice_text=_SCAN_AGAIN,
         )
     return Scan(ScanKind.CODE, code, symbology=symbology)
 
@@ -131,13 +150,15 @@ def _gs1_data(text: str, symbology: str | None) -> Gs1Data | None:
     if digits is not None and len(text) == digits and text.isascii() and text.isdigit():
         if not has_valid_check_digit(text):
             raise Gs1Error(
-                "01", Gs1Problem.CHECK_DIGIT, f"GTIN {text}: check digit wrong (EAN/UPC)"
+                "01",
+                Gs1Problem.CHECK_DIGIT,
+                t("GTIN {gtin}: check digit wrong (EAN/UPC)", gtin=text),
             )
         return Gs1Data.of([("01", text.zfill(14))])
     return None
 
 
-def _label_fault(err: Gs1Error) -> str:
+def _label_fault(err: Gs1Error) -> Text:
     """The operator's sentence for a GS1 code that does not check out."""
-    cause = _LIKELY_CAUSE.get(err.problem, "the label is damaged or misprinted")
-    return f"GS1 label: {err.reason} — {cause}."
+    cause = _LIKELY_CAUSE.get(err.problem) or t("the label is damaged or misprinted")
+    return t("GS1 label: {reason} — {cause}.", reason=err.reason_text, cause=cause)

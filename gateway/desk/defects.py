@@ -12,6 +12,7 @@ from gateway.desk.operating import finish
 from gateway.desk.replies import Done, Refused
 from gateway.desk.screen import task_next
 from gateway.desk.session import Session
+from gateway.i18n import t
 from gateway.orderbook import tasks
 from gateway.orderbook.station_state import IDLE, follow_tasks
 from gateway.orderbook.workorders import replace_unit
@@ -30,14 +31,14 @@ def fail(s: Session, reason: str, disposition: str) -> Done:
         raise Refused(
             "BAD_DISPOSITION",
             # repr: what was sent, with any control character shown, not sent back raw.
-            f"{disposition!r} is not a disposition.",
-            "Choose rework, scrap or use as is.",
+            t("{disposition} is not a disposition.", disposition=repr(disposition)),
+            t("Choose rework, scrap or use as is."),
         ) from None
     reason = reason.strip()
     if not reason:
-        raise Refused("REASON_REQUIRED", "Give the defect reason.", "Choose a defect reason.")
+        raise Refused("REASON_REQUIRED", t("Give the defect reason."), t("Choose a defect reason."))
     if not task.status.in_work:
-        raise Refused("NOT_IN_WORK", "The task is not in work.", task_next(core, task))
+        raise Refused("NOT_IN_WORK", t("The task is not in work."), task_next(core, task))
     if task.serial is None:
         return pack.fail(s, task, reason, chosen)
     with core.store.transaction():
@@ -101,13 +102,31 @@ def fail(s: Session, reason: str, disposition: str) -> Done:
                     "work = ? WHERE task_id = ?",
                     (TaskStatus.DISPATCHED, Progress(confirmed=True).dump(), task.task_id),
                 )
-                return Done(f"Defect recorded; {task.op} of {task.serial} is to be redone.")
+                return Done(
+                    t(
+                        "Defect recorded; {op} of {serial} is to be redone.",
+                        op=task.op,
+                        serial=str(task.serial),
+                    )
+                )
             case Disposition.SCRAP:
                 s.set_current(None)
-                tail = f" Replacement unit {replacement} is queued." if replacement else ""
+                if replacement:
+                    return Done(
+                        t(
+                            "Unit {serial} scrapped. Replacement unit {replacement} is queued. "
+                            "Put the scrapped item in the scrap bin.",
+                            serial=str(task.serial),
+                            replacement=replacement,
+                        )
+                    )
                 return Done(
-                    f"Unit {task.serial} scrapped.{tail} Put the scrapped item in the scrap bin."
+                    t(
+                        "Unit {serial} scrapped. Put the scrapped item in the scrap bin.",
+                        serial=str(task.serial),
+                    )
                 )
             case Disposition.USE_AS_IS:
                 # The defect is on record and the unit goes on as if it passed.
-                return Done("Defect recorded, used as is. " + finish(s, task, progress, []))
+                done = finish(s, task, progress, [])
+                return Done(t("Defect recorded, used as is. {done}", done=done))

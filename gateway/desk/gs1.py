@@ -27,6 +27,8 @@ from datetime import date
 from decimal import Decimal
 from types import MappingProxyType
 
+from gateway.i18n import Text, t
+
 __all__ = [
     "CSET82",
     "GS",
@@ -102,13 +104,15 @@ class Gs1Problem(enum.StrEnum):
 
 class Gs1Error(ValueError):
     """A GS1 code that does not parse or does not check out. ``ai`` is the application
-    identifier concerned (None when the code does not get that far)."""
+    identifier concerned (None when the code does not get that far); ``reason`` says what
+    is wrong (``reason_text``: the same as a message, for the operator's language)."""
 
-    def __init__(self, ai: str | None, problem: Gs1Problem, reason: str) -> None:
-        super().__init__(f"AI ({ai}): {reason}" if ai else reason)
+    def __init__(self, ai: str | None, problem: Gs1Problem, reason: Text) -> None:
+        super().__init__(f"AI ({ai}): {reason}" if ai else str(reason))
         self.ai = ai
         self.problem = problem
-        self.reason = reason
+        self.reason_text = reason
+        self.reason = str(reason)
 
 
 class Content(enum.StrEnum):
@@ -289,8 +293,8 @@ class Element:
         return found
 
 
-def _unknown(ai: str) -> str:
-    return f"application identifier ({ai}) is not one this line reads"
+def _unknown(ai: str) -> Text:
+    return t("application identifier ({ai}) is not one this line reads", ai=ai)
 
 
 def _checked(ai: str, value: str) -> Element:
@@ -300,34 +304,49 @@ def _checked(ai: str, value: str) -> Element:
         raise Gs1Error(ai, Gs1Problem.UNKNOWN_AI, _unknown(ai))
     subject = f"{spec.title} {value}" if value else spec.title
     if not value:
-        raise Gs1Error(ai, Gs1Problem.LENGTH, f"{spec.title} is empty")
+        raise Gs1Error(ai, Gs1Problem.LENGTH, t("{title} is empty", title=spec.title))
     if not spec.min_len <= len(value) <= spec.max_len:
         wanted = (
-            f"{spec.max_len}"
+            str(spec.max_len)
             if spec.min_len == spec.max_len
-            else f"{spec.min_len} to {spec.max_len}"
+            else t("{min} to {max}", min=spec.min_len, max=spec.max_len)
         )
-        raise Gs1Error(
-            ai, Gs1Problem.LENGTH, f"{subject} has {len(value)} characters, not {wanted}"
-        )
+        raise Gs1Error(ai, Gs1Problem.LENGTH, _length(subject, len(value), wanted))
     if spec.content is Content.DIGITS:
         if not _DIGITS.fullmatch(value):
-            raise Gs1Error(ai, Gs1Problem.CHARACTERS, f"{subject} must be digits only")
+            raise Gs1Error(
+                ai, Gs1Problem.CHARACTERS, t("{subject} must be digits only", subject=subject)
+            )
     else:
         bad = next((c for c in value if c not in CSET82), None)
         if bad is not None:
             raise Gs1Error(
-                ai, Gs1Problem.CHARACTERS, f"{spec.title} contains {bad!r}, not allowed in GS1"
+                ai,
+                Gs1Problem.CHARACTERS,
+                t("{title} contains {bad}, not allowed in GS1", title=spec.title, bad=repr(bad)),
             )
     if spec.check_digit and not has_valid_check_digit(value):
         raise Gs1Error(
             ai,
             Gs1Problem.CHECK_DIGIT,
-            f"{subject}: check digit wrong (should end in {check_digit(value[:-1])})",
+            t(
+                "{subject}: check digit wrong (should end in {digit})",
+                subject=subject,
+                digit=check_digit(value[:-1]),
+            ),
         )
     if spec.yymmdd and not _plausible_yymmdd(value):
-        raise Gs1Error(ai, Gs1Problem.DATE, f"{subject} is not a date (YYMMDD)")
+        raise Gs1Error(ai, Gs1Problem.DATE, t("{subject} is not a date (YYMMDD)", subject=subject))
     return Element(ai, value)
+
+
+def _length(subject: str, length: int, wanted: str | Text) -> Text:
+    return t(
+        "{subject} has {length} characters, not {wanted}",
+        subject=subject,
+        length=length,
+        wanted=wanted,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,13 +368,18 @@ class Gs1Data:
                     raise Gs1Error(
                         ai,
                         Gs1Problem.DUPLICATE,
-                        f"{element.spec.title} appears twice: {seen[ai]} and {value}",
+                        t(
+                            "{title} appears twice: {first} and {second}",
+                            title=element.spec.title,
+                            first=seen[ai],
+                            second=value,
+                        ),
                     )
                 continue
             seen[ai] = value
             elements.append(element)
         if not elements:
-            raise Gs1Error(None, Gs1Problem.SYNTAX, "no application identifier in the code")
+            raise Gs1Error(None, Gs1Problem.SYNTAX, t("no application identifier in the code"))
         return cls(tuple(elements))
 
     def value(self, ai: str) -> str | None:
@@ -443,13 +467,15 @@ def _ai_at(text: str, pos: int) -> AiSpec:
     digits = _LEADING_DIGITS.match(head)
     if digits is None:
         raise Gs1Error(
-            None, Gs1Problem.SYNTAX, f"expected an application identifier, found {head!r}"
+            None,
+            Gs1Problem.SYNTAX,
+            t("expected an application identifier, found {head}", head=repr(head)),
         )
     # Where an unknown AI ends is unknowable: report the digits that could be it.
     raise Gs1Error(
         digits.group(),
         Gs1Problem.UNKNOWN_AI,
-        f"no application identifier this line reads starts {digits.group()}",
+        t("no application identifier this line reads starts {digits}", digits=digits.group()),
     )
 
 
@@ -462,7 +488,7 @@ def parse_element_string(text: str) -> Gs1Data:
     pos = 0
     while pos < len(body):
         if body[pos] == GS:
-            raise Gs1Error(None, Gs1Problem.SYNTAX, "two separators in a row")
+            raise Gs1Error(None, Gs1Problem.SYNTAX, t("two separators in a row"))
         spec = _ai_at(body, pos)
         start = pos + len(spec.ai)
         if spec.predefined:
@@ -473,7 +499,7 @@ def parse_element_string(text: str) -> Gs1Data:
                 raise Gs1Error(
                     spec.ai,
                     Gs1Problem.LENGTH,
-                    f"{spec.title} {value} has {len(value)} characters, not {spec.max_len}",
+                    _length(f"{spec.title} {value}", len(value), str(spec.max_len)),
                 )
             pos = end + 1 if body[end : end + 1] == GS else end
         else:
@@ -495,7 +521,11 @@ def parse_hri(text: str) -> Gs1Data:
     while pos < len(body):
         opened = _HRI_AI.match(body, pos)
         if opened is None:
-            raise Gs1Error(None, Gs1Problem.SYNTAX, f"expected '(AI)' at {body[pos : pos + 6]!r}")
+            raise Gs1Error(
+                None,
+                Gs1Problem.SYNTAX,
+                t("expected '(AI)' at {text}", text=repr(body[pos : pos + 6])),
+            )
         value: list[str] = []
         pos = opened.end()
         while pos < len(body):

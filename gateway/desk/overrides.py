@@ -18,6 +18,7 @@ from gateway.desk.labels import print_shipping
 from gateway.desk.replies import Done, Refused
 from gateway.desk.screen import task_next
 from gateway.desk.session import Session
+from gateway.i18n import t
 from gateway.orderbook import tasks
 from gateway.store.rows import TaskStatus
 
@@ -34,23 +35,23 @@ def override(s: Session, check: Overridable, reason: str, by: str) -> Done:
     """Accept the station's current task's failed ``check`` (only ``weight`` today)."""
     if not reason:
         raise Refused(
-            "REASON_REQUIRED", "An override needs a reason.", "Say why the weight is right."
+            "REASON_REQUIRED", t("An override needs a reason."), t("Say why the weight is right.")
         )
     core = s.core
     task = s.require_current()
     progress = task.progress()
     if task.status is not TaskStatus.RUNNING:
-        raise Refused("NOT_RUNNING", "The task is not running.", task_next(core, task))
+        raise Refused("NOT_RUNNING", t("The task is not running."), task_next(core, task))
     if progress.weight_g is None:
         raise Refused(
             "NOT_WEIGHED",
-            "Nothing was weighed for this task yet: there is no weight to accept.",
-            "Place the item on the scale first.",
+            t("Nothing was weighed for this task yet: there is no weight to accept."),
+            t("Place the item on the scale first."),
         )
     if progress.weight_ok:
         raise Refused(
             "NOTHING_TO_OVERRIDE",
-            f"The weight {progress.weight_g:g} g is already accepted.",
+            t("The weight {grams} g is already accepted.", grams=format(progress.weight_g, "g")),
             task_next(core, task),
         )
     grams = progress.weight_g
@@ -77,7 +78,21 @@ def override(s: Session, check: Overridable, reason: str, by: str) -> Done:
             )
             data["label_id"] = progress.label_id
         tasks.save_progress(core, task.task_id, progress)
-    said = f"Weight {grams:g} g (expected {expected:g} ± {tol:g} g) accepted by {by}: {reason}."
+    weighed = {"grams": f"{grams:g}", "expected": f"{expected:g}", "tol": f"{tol:g}"}
     if task.serial is None:
-        said += f" Shipping label {progress.label_id} printed."
+        said = t(
+            "Weight {grams} g (expected {expected} ± {tol} g) accepted by {by}: {reason}. "
+            "Shipping label {label_id} printed.",
+            **weighed,
+            by=by,
+            reason=reason,
+            label_id=str(progress.label_id),
+        )
+    else:
+        said = t(
+            "Weight {grams} g (expected {expected} ± {tol} g) accepted by {by}: {reason}.",
+            **weighed,
+            by=by,
+            reason=reason,
+        )
     return Done(said, data=data)

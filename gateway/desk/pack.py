@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from gateway.desk.labels import print_shipping
 from gateway.desk.replies import Done, Refused
-from gateway.desk.screen import task_next
+from gateway.desk.screen import status_word, task_next
 from gateway.desk.session import Session
 from gateway.desk.steps import missing_materials, missing_units
+from gateway.i18n import listing, t
 from gateway.orderbook import tasks
 from gateway.orderbook.station_state import IDLE, follow_tasks
 from gateway.store.documents import Progress
@@ -36,28 +37,37 @@ def scan_unit(s: Session, unit: UnitRow) -> Done:
     if cur is not None and cur.order_id != order_id:
         raise Refused(
             "FOREIGN_UNIT",
-            f"Unit {serial} belongs to order {order_id}, not to order {cur.order_id} "
-            "being packed here.",
-            "Put it aside and go on with this parcel.",
+            t(
+                "Unit {serial} belongs to order {order_id}, not to order {packing} "
+                "being packed here.",
+                serial=serial,
+                order_id=order_id,
+                packing=cur.order_id,
+            ),
+            t("Put it aside and go on with this parcel."),
         )
     if not unit.status.ships:
         raise Refused(
             "UNIT_CLOSED",
-            f"Unit {serial} is {unit.status}: it must not ship.",
-            "Put it in the scrap bin and tell the line lead.",
+            t(
+                "Unit {serial} is {status}: it must not ship.",
+                serial=serial,
+                status=status_word(unit.status),
+            ),
+            t("Put it in the scrap bin and tell the line lead."),
         )
     if unit.status is not UnitStatus.DONE:
         raise Refused(
             "UNIT_NOT_DONE",
-            f"Unit {serial} has not finished its operations.",
-            "Send it back to the line.",
+            t("Unit {serial} has not finished its operations.", serial=serial),
+            t("Send it back to the line."),
         )
     task = cur if cur is not None else tasks.pack_task(core, order_id)
     if task is None:
         raise Refused(
             "NOTHING_TO_PACK",
-            f"Order {order_id} has nothing left to pack.",
-            "Put the unit aside and tell the line lead.",
+            t("Order {order_id} has nothing left to pack.", order_id=order_id),
+            t("Put the unit aside and tell the line lead."),
         )
     if cur is None:
         if task.status is TaskStatus.BLOCKED:
@@ -68,18 +78,28 @@ def scan_unit(s: Session, unit: UnitRow) -> Done:
             ]
             raise Refused(
                 "ORDER_INCOMPLETE",
-                f"Order {order_id} is not complete: waiting for " + ", ".join(waiting) + ".",
-                "Put the unit in the order's tote until the rest arrives.",
+                t(
+                    "Order {order_id} is not complete: waiting for {serials}.",
+                    order_id=order_id,
+                    serials=listing(waiting),
+                ),
+                t("Put the unit in the order's tote until the rest arrives."),
             )
         if task.status is not TaskStatus.READY:
             raise Refused(
                 "TAKEN",
-                f"Order {order_id} is being packed at {task.station}.",
-                f"Take the unit to {task.station}.",
+                t(
+                    "Order {order_id} is being packed at {station}.",
+                    order_id=order_id,
+                    station=str(task.station),
+                ),
+                t("Take the unit to {station}.", station=str(task.station)),
             )
     if serial in task.progress().units:
         raise Refused(
-            "ALREADY_SCANNED", f"Unit {serial} is already in this parcel.", task_next(core, task)
+            "ALREADY_SCANNED",
+            t("Unit {serial} is already in this parcel.", serial=serial),
+            task_next(core, task),
         )
     with core.store.transaction():
         if cur is None:
@@ -90,33 +110,40 @@ def scan_unit(s: Session, unit: UnitRow) -> Done:
         if task.status is TaskStatus.DISPATCHED:
             tasks.start(core, tasks.get(core, task.task_id), s.operator())
     total = len(tasks.live_units(core, order_id))
-    return Done(f"Unit {serial} in the parcel ({len(progress.units)} of {total}).")
+    return Done(
+        t(
+            "Unit {serial} in the parcel ({n} of {total}).",
+            serial=serial,
+            n=len(progress.units),
+            total=total,
+        )
+    )
 
 
 def weigh(s: Session, task: TaskRow, grams: float) -> Done:
     core = s.core
     if task.status is not TaskStatus.RUNNING:
-        raise Refused("NOT_RUNNING", "Scan the order's units first.", task_next(core, task))
+        raise Refused("NOT_RUNNING", t("Scan the order's units first."), task_next(core, task))
     progress = task.progress()
     missing = missing_units(core, task, progress)
     if missing:
         raise Refused(
             "UNITS_MISSING",
-            "Not all units are in the parcel: missing " + ", ".join(missing) + ".",
-            "Scan the missing units.",
+            t("Not all units are in the parcel: missing {serials}.", serials=listing(missing)),
+            t("Scan the missing units."),
         )
     materials = missing_materials(core, task, progress)
     if materials:
         raise Refused(
             "MATERIALS_MISSING",
-            "Scan the packing materials first: " + ", ".join(materials) + ".",
-            "Scan " + ", ".join(materials) + ".",
+            t("Scan the packing materials first: {materials}.", materials=listing(materials)),
+            t("Scan {items}.", items=listing(materials)),
         )
     if progress.label_id is not None:
         raise Refused(
             "ALREADY_WEIGHED",
-            f"The parcel is weighed and labelled ({progress.label_id}).",
-            f"Scan the shipping label {progress.label_id}.",
+            t("The parcel is weighed and labelled ({label_id}).", label_id=progress.label_id),
+            t("Scan the shipping label {label_id}.", label_id=progress.label_id),
         )
     expected, tol = tasks.expected_weight(core, task.order_id)
     ok = abs(grams - expected) <= tol + 1e-9
@@ -131,9 +158,21 @@ def weigh(s: Session, task: TaskRow, grams: float) -> Done:
             )
         tasks.save_progress(core, task.task_id, progress)
     if not ok:
-        return Done(f"Parcel weighs {grams:g} g; expected {expected:g} ± {tol:g} g.", ok=False)
+        return Done(
+            t(
+                "Parcel weighs {grams} g; expected {expected} ± {tol} g.",
+                grams=format(grams, "g"),
+                expected=format(expected, "g"),
+                tol=format(tol, "g"),
+            ),
+            ok=False,
+        )
     return Done(
-        f"Weight {grams:g} g OK. Shipping label {progress.label_id} printed.",
+        t(
+            "Weight {grams} g OK. Shipping label {label_id} printed.",
+            grams=format(grams, "g"),
+            label_id=str(progress.label_id),
+        ),
         data={"label_id": progress.label_id},
     )
 
@@ -145,18 +184,34 @@ def confirm_label(s: Session, label: LabelRow) -> Done:
     if task is None or task.serial is not None:
         raise Refused(
             "NO_PARCEL",
-            f"Label {label.label_id} is for order "
-            f"{label.order_id}, which is not being packed here.",
-            "Scan the label at the station that packed the parcel.",
+            t(
+                "Label {label_id} is for order {order_id}, which is not being packed here.",
+                label_id=label.label_id,
+                order_id=label.order_id,
+            ),
+            t("Scan the label at the station that packed the parcel."),
         )
     progress = task.progress()
     if progress.label_id != label.label_id:
         raise Refused(
             "WRONG_LABEL",
-            f"Label {label.label_id} belongs to order "
-            f"{label.order_id}; this parcel is order {task.order_id}"
-            + (f" with label {progress.label_id}." if progress.label_id else "."),
-            "Remove the wrong label and apply the one printed for this parcel.",
+            t(
+                "Label {label_id} belongs to order {order_id}; this parcel is order "
+                "{parcel_order} with label {parcel_label}.",
+                label_id=label.label_id,
+                order_id=label.order_id,
+                parcel_order=task.order_id,
+                parcel_label=progress.label_id,
+            )
+            if progress.label_id
+            else t(
+                "Label {label_id} belongs to order {order_id}; this parcel is order "
+                "{parcel_order}.",
+                label_id=label.label_id,
+                order_id=label.order_id,
+                parcel_order=task.order_id,
+            ),
+            t("Remove the wrong label and apply the one printed for this parcel."),
         )
     order_id = task.order_id
     with core.store.transaction():
@@ -178,7 +233,9 @@ def confirm_label(s: Session, label: LabelRow) -> Done:
             },
             order_id,
         )
-    return Done(f"Order {order_id} is packed and labelled: ready for the carrier.")
+    return Done(
+        t("Order {order_id} is packed and labelled: ready for the carrier.", order_id=order_id)
+    )
 
 
 def fail(s: Session, task: TaskRow, reason: str, disposition: Disposition) -> Done:
@@ -187,8 +244,8 @@ def fail(s: Session, task: TaskRow, reason: str, disposition: Disposition) -> Do
     if disposition is not Disposition.REWORK:
         raise Refused(
             "PACK_REWORK_ONLY",
-            "At packing a parcel can only be repacked.",
-            "Fail it with rework, or scrap a damaged unit at its station.",
+            t("At packing a parcel can only be repacked."),
+            t("Fail it with rework, or scrap a damaged unit at its station."),
         )
     operator = s.operator()
     with core.store.transaction():
@@ -236,4 +293,4 @@ def fail(s: Session, task: TaskRow, reason: str, disposition: Disposition) -> Do
             "work = ? WHERE task_id = ?",
             (TaskStatus.DISPATCHED, Progress().dump(), task.task_id),
         )
-    return Done("Parcel to be repacked.")
+    return Done(t("Parcel to be repacked."))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from gateway.desk import labels
 from gateway.desk.replies import Done, Refused
 from gateway.desk.session import Session
+from gateway.i18n import t
 
 
 def reprint(s: Session, reason: str, label_id: str | None) -> Done:
@@ -14,8 +15,8 @@ def reprint(s: Session, reason: str, label_id: str | None) -> Done:
     if not reason:
         raise Refused(
             "REASON_REQUIRED",
-            "Say why the label is printed again.",
-            "Give a reprint reason (damaged, lost …).",
+            t("Say why the label is printed again."),
+            t("Give a reprint reason (damaged, lost …)."),
         )
     core = s.core
     label = (
@@ -26,13 +27,17 @@ def reprint(s: Session, reason: str, label_id: str | None) -> Done:
     if label is None:
         raise Refused(
             "UNKNOWN_LABEL",
-            "There is no such label to reprint."
+            t("There is no such label to reprint.")
             if label_id
-            else "No label was printed at this station yet.",
-            "Scan or type the label id printed on the damaged label.",
+            else t("No label was printed at this station yet."),
+            t("Scan or type the label id printed on the damaged label."),
         )
     job_id = labels.reprint(core, label.label_id, s.station_id, reason)
     return Done(
-        f"Label {label.label_id} sent again ({reason}): apply the new label.",
+        t(
+            "Label {label_id} sent again ({reason}): apply the new label.",
+            label_id=label.label_id,
+            reason=reason,
+        ),
         data={"label_id": label.label_id, "job_id": job_id},
     )

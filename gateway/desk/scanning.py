@@ -15,8 +15,9 @@ from gateway.desk import badges, pack
 from gateway.desk.barcodes import ScanKind, classify
 from gateway.desk.gs1 import Gs1Data
 from gateway.desk.replies import Done, Refused
-from gateway.desk.screen import task_next
+from gateway.desk.screen import status_word, task_next
 from gateway.desk.session import Session
+from gateway.i18n import listing, t
 from gateway.orderbook import tasks
 from gateway.orderbook.tasks import PACK, Need
 from gateway.store.documents import ScannedLot
@@ -36,7 +37,7 @@ def scan(s: Session, raw: str, symbology: str | None = None) -> Done:
     if scan.kind is ScanKind.BADGE:
         return badges.login(s, scan.code)
     if scan.kind is ScanKind.INVALID:
-        raise Refused("BAD_CODE", scan.reason, scan.advice)
+        raise Refused("BAD_CODE", scan.reason_text, scan.advice_text)
     s.operator()
     if scan.gs1 is not None:
         return _scan_gs1(s, scan.gs1)
@@ -55,8 +56,8 @@ def scan(s: Session, raw: str, symbology: str | None = None) -> Done:
         return _scan_material(s, code, None)
     raise Refused(
         "UNKNOWN_CODE",
-        f"'{code}' is not a badge, traveller, lot or label known to this line.",
-        "Check that you scanned the right label.",
+        t("'{code}' is not a badge, traveller, lot or label known to this line.", code=code),
+        t("Check that you scanned the right label."),
     )
 
 
@@ -76,22 +77,31 @@ def _scan_gs1(s: Session, label: Gs1Data) -> Done:
         if unit is None:
             raise Refused(
                 "UNKNOWN_CODE",
-                f"Serial {label.serial} on this GS1 label is not a unit of this line.",
-                "Scan the traveller label on the item.",
+                t(
+                    "Serial {serial} on this GS1 label is not a unit of this line.",
+                    serial=label.serial,
+                ),
+                t("Scan the traveller label on the item."),
             )
         return _scan_found_unit(s, unit)
     if label.sscc is not None:
         # This line's shipping labels carry its own label ids, not SSCCs.
         raise Refused(
             "UNKNOWN_CODE",
-            f"SSCC {label.sscc} is not a shipping label of this line (its parcels carry no SSCC).",
-            "Scan the shipping label this station printed.",
+            t(
+                "SSCC {sscc} is not a shipping label of this line (its parcels carry no SSCC).",
+                sscc=label.sscc,
+            ),
+            t("Scan the shipping label this station printed."),
         )
     raise Refused(
         "UNKNOWN_CODE",
-        f"GS1 label {label.hri()} has no lot (10), material id (240) or serial (21) "
-        "that this line tracks.",
-        "Check that you scanned the right label.",
+        t(
+            "GS1 label {hri} has no lot (10), material id (240) or serial (21) "
+            "that this line tracks.",
+            hri=label.hri(),
+        ),
+        t("Check that you scanned the right label."),
     )
 
 
@@ -103,23 +113,35 @@ def _scan_lot_label(s: Session, label: Gs1Data) -> Done:
     if material is None:
         raise Refused(
             "MATERIAL_ID_MISSING",
-            f"Lot label {label.hri()} does not name the material: this line needs its "
-            "material id in AI (240), as the catalog does not map GTINs to materials.",
-            "Ask the line lead for a lot label with the material id in AI (240).",
+            t(
+                "Lot label {hri} does not name the material: this line needs its "
+                "material id in AI (240), as the catalog does not map GTINs to materials.",
+                hri=label.hri(),
+            ),
+            t("Ask the line lead for a lot label with the material id in AI (240)."),
         )
     if material not in core.catalog.materials:
         raise Refused(
             "UNKNOWN_CODE",
-            f"Material {material} on this GS1 label is not in this line's catalog.",
-            "Check that you scanned the right label.",
+            t(
+                "Material {material} on this GS1 label is not in this line's catalog.",
+                material=material,
+            ),
+            t("Check that you scanned the right label."),
         )
     if lot is not None and core.ledger.lot(material, lot) is None:
         found = core.ledger.find_lot(lot)
         if found is not None:
             raise Refused(
                 "LABEL_MISMATCH",
-                f"The label says lot {lot} is {material}; the stock record has it as {found[0]}.",
-                "Put it aside and tell the line lead: the label does not match the stock.",
+                t(
+                    "The label says lot {lot} is {material}; the stock record has it as "
+                    "{recorded}.",
+                    lot=lot,
+                    material=material,
+                    recorded=found[0],
+                ),
+                t("Put it aside and tell the line lead: the label does not match the stock."),
             )
     return _scan_material(s, material, lot, label.expiry(core.today()))
 
@@ -134,43 +156,51 @@ def _scan_unit(s: Session, unit: UnitRow) -> Done:
             progress.confirmed = True
             with core.store.transaction():
                 tasks.save_progress(core, cur.task_id, progress)
-        return Done(f"Unit {serial} confirmed.")
+        return Done(t("Unit {serial} confirmed.", serial=serial))
     if cur is not None and cur.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
         raise Refused(
             "BUSY",
-            f"Unit {cur.serial} is still in work here ({cur.op}).",
-            "Complete, pause or fail it before taking another unit.",
+            t(
+                "Unit {serial} is still in work here ({op}).",
+                serial=str(cur.serial),
+                op=cur.op,
+            ),
+            t("Complete, pause or fail it before taking another unit."),
         )
     if unit.status is not UnitStatus.OPEN:
         raise Refused(
             "UNIT_CLOSED",
-            f"Unit {serial} is {unit.status}.",
-            "Put it aside and tell the line lead.",
+            t("Unit {serial} is {status}.", serial=serial, status=status_word(unit.status)),
+            t("Put it aside and tell the line lead."),
         )
     task = tasks.next_of_unit(core, serial)
     if task is None:
         raise Refused(
             "NOTHING_TO_DO",
-            f"Unit {serial} has no work left before packing.",
-            "Take it to packing.",
+            t("Unit {serial} has no work left before packing.", serial=serial),
+            t("Take it to packing."),
         )
     if task.capability not in s.config.capabilities:
         raise Refused(
             "WRONG_STATION",
-            f"Unit {serial} needs {task.op} next, which is not done at this station.",
-            f"Take it to a {task.capability} station.",
+            t(
+                "Unit {serial} needs {op} next, which is not done at this station.",
+                serial=serial,
+                op=task.op,
+            ),
+            t("Take it to a {capability} station.", capability=task.capability),
         )
     if task.status is TaskStatus.BLOCKED:
         raise Refused(
             "NOT_READY",
-            f"Unit {serial} is waiting for materials.",
-            "Put it aside; it is released when stock arrives.",
+            t("Unit {serial} is waiting for materials.", serial=serial),
+            t("Put it aside; it is released when stock arrives."),
         )
     if task.status is not TaskStatus.READY and task.station != s.station_id:
         raise Refused(
             "TAKEN",
-            f"Unit {serial} is assigned to {task.station}.",
-            f"Take it to {task.station}.",
+            t("Unit {serial} is assigned to {station}.", serial=serial, station=str(task.station)),
+            t("Take it to {station}.", station=str(task.station)),
         )
     with core.store.transaction():
         if cur is not None:
@@ -180,7 +210,13 @@ def _scan_unit(s: Session, unit: UnitRow) -> Done:
         progress.confirmed = True
         tasks.save_progress(core, task.task_id, progress)
     return Done(
-        f"Unit {serial}: {task.op} for order {task.order_id}.", data={"task_id": task.task_id}
+        t(
+            "Unit {serial}: {op} for order {order_id}.",
+            serial=serial,
+            op=task.op,
+            order_id=task.order_id,
+        ),
+        data={"task_id": task.task_id},
     )
 
 
@@ -195,57 +231,76 @@ def _scan_material(
     core = s.core
     task = s.require_current()
     if not task.status.in_work:
-        raise Refused("NO_TASK", "There is no task in work here.", "Press Next.")
+        raise Refused("NO_TASK", t("There is no task in work here."), t("Press Next."))
     required = {n.material: n for n in tasks.needs(core, task)}
     need = required.get(material)
     what = lot or material
     if need is None:
-        wanted = ", ".join(sorted(required)) or "no material"
+        wanted = listing(sorted(required)) if required else t("no material")
         raise Refused(
             "WRONG_MATERIAL",
-            f"Wrong material: {what} is {material}, which is not used at "
-            f"{task.op}. This step needs {wanted}.",
-            "Put it back and scan the right material.",
+            t(
+                "Wrong material: {what} is {material}, which is not used at {op}. "
+                "This step needs {wanted}.",
+                what=what,
+                material=material,
+                op=task.op,
+                wanted=wanted,
+            ),
+            t("Put it back and scan the right material."),
         )
     progress = task.progress()
     if progress.scanned(material) is not None:
         raise Refused(
             "ALREADY_SCANNED",
-            f"{material} is already recorded for this task.",
+            t("{material} is already recorded for this task.", material=material),
             task_next(core, task),
         )
     suggestion = tasks.suggested_lot(core, task, material)
     if need.lot_tracked and lot is None:
         raise Refused(
             "LOT_REQUIRED",
-            f"{material} is lot-tracked: scan its lot label, not the material code.",
-            f"Scan lot {suggestion}." if suggestion else "Scan the lot label.",
+            t(
+                "{material} is lot-tracked: scan its lot label, not the material code.",
+                material=material,
+            ),
+            t("Scan lot {lot}.", lot=suggestion) if suggestion else t("Scan the lot label."),
         )
-    note = ""
+    first: str | None = None  # the lot that expires first, when another was taken
     if lot is not None:
         bal = core.ledger.lot(material, lot)
         today = core.today()
         margin = core.config.policies.lot_expiry_margin_days
         use = (
-            f"Use lot {suggestion} (first to expire)."
+            t("Use lot {lot} (first to expire).", lot=suggestion)
             if suggestion
-            else "Ask the line lead for a usable lot."
+            else t("Ask the line lead for a usable lot.")
         )
         if bal is None:
-            raise Refused("UNKNOWN_LOT", f"Lot {lot} is not in this line's stock.", use)
+            raise Refused("UNKNOWN_LOT", t("Lot {lot} is not in this line's stock.", lot=lot), use)
         if label_expiry is not None and label_expiry != bal.expires:
-            recorded = f"on {bal.expires}" if bal.expires else "never"
+            recorded = t("on {date}", date=str(bal.expires)) if bal.expires else t("never")
             raise Refused(
                 "LABEL_MISMATCH",
-                f"The label says lot {lot} expires on {label_expiry}; the stock record "
-                f"says it expires {recorded}.",
-                "Put it aside and tell the line lead: the label does not match the stock.",
+                t(
+                    "The label says lot {lot} expires on {label_expiry}; the stock record "
+                    "says it expires {recorded}.",
+                    lot=lot,
+                    label_expiry=str(label_expiry),
+                    recorded=recorded,
+                ),
+                t("Put it aside and tell the line lead: the label does not match the stock."),
             )
         if not bal.usable(today, margin):
             raise Refused(
                 "EXPIRED_LOT",
-                f"Lot {lot} of {material} expired on {bal.expires}.",
-                "Put it aside. " + use,
+                t(
+                    "Lot {lot} of {material} expired on {expires}.",
+                    lot=lot,
+                    material=material,
+                    expires=str(bal.expires),
+                ),
+                t("Put it aside. {use}", use=use),
             )
         if lot != suggestion:
             held = sum(
@@ -256,17 +311,34 @@ def _scan_material(
             if bal.free + held < need.qty - 1e-9:
                 raise Refused(
                     "LOT_EMPTY",
-                    f"Lot {lot} has only {bal.free:g} left, not enough for {need.qty:g}.",
+                    t(
+                        "Lot {lot} has only {free} left, not enough for {qty}.",
+                        lot=lot,
+                        free=format(bal.free, "g"),
+                        qty=format(need.qty, "g"),
+                    ),
                     use,
                 )
             if suggestion:
-                note = f" Note: lot {suggestion} expires first and should be used first."
+                first = suggestion
     with core.store.transaction():
         if lot is not None and lot != suggestion:
             _move_reservation(s, task, material, lot, need)
         progress.lots.append(ScannedLot(material=material, lot=lot, qty=need.qty))
         tasks.save_progress(core, task.task_id, progress)
-    return Done(f"{what} accepted for {material} ({need.qty:g}).{note}")
+    qty = f"{need.qty:g}"
+    if first is not None:
+        return Done(
+            t(
+                "{what} accepted for {material} ({qty}). Note: lot {lot} expires first and "
+                "should be used first.",
+                what=what,
+                material=material,
+                qty=qty,
+                lot=first,
+            )
+        )
+    return Done(t("{what} accepted for {material} ({qty}).", what=what, material=material, qty=qty))
 
 
 def _move_reservation(s: Session, task: TaskRow, material: str, lot: str, need: Need) -> None:

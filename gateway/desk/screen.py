@@ -9,64 +9,105 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.desk.badges import LOGGED_OUT
 from gateway.desk.session import Session
 from gateway.desk.steps import Step, StepKind, step_of
+from gateway.i18n import Lang, Param, Text, listing, t
 from gateway.orderbook import tasks
 from gateway.orderbook.context import LineContext
 from gateway.store.documents import ScannedLot
-from gateway.store.rows import TaskRow
+from gateway.store.rows import TaskRow, TaskStatus, UnitStatus
 
-SIGN_IN = "Scan your badge to log in."
-TAKE_NEXT = "Press Next for the next task."
-NOTHING_WAITING = "Nothing is waiting for this station."
+SIGN_IN = t("Scan your badge to log in.")
+TAKE_NEXT = t("Press Next for the next task.")
+NOTHING_WAITING = t("Nothing is waiting for this station.")
+# The start of the pause reason the gateway writes when a machine faults (the floor's
+# machines hold the task with it, and lift only the pauses that start so).
+MACHINE_FAULT = "machine fault: "
+# A task's or a unit's status as the operator reads it (in English: the status itself).
+_STATUS_WORDS = {
+    "blocked": t("blocked"),
+    "ready": t("ready"),
+    "dispatched": t("dispatched"),
+    "running": t("running"),
+    "paused": t("paused"),
+    "done": t("done"),
+    "cancelled": t("cancelled"),
+    "scrapped": t("scrapped"),
+    "open": t("open"),
+}
 
 
-def describe(task: TaskRow) -> str:
+def describe(task: TaskRow) -> Text:
     if task.serial is None:
-        return f"pack order {task.order_id}"
-    return f"{task.op} of unit {task.serial} (order {task.order_id})"
+        return t("pack order {order_id}", order_id=task.order_id)
+    return t(
+        "{op} of unit {serial} (order {order_id})",
+        op=task.op,
+        serial=task.serial,
+        order_id=task.order_id,
+    )
 
 
-def step_text(step: Step) -> str:
+def status_word(status: TaskStatus | UnitStatus) -> Param:
+    """``status`` in the operator's words."""
+    return _STATUS_WORDS.get(status.value, status.value)
+
+
+def pause_reason(reason: str | None) -> Param:
+    """A pause reason as the operator reads it: the gateway's own in their language, an
+    operator's as it was typed."""
+    if reason == LOGGED_OUT:
+        return t("operator logged out")
+    if reason is not None and reason.startswith(MACHINE_FAULT):
+        return t("machine fault: {why}", why=reason.removeprefix(MACHINE_FAULT))
+    return str(reason)
+
+
+def step_text(step: Step) -> Text:
     """A step as the operator reads it."""
-    kind, items = step.kind, ", ".join(step.items)
+    kind, items, detail = step.kind, listing(step.items), str(step.detail)
     match kind:
         case StepKind.PAUSED:
-            return f"Paused ({step.detail}). Press Resume to continue."
+            return t(
+                "Paused ({reason}). Press Resume to continue.", reason=pause_reason(step.detail)
+            )
         case StepKind.FETCH_UNIT:
-            return f"Fetch unit {step.detail} and scan its traveller."
+            return t("Fetch unit {serial} and scan its traveller.", serial=detail)
         case StepKind.SCAN_MATERIALS | StepKind.PACK_SCAN_MATERIALS:
-            return f"Scan {items}."
+            return t("Scan {items}.", items=items)
         case StepKind.START:
-            return "Press Start."
+            return t("Press Start.")
         case StepKind.CHECK:
-            return f"Check: {step.detail}."
+            return t("Check: {item}.", item=detail)
         case StepKind.FAIL_DEFECT:
-            return "Fail the task with a defect reason: rework, scrap or use as is."
+            return t("Fail the task with a defect reason: rework, scrap or use as is.")
         case StepKind.WEIGH:
-            return "Place the item on the scale."
+            return t("Place the item on the scale.")
         case StepKind.WEIGH_AGAIN:
-            return "Check the item and weigh again, or fail the task."
+            return t("Check the item and weigh again, or fail the task.")
         case StepKind.COMPLETE:
-            return "Press Complete."
+            return t("Press Complete.")
         case StepKind.PACK_SCAN_UNITS:
-            return f"Scan unit {items}."
+            return t("Scan unit {serials}.", serials=items)
         case StepKind.PACK_WEIGH:
-            return "Place the parcel on the scale."
+            return t("Place the parcel on the scale.")
         case StepKind.PACK_WEIGH_AGAIN:
-            return "Check the parcel's contents (a missing or extra item?) and weigh again."
+            return t("Check the parcel's contents (a missing or extra item?) and weigh again.")
         case StepKind.PACK_SCAN_LABEL:
-            return f"Apply the label and scan it ({step.detail}) to confirm the parcel."
+            return t(
+                "Apply the label and scan it ({label_id}) to confirm the parcel.", label_id=detail
+            )
         case StepKind.TAKE_NEXT:
             return TAKE_NEXT
 
 
-def task_next(core: LineContext, task: TaskRow) -> str:
+def task_next(core: LineContext, task: TaskRow) -> Text:
     """The next step of ``task`` in words."""
     return step_text(step_of(core, task))
 
 
-def next_text(s: Session) -> str:
+def next_text(s: Session) -> Text:
     """The one thing the operator at this station should do now."""
     if s.badge is None:
         return SIGN_IN
@@ -80,6 +121,7 @@ def view(s: Session) -> dict[str, Any]:
     """What the station screen shows."""
     task = s.current()
     badge = s.badge
+    next_step = next_text(s)
     return {
         "station": s.station_id,
         "name": s.config.name,
@@ -87,8 +129,9 @@ def view(s: Session) -> dict[str, Any]:
         "operator": badge,
         "operator_name": s.operator_name(),
         "task": None if task is None else task_view(s.core, task),
-        "next": next_text(s),
-        "queue": [_queue_item(t) for t in s.queue(10)],
+        "next": str(next_step),
+        "next_zh": next_step.render(Lang.ZH),
+        "queue": [_queue_item(queued) for queued in s.queue(10)],
     }
 
 
@@ -115,6 +158,20 @@ def task_view(core: LineContext, task: TaskRow) -> dict[str, Any]:
         "confirmed": progress.confirmed,
         "pause_reason": progress.pause_reason,
         "instructions": list(op.instructions),
+        "instructions_i18n": {lang: list(steps) for lang, steps in op.instructions_i18n.items()},
+        # The e-SOP's pictures as the gateway's own copies (gateway/floor/media.py keeps
+        # them); one not fetched yet has no URL: the hub's is never shown to a station.
+        "media": [
+            {
+                "sha256": m.sha256,
+                "kind": m.kind,
+                "caption": m.caption,
+                "step": m.step,
+                "url": f"/media/{m.sha256}" if m.sha256 in core.catalog.media_held else None,
+                "pending": m.sha256 not in core.catalog.media_held,
+            }
+            for m in op.media
+        ],
         "checklist": [
             {"item": it, "passed": progress.checklist.get(str(i))}
             for i, it in enumerate(op.qc.checklist)

@@ -13,6 +13,7 @@ from typing import Protocol
 from gateway.config.line import StationConfig
 from gateway.desk.labels import print_traveller
 from gateway.desk.replies import Refused
+from gateway.i18n import t
 from gateway.orderbook import tasks
 from gateway.orderbook.context import LineContext
 from gateway.store.rows import SessionRow, TaskRow
@@ -63,8 +64,8 @@ class Session:
         if badge is None:
             raise Refused(
                 "NOT_LOGGED_IN",
-                "No operator is logged in at this station.",
-                "Scan your badge to log in.",
+                t("No operator is logged in at this station."),
+                t("Scan your badge to log in."),
             )
         return badge
 
@@ -104,8 +105,8 @@ class Session:
         if task is None:
             raise Refused(
                 "NO_TASK",
-                "There is no task at this station.",
-                "Press Next for the next task, or scan a unit's traveller.",
+                t("There is no task at this station."),
+                t("Press Next for the next task, or scan a unit's traveller."),
             )
         return task
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from gateway.i18n import Text, t
 from gateway.orderbook import tasks
 from gateway.orderbook.context import LineContext
 from gateway.store.documents import Progress
@@ -38,19 +39,21 @@ class StepKind(Enum):
 @dataclass(frozen=True, slots=True)
 class Step:
     kind: StepKind
-    items: tuple[str, ...] = ()
+    items: tuple[str | Text, ...] = ()
     detail: str | None = None
 
 
-def missing_materials(core: LineContext, task: TaskRow, progress: Progress) -> list[str]:
+def missing_materials(core: LineContext, task: TaskRow, progress: Progress) -> list[str | Text]:
     """Materials of the task not scanned yet, with the lot to use for lot-tracked ones."""
     scanned = {e.material for e in progress.lots}
-    out = []
+    out: list[str | Text] = []
     for need in tasks.needs(core, task):
         if need.material in scanned:
             continue
         lot = tasks.suggested_lot(core, task, need.material) if need.lot_tracked else None
-        out.append(f"{need.material} (lot {lot})" if lot else need.material)
+        out.append(
+            t("{material} (lot {lot})", material=need.material, lot=lot) if lot else need.material
+        )
     return out
 
 

@@ -24,6 +24,7 @@ from drivers.modbus_scale import ModbusScaleConfig
 from drivers.opcua_machine import MachineEvent, OpcUaMachineConfig
 from gateway.config.line import DeviceConfig, LineConfig
 from gateway.floor.supervisor import DeviceHealth, DeviceSupervisor, SupervisorPolicy
+from gateway.i18n import t
 from gateway.orderbook.alarms import clear_alarm, raise_alarm
 from gateway.orderbook.context import LineContext
 from gateway.store.rows import Severity
@@ -124,6 +125,8 @@ class Devices:
         self.stations: dict[str, StationDevices] = {}
         self.supervisors: dict[str, DeviceSupervisor] = {}
         self._station_of: dict[str, str] = {}
+        # Told of the station whose device changed state (the live screens show it).
+        self.state_listeners: list[Callable[[str], None]] = []
         for station in self.config.stations.values():
             devs = StationDevices(station.id)
             self.stations[station.id] = devs
@@ -217,10 +220,18 @@ class Devices:
                     "device_offline",
                     health.name,
                     Severity.MAJOR,
-                    f"{health.name} ({health.kind}) is offline after {health.restarts} "
-                    f"attempts: {health.error}. Station {self._station_of[health.name]} "
-                    "works without it until it is back.",
+                    t(
+                        "{device} ({kind}) is offline after {restarts} attempts: {error}. "
+                        "Station {station} works without it until it is back.",
+                        device=health.name,
+                        kind=health.kind,
+                        restarts=health.restarts,
+                        error=str(health.error),
+                        station=self._station_of[health.name],
+                    ),
                 )
         elif health.state is DriverState.READY:
             with core.store.transaction():
                 clear_alarm(core, alarm_id, f"{health.name} is back online")
+        for listener in self.state_listeners:
+            listener(station)

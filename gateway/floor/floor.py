@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from drivers.base import ScannedCode
@@ -22,6 +23,7 @@ from gateway.floor.machines import Machines
 from gateway.floor.printing import PrintQueue
 from gateway.floor.supervisor import SupervisorPolicy
 from gateway.floor.weighing import Weighing
+from gateway.i18n import Lang, t
 from gateway.orderbook.context import LineContext
 
 __all__ = ["Floor"]
@@ -40,6 +42,9 @@ class Floor:
         self.printing = PrintQueue(core, self.devices)
         self.weighing = Weighing(stations, self.devices, self.say)
         self.messages: dict[str, dict[str, Any]] = {}
+        # Told of each station whose devices said something (a scan refused emits no
+        # event): the live screens show it at once (gateway/web/live.py).
+        self.on_said: Callable[[str], None] = lambda station: None
         self._seq = itertools.count(1)
 
     async def run(self) -> None:
@@ -61,7 +66,9 @@ class Floor:
         except Exception:
             # A scan must never take the scanner down with it: the operator sees an error.
             logger.exception("station %s: scan %r failed", station, code.text)
-            answer = Refused("INTERNAL", "That scan could not be handled.", "Tell the line lead.")
+            answer = Refused(
+                "INTERNAL", t("That scan could not be handled."), t("Tell the line lead.")
+            )
         self.say(station, "scanner", answer, code.text)
 
     def _machine_event(self, station: str, event: MachineEvent) -> None:
@@ -79,8 +86,11 @@ class Floor:
             "refused": answer.code if isinstance(answer, Refused) else None,
             "message": answer.message,
             "next": answer.next,
+            "message_zh": answer.message_text.render(Lang.ZH),
+            "next_zh": answer.next_text.render(Lang.ZH),
         }
         self.messages[station] = msg
+        self.on_said(station)
         if isinstance(answer, Refused):
             logger.info("station %s: %s %r refused: %s", station, source, code, answer.message)
 

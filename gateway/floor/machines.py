@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 from drivers.base import DeviceRejected, DriverError
 from drivers.opcua_machine import JobFinished, MachineEvent, MachineStatus
 from gateway.desk.replies import Refused
+from gateway.desk.screen import MACHINE_FAULT
 from gateway.desk.service import StationService
 from gateway.floor.devices import Devices
+from gateway.i18n import Text, t
 from gateway.orderbook import station_state, tasks
 from gateway.orderbook.alarms import clear_alarm, raise_alarm
 from gateway.orderbook.context import LineContext
@@ -44,8 +46,9 @@ TELEMETRY_MIN_INTERVAL_S = 60.0
 _NEEDS_RESET = frozenset({"COMPLETE", "STOPPED"})
 # How long a machine may take to be ready for the next job before it is asked anyway.
 _READY_WAIT_S = 10.0
-# Prefix of the pause reason the gateway writes, so it knows which pauses it may lift.
-_FAULT_PAUSE = "machine fault: "
+# Prefix of the pause reason the gateway writes, so it knows which pauses it may lift (the
+# station screen says it in the operator's language).
+_FAULT_PAUSE = MACHINE_FAULT
 
 
 def job_id_of(task: TaskRow) -> str:
@@ -120,7 +123,8 @@ class Machines:
             await self._until_ready(machine)
             await machine.start_job(job_id, params)
         except DeviceRejected as exc:
-            self._hold(station, task_id, f"the machine refused job {job_id}: {exc}")
+            why = t("the machine refused job {job_id}: {error}", job_id=job_id, error=str(exc))
+            self._hold(station, task_id, why)
             return
         except (DriverError, TimeoutError, OSError) as exc:
             logger.warning("station %s: job %s not downloaded: %s", station, job_id, exc)
@@ -259,7 +263,12 @@ class Machines:
                     "machine_fault",
                     machine_id,
                     Severity.MAJOR,
-                    f"{machine_id} is {status.state}: {why}",
+                    t(
+                        "{machine} is {state}: {why}",
+                        machine=machine_id,
+                        state=status.state,
+                        why=why,
+                    ),
                 )
                 if running:
                     assert current is not None
@@ -297,7 +306,7 @@ class Machines:
             # A checklist or weight check is still open: the operator completes it.
             logger.debug("station %s: job %s done; %s", station, done.job_id, exc.message)
 
-    def _hold(self, station: str, task_id: int, why: str) -> None:
+    def _hold(self, station: str, task_id: int, why: Text) -> None:
         core = self.core
         cfg = core.config.stations[station]
         machine_id = cfg.machine_id or station
@@ -307,7 +316,7 @@ class Machines:
                 core, _fault_alarm(machine_id), "machine_fault", machine_id, Severity.MAJOR, why
             )
             if task.status is TaskStatus.RUNNING:
-                self.stations.pause_task(task, _FAULT_PAUSE + why)
+                self.stations.pause_task(task, _FAULT_PAUSE + str(why))
 
     async def close(self) -> None:
         for job in list(self._jobs):

@@ -16,6 +16,7 @@ from drivers.base import DeviceRejected, DriverError
 from drivers.label_printer import LabelPrinter
 from gateway.desk.labels import report_printed
 from gateway.floor.devices import Devices
+from gateway.i18n import t
 from gateway.orderbook.alarms import clear_alarm, raise_alarm
 from gateway.orderbook.context import LineContext
 from gateway.store.rows import LabelRow, PrintJobRow, PrintStatus, Severity
@@ -102,7 +103,12 @@ class PrintQueue:
                     "printer_problem",
                     name,
                     Severity.MAJOR,
-                    f"{name}: {exc}. {n} label(s) waiting; they print when it is fixed.",
+                    t(
+                        "{printer}: {problem}. {n} label(s) waiting; they print when it is fixed.",
+                        printer=name,
+                        problem=str(exc),
+                        n=n,
+                    ),
                 )
             return False
         except (DriverError, TimeoutError, OSError) as exc:

@@ -1,10 +1,17 @@
-"""Alarms: raised once, cleared once, each reported as an event."""
+"""Alarms: raised once, cleared once, each reported as an event.
+
+An alarm's message is kept in English (the ``message`` of its events and its row) and, when
+it is a :class:`~gateway.i18n.Text`, as that message too (``message_text``, JSON), so that
+the station API can show it in Chinese.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
+from gateway.i18n import Lang, Text
 from gateway.orderbook.context import LineContext
 from gateway.store.rows import AlarmRow, Severity
 
@@ -24,17 +31,21 @@ def raise_alarm(
     kind: str,
     source: str,
     severity: Severity,
-    message: str,
+    message: str | Text,
 ) -> bool:
-    """Raise ``alarm_id`` unless it is already active; True when newly raised."""
+    """Raise ``alarm_id`` unless it is already active; True when newly raised. A ``message``
+    given as a str (words the line did not write) reads the same in every language."""
     if active(core, alarm_id) is not None:
         return False
+    text = json.dumps(message.dump(), ensure_ascii=False) if isinstance(message, Text) else None
+    message = str(message)
     core.store.conn.execute(
-        "INSERT INTO alarms (alarm_id, kind, source, severity, message, raised_at) "
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(alarm_id) DO UPDATE SET kind = excluded.kind, "
-        "source = excluded.source, severity = excluded.severity, message = excluded.message, "
+        "INSERT INTO alarms (alarm_id, kind, source, severity, message, message_text, "
+        "raised_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(alarm_id) DO UPDATE SET "
+        "kind = excluded.kind, source = excluded.source, severity = excluded.severity, "
+        "message = excluded.message, message_text = excluded.message_text, "
         "raised_at = excluded.raised_at, cleared_at = NULL, acked_at = NULL, acked_by = NULL",
-        (alarm_id, kind, source, severity, message, core.now_iso()),
+        (alarm_id, kind, source, severity, message, text, core.now_iso()),
     )
     core.emit(
         "alarm.raised",
@@ -87,6 +98,12 @@ def acknowledge(core: LineContext, alarm_id: str, by: str) -> AlarmRow | None:
 
 def active_alarms(core: LineContext) -> list[dict[str, Any]]:
     """Every raised alarm, oldest first, as the station API shows them."""
+    texts = dict(
+        core.store.conn.execute(
+            "SELECT alarm_id, message_text FROM alarms "
+            "WHERE cleared_at IS NULL AND message_text IS NOT NULL"
+        ).fetchall()
+    )
     return [
         {
             "alarm_id": a.alarm_id,
@@ -94,6 +111,7 @@ def active_alarms(core: LineContext) -> list[dict[str, Any]]:
             "source": a.source,
             "severity": a.severity.value,
             "message": a.message,
+            "message_zh": _in_chinese(a.message, texts.get(a.alarm_id)),
             "raised_at": a.raised_at,
             "acked_at": a.acked_at,
             "acked_by": a.acked_by,
@@ -102,3 +120,15 @@ def active_alarms(core: LineContext) -> list[dict[str, Any]]:
             AlarmRow, "SELECT * FROM alarms WHERE cleared_at IS NULL ORDER BY raised_at"
         )
     ]
+
+
+def _in_chinese(message: str, text: str | None) -> str:
+    """The alarm's message in Chinese: from its Text when it was raised with one, else (a
+    message from outside the line, an alarm raised before there were Texts) as it is."""
+    if text is None:
+        return message
+    try:
+        return Text.load(json.loads(text)).render(Lang.ZH)
+    except ValueError as exc:  # json.JSONDecodeError is one
+        logger.error("alarm message %r not readable as a Text: %s", text[:80], exc)
+        return message

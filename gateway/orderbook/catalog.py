@@ -25,6 +25,10 @@ class CatalogCache:
     skus: dict[str, Sku] = field(default_factory=dict)
     routings: dict[str, Routing] = field(default_factory=dict)
     materials: dict[str, Material] = field(default_factory=dict)
+    # SHA-256 of the e-SOP files (an operation's ``media``) the gateway holds a checked copy
+    # of, of this catalog or an earlier one: the station screens link only those. Kept by
+    # gateway/floor/media.py; files are not rolled back, so neither is this.
+    media_held: set[str] = field(default_factory=set)
     _frozen: dict[tuple[str, str], str] = field(default_factory=dict)
     # The routings frozen in work orders, parsed: one parse per distinct text.
     _parsed: dict[str, tuple[Operation, ...]] = field(default_factory=dict)

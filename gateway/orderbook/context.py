@@ -13,6 +13,7 @@ from gateway.clock import Clock, iso
 from gateway.config.line import LineConfig
 from gateway.orderbook.catalog import CatalogCache
 from gateway.orderbook.kitting import Ledger
+from gateway.orderbook.progress import ProgressTracker
 from gateway.store.bulk import BulkInserts
 from gateway.store.db import Store
 from gateway.store.outbox import Outbox
@@ -33,6 +34,8 @@ class LineContext:
         self.catalog = CatalogCache(undo=store.undo)
         self.ledger = Ledger(store)
         self.bulk = BulkInserts(store)
+        # order.progress, decided before each commit for the orders its events name.
+        self.progress = ProgressTracker(self, config.hub.progress_step_min)
         self._tz = ZoneInfo(config.line.timezone)
         self._txn_now: tuple[int, datetime, str, date] | None = None
         self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
@@ -81,10 +84,13 @@ class LineContext:
 
     def reload_ledger(self) -> None:
         """Rebuild the ledger from the tables (at start-up, and after a stock snapshot)."""
+        self.progress.stock_changed()  # waiting orders may be kitted now, silently
         self.ledger.load(self.store.conn, self.store.get_setting("stock_as_of"))
 
     def emit(self, type_: str, data: dict[str, Any], order_id: str | None = None) -> int:
         """Append an event to the outbox in the current transaction."""
+        if order_id is not None:
+            self.progress.touch(type_, order_id)
         if type_ in self._listeners:
             self.notify(type_, data)
         return self.outbox.append(type_, data, self.now_iso(), order_id)

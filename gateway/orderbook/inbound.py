@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from cloud_sync import contract, wire_json
 from cloud_sync.ports import InboundMessage
 from gateway.clock import iso
+from gateway.i18n import t
 from gateway.orderbook.alarms import clear_alarm, raise_alarm
 from gateway.orderbook.catalog import catalog_problems
 from gateway.orderbook.context import LineContext
@@ -279,8 +280,12 @@ class Inbound:
             "hub_conflict",
             "hub",
             Severity.MAJOR,
-            f"order {order.order_id} revision {order.revision} was sent again with other "
-            "contents; the line makes the first one. Check the order with the shop.",
+            t(
+                "order {order_id} revision {revision} was sent again with other contents; "
+                "the line makes the first one. Check the order with the shop.",
+                order_id=order.order_id,
+                revision=order.revision,
+            ),
         )
 
     def _text_errors(self, order: contract.Order) -> list[Error]:
@@ -464,7 +469,10 @@ class Inbound:
                 "masterdata",
                 "hub",
                 Severity.CRITICAL,
-                "catalog refused, the previous one stays in force: " + described,
+                t(
+                    "catalog refused, the previous one stays in force: {problems}",
+                    problems=described,
+                ),
             )
         elif message.topic == contract.IN_STOCK:
             raise_alarm(
@@ -473,7 +481,7 @@ class Inbound:
                 "masterdata",
                 "hub",
                 Severity.WARNING,
-                "stock snapshot refused: " + described,
+                t("stock snapshot refused: {problems}", problems=described),
             )
 
     def _catalog(self, message: InboundMessage) -> None:
@@ -507,8 +515,11 @@ class Inbound:
                 "masterdata",
                 "hub",
                 Severity.CRITICAL,
-                f"catalog {catalog.version} was sent again with other contents; the line "
-                "keeps the first. The hub must send a changed catalog under a new version.",
+                t(
+                    "catalog {version} was sent again with other contents; the line keeps "
+                    "the first. The hub must send a changed catalog under a new version.",
+                    version=catalog.version,
+                ),
             )
             return
         clear_alarm(core, "masterdata:catalog-conflict", f"catalog {catalog.version} agreed")

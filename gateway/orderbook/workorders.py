@@ -16,6 +16,7 @@ from typing import Any
 
 from cloud_sync.contract import Order, Routing, Sku
 from gateway.clock import iso
+from gateway.i18n import t
 from gateway.orderbook.alarms import clear_alarm, raise_alarm
 from gateway.orderbook.context import LineContext
 from gateway.orderbook.tasks import PACK, release_unit
@@ -304,7 +305,7 @@ def _shortage_alarm(core: LineContext, material: str) -> None:
         "material_shortage",
         material,
         Severity.WARNING,
-        f"not enough {material} in stock: orders wait for it",
+        t("not enough {material} in stock: orders wait for it", material=material),
     )
 
 

@@ -81,6 +81,9 @@ class LinePlanner:
         self.replanner: Replanner[LinePlan] = Replanner(
             self._make_plan, interval_s=settings.interval_s, settle_s=settings.settle_s
         )
+        # order.progress reads its forecasts from the plan in force, and each new plan is
+        # compared with what the office was last told (gateway/orderbook/progress.py).
+        core.progress.follow(self.replanner)
         self._heads: dict[str, int] = {}  # station → index of its first task not gone
         self._overran: set[int] = set()
         self._work_of: LinePlan | None = None

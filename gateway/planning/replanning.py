@@ -63,6 +63,21 @@ class Replanner(Generic[P]):
         self._reasons: list[str] = []
         self.current: P | None = None
         self.stats = ReplanStats()
+        self._adopted: list[Callable[[P], None]] = []
+
+    def on_adopt(self, callback: Callable[[P], None]) -> None:
+        """Call ``callback(plan)`` each time a plan becomes the current one (a first plan
+        offered, a replan's result), right after; a callback's failure is logged, never
+        raised into the replanning."""
+        self._adopted.append(callback)
+
+    def _adopt(self, plan: P) -> None:
+        self.current = plan
+        for callback in self._adopted:
+            try:
+                callback(plan)
+            except Exception:  # the line works by the plan whatever a listener makes of it
+                logger.exception("a listener of new plans failed")
 
     def request(self, reason: str) -> None:
         """Ask for a replan (cheap, never blocks: call it from any event handler)."""
@@ -73,7 +88,7 @@ class Replanner(Generic[P]):
     def offer(self, plan: P) -> None:
         """A plan to work by while the replan in progress is still improving it (the
         solver's first plan); the replan's own result replaces it."""
-        self.current = plan
+        self._adopt(plan)
         self.stats.first_plans += 1
 
     async def run(self) -> None:
@@ -114,7 +129,7 @@ class Replanner(Generic[P]):
             self.stats.last_error = f"{type(exc).__name__}: {exc}"
             logger.warning("replan (%s) failed: %s", ", ".join(reasons), self.stats.last_error)
             return
-        self.current = plan
+        self._adopt(plan)
         self.stats.replans += 1
         self.stats.last_error = None
         self.stats.last_s = round(time.monotonic() - started, 3)

@@ -213,4 +213,51 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX replies_at ON replies (at);
         """,
     ),
+    (
+        7,
+        """
+        -- order.progress (contract 1.1, gateway/orderbook/progress.py): what was last
+        -- reported of each order (its stage, and the forecast the step rule compares a new
+        -- plan's with), and when the order reached each stage (the order lookup's history).
+        -- Written in the transaction of the change reported.
+        CREATE TABLE order_progress (
+            order_id TEXT PRIMARY KEY, stage TEXT NOT NULL, predicted TEXT,
+            at_risk INTEGER NOT NULL DEFAULT 0, reasons TEXT NOT NULL DEFAULT '[]');
+        CREATE TABLE order_stages (
+            id INTEGER PRIMARY KEY, order_id TEXT NOT NULL, stage TEXT NOT NULL,
+            at TEXT NOT NULL);
+        CREATE INDEX order_stages_order ON order_stages (order_id, id);
+        CREATE INDEX order_stages_stage ON order_stages (stage, at);
+        -- Orders accepted before this version start from the stage their rows show,
+        -- unreported: progress.py's definition of a stage, as of this version.
+        INSERT INTO order_progress (order_id, stage)
+        SELECT o.order_id, CASE
+            WHEN o.status IN ('cancelled', 'completed', 'waiting_material') THEN o.status
+            WHEN EXISTS (SELECT 1 FROM tasks t WHERE t.order_id = o.order_id
+                         AND t.serial IS NULL AND t.status != 'cancelled'
+                         AND (t.started_at IS NOT NULL OR t.attempt > 1)) THEN 'packing'
+            WHEN EXISTS (SELECT 1 FROM tasks t WHERE t.order_id = o.order_id
+                         AND (t.started_at IS NOT NULL OR t.attempt > 1)) THEN 'in_process'
+            ELSE 'queued' END
+        FROM orders o;
+        -- The board's day: orders completed since the line's midnight.
+        CREATE INDEX orders_completed ON orders (completed_at) WHERE completed_at IS NOT NULL;
+        -- Customer service's lookup by a prefix of the customer's reference, the
+        -- destination's name or the channel, in any case (ASCII): without these, a search
+        -- that finds nothing reads every order ever accepted.
+        CREATE INDEX orders_customer_ref ON orders (lower(json_extract(doc, '$.customer_ref')));
+        CREATE INDEX orders_destination ON orders (lower(json_extract(doc, '$.destination.name')));
+        CREATE INDEX orders_channel ON orders (lower(json_extract(doc, '$.channel')));
+        """,
+    ),
+    (
+        8,
+        """
+        -- An alarm's message as the line said it (gateway/i18n Text as JSON: the English
+        -- template and its values), so the station API shows it in Chinese too; NULL for a
+        -- message from outside the line (the hub's, a device's own words) and for alarms
+        -- raised before, which read as their English message.
+        ALTER TABLE alarms ADD COLUMN message_text TEXT;
+        """,
+    ),
 )

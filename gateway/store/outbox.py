@@ -12,7 +12,7 @@ import asyncio
 import functools
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cloud_sync import wire_json
@@ -41,6 +41,9 @@ class Outbox:
         self._new = asyncio.Event()
         self._bytes = 0  # the bodies waiting for the hub, in bytes
         self._epoch = -1  # the store's epoch of the last undo registered
+        # Told of each commit's events (seq, type, body) once they are durable: the live
+        # screens (gateway/web/live.py). Called synchronously, so each must be cheap.
+        self.listeners: list[Callable[[Sequence[tuple[int, str, bytes]]], None]] = []
         store.add_writer(self)
 
     def load(self) -> None:
@@ -123,10 +126,12 @@ class Outbox:
         if not self._pending:
             return
         self._bytes += sum(len(p[2]) for p in self._pending)
-        self._pending = []
+        done, self._pending = self._pending, []
         self._written = 0
         self._committed_seq = self._next_seq - 1
         self._new.set()
+        for listener in self.listeners:
+            listener(done)
 
     def peek(self, after_seq: int, limit: int) -> list[OutboxRecord]:
         rows = self._store.conn.execute(

@@ -19,6 +19,7 @@ from gateway.access.policy import TerminalPrincipal
 from gateway.config.line import PinAction
 from gateway.desk.replies import Refused, Reply
 from gateway.desk.service import StationService
+from gateway.i18n import Lang
 from gateway.store.rows import AuditOutcome, Role
 from gateway.web import replies
 from gateway.web.access_routes import SignIns
@@ -32,8 +33,15 @@ PIN_HEADER = "X-Operator-PIN"
 
 
 def reply_body(reply: Reply) -> dict[str, Any]:
-    """A desk's reply as the API answers it."""
-    return {"ok": reply.ok, "message": reply.message, "next": reply.next, **reply.data}
+    """A desk's reply as the API answers it, in English and in Chinese."""
+    return {
+        "ok": reply.ok,
+        "message": reply.message,
+        "next": reply.next,
+        "message_zh": reply.message_text.render(Lang.ZH),
+        "next_zh": reply.next_text.render(Lang.ZH),
+        **reply.data,
+    }
 
 
 class Acting:

@@ -10,12 +10,27 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from gateway.i18n import Lang, Text
+
 __all__ = ["WebRefused", "refusal", "refusal_bytes"]
 
 
-def refusal(code: str, message: str, next_step: str) -> dict[str, Any]:
-    """A refusal as the API answers it."""
-    return {"ok": False, "code": code, "message": message, "next": next_step}
+def refusal(code: str, message: str | Text, next_step: str | Text) -> dict[str, Any]:
+    """A refusal as the API answers it; with ``message_zh`` and ``next_zh`` too when it is
+    said as messages (the desk's refusals: gateway/i18n)."""
+    answer: dict[str, Any] = {
+        "ok": False,
+        "code": code,
+        "message": str(message),
+        "next": str(next_step),
+    }
+    if isinstance(message, Text) or isinstance(next_step, Text):
+        answer |= {"message_zh": _zh(message), "next_zh": _zh(next_step)}
+    return answer
+
+
+def _zh(said: str | Text) -> str:
+    return said.render(Lang.ZH) if isinstance(said, Text) else said
 
 
 def refusal_bytes(code: str, message: str, next_step: str) -> bytes:

@@ -27,6 +27,7 @@ from gateway.desk.overrides import Overridable
 from gateway.desk.replies import Refused
 from gateway.desk.service import StationService
 from gateway.floor.floor import Floor
+from gateway.floor.media import MediaCache
 from gateway.orderbook.alarms import acknowledge, active_alarms
 from gateway.orderbook.trace import (
     lot_known_in,
@@ -41,8 +42,13 @@ from gateway.store.rows import AuditOutcome, Disposition
 from gateway.web.access_routes import SignIns, add_access_routes
 from gateway.web.acting import Acting
 from gateway.web.answers import WebRefused, refusal
+from gateway.web.board import BoardData
 from gateway.web.gate import Gate, Gatekeeper, actor_of
 from gateway.web.limits import BodyGuard
+from gateway.web.live import Changes
+from gateway.web.media_routes import add_media_routes
+from gateway.web.order_routes import add_order_routes
+from gateway.web.screens import Screens, add_screen_routes
 
 
 class _Body(BaseModel):
@@ -119,6 +125,8 @@ def create_app(
     gate: Gate,
     sign_ins: SignIns,
     docs: bool = False,
+    changes: Changes | None = None,
+    media: MediaCache | None = None,
 ) -> FastAPI:
     """The FastAPI application; ``health`` is a live dict the gateway keeps current.
     ``gate`` decides who may use each route (gateway/web/gate.py); ``sign_ins`` throttles
@@ -162,7 +170,8 @@ def create_app(
     @app.exception_handler(Refused)
     async def refused(request: Request, exc: Refused) -> JSONResponse:
         request.state.desk_refused = True  # for `timed`: the desk answered this one
-        return JSONResponse(status_code=409, content=refusal(exc.code, exc.message, exc.next))
+        content = refusal(exc.code, exc.message_text, exc.next_text)
+        return JSONResponse(status_code=409, content=content)
 
     @app.exception_handler(WebRefused)
     async def web_refused(_: Request, exc: WebRefused) -> JSONResponse:
@@ -493,6 +502,18 @@ def create_app(
         return trace_lot(store, lot)
 
     add_access_routes(app, gate, sign_ins)
+    # The screens, and the streams that keep them live from the committed events.
+    changes = changes or Changes()
+    core.outbox.listeners.append(changes.committed)
+    if floor is not None:
+        floor.on_said = changes.touch
+        floor.devices.state_listeners.append(changes.touch)
+    # A dozen bars a station: the next hours of a TV's Gantt, and a push kept small.
+    board = BoardData(service, floor, planner, gantt_per_station=12)
+    add_screen_routes(app, Screens(service, floor, planner, board, changes))
+    if media is not None:
+        add_media_routes(app, media)
+    add_order_routes(app, core, planner)
     return app
 
 

@@ -98,6 +98,21 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/plan/replan"): LEAD,
     ("GET", "/api/trace/unit/{serial}"): EVERY_ACCOUNT,
     ("GET", "/api/trace/lot/{lot}"): EVERY_ACCOUNT,
+    # Issue 13: customer service's lookup, the e-SOP pictures (named by their hash), the
+    # pages (shells without data), the board's data and the live streams.
+    ("GET", "/api/orders"): EVERY_ACCOUNT,
+    ("GET", "/api/orders/{order_id}"): EVERY_ACCOUNT,
+    ("GET", "/api/orders/{order_id}/live"): EVERY_ACCOUNT,
+    ("GET", "/media/{sha256}"): frozenset(PRINCIPALS),
+    ("HEAD", "/media/{sha256}"): frozenset(PRINCIPALS),
+    ("GET", "/"): frozenset(PRINCIPALS),
+    ("GET", "/board"): frozenset(PRINCIPALS),
+    ("GET", "/orders"): frozenset(PRINCIPALS),
+    ("GET", "/station/{station_id}"): frozenset(PRINCIPALS),
+    ("GET", "/static/{name:path}"): frozenset(PRINCIPALS),
+    ("GET", "/api/board"): EVERY_ACCOUNT,
+    ("GET", "/api/board/live"): EVERY_ACCOUNT,
+    ("GET", f"{S}/live"): EVERY_ACCOUNT | TERMINAL_HERE,
     ("GET", "/api/docs"): DOCS,
     ("HEAD", "/api/docs"): DOCS,
     ("GET", "/docs/oauth2-redirect"): DOCS,
@@ -132,6 +147,7 @@ def app(tmp_path: Path, line: LineConfig) -> Iterator[FastAPI]:
             gate=gw.gate,
             sign_ins=gw.sign_ins,
             docs=True,
+            media=gw.media,
         )
     finally:
         gw.store.close()

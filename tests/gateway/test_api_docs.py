@@ -135,8 +135,8 @@ def test_the_demo_shows_the_map(tmp_path: Path) -> None:
         looking.append(asyncio.get_running_loop().create_task(look()))
 
     args = _parser().parse_args(
-        ["demo", "--start", LINE_MORNING.isoformat(), "--orders", "1", "--speed", "600",
-         "--no-devices", "--http-port", "0", "--data-dir", str(tmp_path)]
+        ["demo", "--start", LINE_MORNING.isoformat(), "--orders", "1", "--exit-when-done",
+         "--speed", "600", "--no-devices", "--http-port", "0", "--data-dir", str(tmp_path)]
     )  # fmt: skip
     assert run_demo(args, on_start=on_start) == 0
     assert seen == dict.fromkeys(DOCS, 200)

@@ -87,7 +87,8 @@ def refusal_of(
     and says back no control character; ``gate``: the gate's refusal, in both languages."""
     assert status == want_status, f"{what}: {status} (wanted {want_status}): {body!r}"
     doc = json.loads(body)
-    keys = GATE_REFUSAL_KEYS if gate else REFUSAL_KEYS
+    # The desk's refusals come in both languages too (gateway/i18n), like the gate's.
+    keys = GATE_REFUSAL_KEYS if gate or "message_zh" in doc else REFUSAL_KEYS
     assert set(doc) == keys, f"{what}: {doc}"
     assert doc["ok"] is False and doc["code"] == want_code, f"{what}: {doc}"
     for key in sorted(keys - {"ok", "code"}):

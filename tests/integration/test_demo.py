@@ -40,10 +40,12 @@ SPEED = "600"
 
 # The demo's line clock starts here, not at today's date and hour.
 START = ["--start", LINE_MORNING.isoformat()]
+# A fixed run: its orders, then the verdict (by default the demo runs until Ctrl-C).
+FIXED = "--exit-when-done"
 
 
 def _demo(argv: list[str]) -> tuple[int, Demo]:
-    args = _parser().parse_args(["demo", *START, *argv])
+    args = _parser().parse_args(["demo", FIXED, *START, *argv])
     built: list[Demo] = []
     rc = run_demo(args, on_start=built.append)
     assert len(built) == 1
@@ -168,6 +170,7 @@ def test_demo_command(tmp_path: Path) -> None:
             "-m",
             "gateway",
             "demo",
+            FIXED,
             "--orders",
             "12",
             "--speed",
