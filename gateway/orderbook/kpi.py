@@ -15,6 +15,7 @@ from typing import Any
 from gateway.clock import iso
 from gateway.orderbook.context import LineContext
 from gateway.percentiles import percentile
+from gateway.store.db import Store
 from gateway.store.rows import AttemptRow, Disposition, OrderRow, Outcome
 
 
@@ -30,10 +31,9 @@ def _seconds(start: str, end: str) -> float:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
-def period_kpis(core: LineContext, start: datetime, end: datetime) -> dict[str, Any]:
-    """The ``kpi.snapshot`` data for [start, end)."""
-    s, e = iso(start), iso(end)
-    store = core.store
+def otd_counts(store: Store, s: str, e: str) -> tuple[int, int]:
+    """On-time delivery of [s, e): (orders done by their ship-by, orders whose ship-by fell
+    in the period and were not cancelled). One still open past its ship-by is late."""
     not_cancelled = "AND status != 'cancelled'"
     due = store.count(
         f"SELECT count(*) FROM orders WHERE ship_by >= ? AND ship_by < ? {not_cancelled}", (s, e)
@@ -43,10 +43,12 @@ def period_kpis(core: LineContext, start: datetime, end: datetime) -> dict[str, 
         f"AND completed_at IS NOT NULL AND completed_at <= ship_by {not_cancelled}",
         (s, e),
     )
-    done = store.fetch_all(
-        OrderRow, "SELECT * FROM orders WHERE completed_at >= ? AND completed_at < ?", (s, e)
-    )
-    lead = [_seconds(r.accepted_at, r.completed_at) for r in done if r.completed_at is not None]
+    return on_time, due
+
+
+def fpy_counts(store: Store, s: str, e: str) -> tuple[int, int]:
+    """First pass yield of [s, e): (units finished in it that never failed an operation,
+    units finished in it)."""
     units = store.count(
         "SELECT count(*) FROM units WHERE completed_at >= ? AND completed_at < ?", (s, e)
     )
@@ -56,6 +58,19 @@ def period_kpis(core: LineContext, start: datetime, end: datetime) -> dict[str, 
         "AND a.outcome = ?)",
         (s, e, Outcome.FAILED),
     )
+    return first_pass, units
+
+
+def period_kpis(core: LineContext, start: datetime, end: datetime) -> dict[str, Any]:
+    """The ``kpi.snapshot`` data for [start, end)."""
+    s, e = iso(start), iso(end)
+    store = core.store
+    on_time, due = otd_counts(store, s, e)
+    done = store.fetch_all(
+        OrderRow, "SELECT * FROM orders WHERE completed_at >= ? AND completed_at < ?", (s, e)
+    )
+    lead = [_seconds(r.accepted_at, r.completed_at) for r in done if r.completed_at is not None]
+    first_pass, units = fpy_counts(store, s, e)
     scrapped = store.count(
         "SELECT count(*) FROM defects WHERE disposition = ? AND ts >= ? AND ts < ?",
         (Disposition.SCRAP, s, e),

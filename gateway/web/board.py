@@ -67,13 +67,13 @@ from gateway.orderbook.alarms import active_alarms
 from gateway.orderbook.context import LineContext
 from gateway.orderbook.flow import cutoffs as carrier_cutoffs
 from gateway.orderbook.flow import flow as order_flow
+from gateway.orderbook.kpi import fpy_counts, otd_counts
 from gateway.planner.scenarios import PACK_PER_EXTRA_UNIT_S
 from gateway.planning.line_plan import LinePlan
 from gateway.planning.planner import LinePlanner
 from gateway.store.rows import (
     OPEN_TASKS,
     OrderStatus,
-    Outcome,
     Row,
     SessionRow,
     Severity,
@@ -1099,30 +1099,10 @@ def _ratio(numerator: int, denominator: int) -> Ratio:
 
 
 def _otd_fpy(core: LineContext, start: datetime, end: datetime) -> tuple[Ratio, Ratio]:
-    """OTD and FPY of [start, end), by gateway/orderbook/kpi.py's definitions and in its
-    very queries: OTD counts the orders whose ship-by fell in the period and were not
-    cancelled (one still open past its ship-by is late); FPY the units finished in the
-    period that never failed an operation. Not ``period_kpis`` itself: the rest of what it
-    computes (every attempt of the period for station times, lead times) was two thirds of
-    a board's snapshot, thrown away."""
+    """OTD and FPY of [start, end), by gateway/orderbook/kpi.py's definitions. Not
+    ``period_kpis`` itself: the rest of what it computes (every attempt of the period for
+    station times, lead times) was two thirds of a board's snapshot, thrown away."""
     s, e = iso(start), iso(end)
-    store = core.store
-    not_cancelled = "AND status != 'cancelled'"
-    due = store.count(
-        f"SELECT count(*) FROM orders WHERE ship_by >= ? AND ship_by < ? {not_cancelled}", (s, e)
-    )
-    on_time = store.count(
-        "SELECT count(*) FROM orders WHERE ship_by >= ? AND ship_by < ? "
-        f"AND completed_at IS NOT NULL AND completed_at <= ship_by {not_cancelled}",
-        (s, e),
-    )
-    units = store.count(
-        "SELECT count(*) FROM units WHERE completed_at >= ? AND completed_at < ?", (s, e)
-    )
-    first_pass = store.count(
-        "SELECT count(*) FROM units u WHERE u.completed_at >= ? AND u.completed_at < ? "
-        "AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.serial = u.serial "
-        "AND a.outcome = ?)",
-        (s, e, Outcome.FAILED),
-    )
+    on_time, due = otd_counts(core.store, s, e)
+    first_pass, units = fpy_counts(core.store, s, e)
     return _ratio(on_time, due), _ratio(first_pass, units)
