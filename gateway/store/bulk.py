@@ -33,9 +33,10 @@ class BulkInserts:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._rows: dict[Table, list[tuple[Any, ...]]] = {table: [] for table in _STATEMENTS}
-        # Bumped by each flush: an undo recorded before it finds its rows in the database,
-        # where the rollback itself removes them.
-        self._generation = 0
+        # How many of each table's rows are in the database already (written by a flush
+        # of this transaction): kept until the commit, so that a savepoint that rolls a
+        # flush back can write them again.
+        self._written: dict[Table, int] = dict.fromkeys(_STATEMENTS, 0)
         self._epoch = -1  # the store's epoch of the last undo registered
         store.add_writer(self)
 
@@ -45,24 +46,35 @@ class BulkInserts:
             # Covers every add until the next savepoint (see Store.epoch).
             self._epoch = store.epoch
             marks = {name: len(held) for name, held in self._rows.items()}
-            store.undo(functools.partial(self._forget, marks, self._generation))
+            store.undo(functools.partial(self._forget, marks))
         self._rows[table].extend(rows)
 
-    def _forget(self, marks: dict[Table, int], generation: int) -> None:
-        """Drop the rows added since ``marks`` (unless a flush wrote them already: the
-        database's rollback takes those)."""
-        if generation == self._generation:
-            for name, held in self._rows.items():
-                del held[marks[name] :]
+    def _forget(self, marks: dict[Table, int]) -> None:
+        """Drop the rows added since ``marks`` (those a flush wrote meanwhile left the
+        database with the same rollback)."""
+        for name, held in self._rows.items():
+            del held[marks[name] :]
+            self._written[name] = min(self._written[name], marks[name])
+
+    def _unwrite(self, written: dict[Table, int]) -> None:
+        """A flush rolled back with its savepoint: its rows wait again (those added before
+        the savepoint must still reach the database)."""
+        for name, count in written.items():
+            self._written[name] = min(self._written[name], count)
 
     def flush(self) -> None:
         """Write what waits, in the current transaction."""
+        before = dict(self._written)
         for table, rows in self._rows.items():
-            if rows:
-                self._store.conn.executemany(_STATEMENTS[table], rows)
-                rows.clear()
-        self._generation += 1
-        self._epoch = -1  # the next add needs an undo of its own: these rows are written
+            fresh = rows[self._written[table] :]
+            if fresh:
+                self._store.conn.executemany(_STATEMENTS[table], fresh)
+                self._written[table] = len(rows)
+        if before != self._written:
+            self._store.undo(functools.partial(self._unwrite, before))
 
     def committed(self) -> None:
         """Nothing is held after a commit (the flush before it wrote everything)."""
+        for table, rows in self._rows.items():
+            rows.clear()
+            self._written[table] = 0

@@ -114,6 +114,9 @@ class Outbox:
         fresh = self._pending[self._written :]
         if not fresh:
             return
+        # A flush inside a savepoint that then rolls back leaves the database without
+        # these rows: those appended before the savepoint must be written again.
+        self._store.undo(functools.partial(self._unwrite, self._written))
         self._store.conn.executemany("INSERT INTO outbox (seq, type, body) VALUES (?, ?, ?)", fresh)
         self._store.conn.execute(
             "INSERT INTO counters (name, value) VALUES ('seq', ?) "
@@ -121,6 +124,9 @@ class Outbox:
             (self._next_seq - 1,),
         )
         self._written = len(self._pending)
+
+    def _unwrite(self, written: int) -> None:
+        self._written = min(self._written, written)
 
     def committed(self) -> None:
         if not self._pending:

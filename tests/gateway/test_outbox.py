@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.clock import iso
+from gateway.store.bulk import BulkInserts
 from gateway.store.db import Store
 from gateway.store.outbox import Outbox
 
@@ -120,4 +121,37 @@ def test_an_event_with_what_is_no_wire_json_goes_out_cleaned(tmp_path: Path) -> 
         "nested": [{"ok": "字 🎂"}, None],
     }
     assert json.loads(second.payload)["data"] == {"state": "EXECUTE"}
+    store.close()
+
+
+def test_a_flush_rolled_back_with_its_savepoint_loses_nothing_from_before_it(
+    tmp_path: Path,
+) -> None:
+    # Intake flushes the transaction's held rows inside a message's savepoint (so SQL sees
+    # the work of the orders before it); when that message then fails, the savepoint's
+    # rollback takes those rows out of the database: they must be written again, and
+    # only what the failed message added is gone.
+    store, outbox = _open(tmp_path / "a.db")
+    bulk = BulkInserts(store)
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO orders (order_id, revision, status, ship_by, priority, doc, "
+            "catalog_version, units, accepted_at) "
+            "VALUES ('SO-1', 1, 'released', ?, 5, '{}', 'v1', 1, ?)",
+            (iso(TS), iso(TS)),
+        )
+        outbox.append("order.accepted", {"i": "kept"}, iso(TS), order_id="SO-1")
+        bulk.add("tasks", [("SO-1", None, None, "pack", 0, "pack", "ready", iso(TS), 5)])
+        with pytest.raises(RuntimeError), store.savepoint():
+            store.flush()
+            outbox.append("order.cancelled", {"i": "lost with its savepoint"}, iso(TS))
+            bulk.add("tasks", [("SO-1", None, None, "gone", 1, "pack", "ready", iso(TS), 5)])
+            store.flush()
+            raise RuntimeError("the message failed")
+        outbox.append("alarm.raised", {"i": "after"}, iso(TS))
+    bodies = [json.loads(r.payload)["data"]["i"] for r in outbox.peek(0, 10)]
+    assert bodies == ["kept", "after"]
+    assert [r.seq for r in outbox.peek(0, 10)] == [1, 2]  # the failed one's seq given back
+    ops = [r[0] for r in store.conn.execute("SELECT op FROM tasks ORDER BY op_index")]
+    assert ops == ["pack"]
     store.close()
