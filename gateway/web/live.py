@@ -29,6 +29,8 @@ _QUIET = frozenset({"kpi.snapshot"})
 # A comment line this often keeps proxies and the page's own watchdog from taking a quiet
 # stream for a dead one.
 HEARTBEAT_S = 15.0
+# A commit with more events than this wakes every screen without reading them.
+_READ_AT_MOST = 32
 
 
 class Changes:
@@ -37,8 +39,7 @@ class Changes:
 
     def __init__(self) -> None:
         self.version = 0
-        self.line_version = 0  # the last change that concerns every station (an order)
-        self.stations: dict[str, int] = {}
+        self.stations: dict[str, int] = {}  # station → the version of its last change
         # Changes once per process, so an id from before a restart is never taken for
         # one of this process's.
         self.boot = secrets.token_hex(3)
@@ -48,15 +49,18 @@ class Changes:
     def touch(self, station: str | None = None) -> None:
         """Something changed at ``station`` (None: for every station)."""
         self.version += 1
-        if station is None:
-            self.line_version = self.version
-        else:
+        if station is not None:
             self.stations[station] = self.version
         self._wake.set()
         self._wake = asyncio.Event()
 
     def committed(self, events: Sequence[tuple[int, str, bytes]]) -> None:
         """The outbox's listener: the stations named by a commit's events."""
+        if len(events) > _READ_AT_MOST:
+            # A burst (intake): every screen looks again; reading each event would cost
+            # intake more than it saves the screens.
+            self.touch(None)
+            return
         touched: set[str | None] = set()
         for _, type_, body in events:
             if type_ in _QUIET:
