@@ -260,6 +260,13 @@ window.LG = (() => {
       password: "",
       async ensureSignedIn() {
         auth.bearer = kioskToken();
+        // Asked only when this browser holds something to ask with: a token, or a session
+        // it signed in to (its cookie is out of the script's reach). A fresh browser goes
+        // straight to the form instead of being refused first.
+        if (!auth.bearer && !localStorage.getItem("linegate.session")) {
+          this.needsSignIn = true;
+          return false;
+        }
         this.me = await whoami();
         if (this.me === null && auth.bearer) {
           // A withdrawn or expired kiosk token: forget it, sign in instead.
@@ -267,6 +274,7 @@ window.LG = (() => {
           auth.bearer = null;
           this.me = await whoami();
         }
+        if (this.me === null) localStorage.removeItem("linegate.session");
         this.needsSignIn = this.me === null;
         return this.me !== null;
       },
@@ -278,6 +286,7 @@ window.LG = (() => {
           return;
         }
         this.signInError = "";
+        localStorage.setItem("linegate.session", "1");
         this.me = await whoami();
         this.needsSignIn = false;
         this.signedIn();
