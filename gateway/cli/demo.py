@@ -148,9 +148,10 @@ def run_demo(args: argparse.Namespace, *, on_start: Callable[[Demo], None] | Non
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
     if not args.verbose:
-        # Eighteen devices connecting, and the simulators' own chatter, would bury the
-        # banner; a device that drops still says so (a warning).
-        for name in ("drivers", "simulators", "gateway.floor"):
+        # Eighteen devices connecting, the simulators' own chatter and a replan every
+        # second or two (orders keep arriving) would bury the banner and the progress
+        # lines; a device that drops or a plan that fails still says so (a warning).
+        for name in ("drivers", "simulators", "gateway.floor", "gateway.planning"):
             logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return asyncio.run(_main(args, on_start))

@@ -545,7 +545,7 @@ class ProgressTracker:
                 emitted += self._compare(plan, order_ids[i : i + _TURN])
                 await asyncio.sleep(0)
             if emitted:
-                logger.info("a new plan moved the forecast of %d orders", emitted)
+                logger.debug("a new plan moved the forecast of %d orders", emitted)
         except asyncio.CancelledError:
             raise
         except Exception:  # the next plan compares again
