@@ -31,12 +31,14 @@ $(STAMP): pyproject.toml
 # X keyboard data the HID scanner's key maps are checked against. Installed with apt-get
 # when absent and we are allowed to (root); otherwise say what to do. Under CI=true a test
 # whose part is missing fails instead of skipping.
-# Chromium (and a CJK font, for the Chinese screens) drives the screens' browser tests.
-TEST_DEBS := mosquitto xkb-data x11proto-dev chromium fonts-noto-cjk
+# Chromium (and a CJK font, for the Chinese screens) drives the screens' browser tests;
+# Pango lays out the reports' PDFs (WeasyPrint, gateway/numbers/reports).
+TEST_DEBS := mosquitto xkb-data x11proto-dev chromium fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0
 mosquitto:
 	@if { command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; } && \
 		[ -d /usr/share/X11/xkb/symbols ] && [ -f /usr/include/X11/keysymdef.h ] && \
-		command -v chromium >/dev/null 2>&1 && [ -d /usr/share/fonts/opentype/noto ]; then :; \
+		command -v chromium >/dev/null 2>&1 && [ -d /usr/share/fonts/opentype/noto ] && \
+		ls /usr/lib/*/libpangoft2-1.0.so.0 >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_DEBS) >/dev/null; \
 	else echo "missing for the tests: run 'sudo apt-get install $(TEST_DEBS)'"; exit 1; fi
@@ -96,6 +98,7 @@ bench: venv mosquitto
 	$(BIN)/python benchmarks/bench_outbox.py --backlog 1000000 --transport http --per-message 500
 	$(BIN)/python benchmarks/bench_outbox.py --backlog 1000000 --transport http --per-message 500 --live-rate 50 --live-seconds 10
 	$(BIN)/python -m tests.faults.kill_cycles --kills 200 --seed 2026
+	$(BIN)/python benchmarks/bench_wear.py --runs 3 --fsyncs --idle-s 300
 
 # The operators' messages (gateway/i18n): extract them from the code and the web pages'
 # templates (babel.cfg) and bring the Chinese catalog up to date; then translate what is

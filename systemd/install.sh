@@ -45,10 +45,12 @@ say() { echo "linegate install: $*"; }
 if [ "$SYSTEM" = yes ]; then
     [ "$(id -u)" = 0 ] || { echo "install.sh: run it as root (sudo)" >&2; exit 1; }
     # evdev (HID scanners) compiles on install: a compiler and the kernel's input headers.
+    # The reports' PDFs: WeasyPrint needs Pango, and the Chinese text a CJK font.
     say "system packages"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        python3 python3-venv python3-dev gcc linux-libc-dev >/dev/null
+        python3 python3-venv python3-dev gcc linux-libc-dev \
+        libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-cjk >/dev/null
     if ! id linegate >/dev/null 2>&1; then
         say "user linegate"
         useradd --system --home-dir "$DATA" --no-create-home --shell /usr/sbin/nologin linegate

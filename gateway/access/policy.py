@@ -176,6 +176,16 @@ ROUTES: Mapping[tuple[str, str], Policy] = MappingProxyType(
         ("GET", "/api/board"): Policy.BOARD,
         ("GET", "/api/board/live"): Policy.BOARD,
         ("GET", f"{_STATION}/live"): Policy.STATION_VIEW,
+        # "Can we take this promotion?" (issue 14): the line lead's page, and the check
+        # itself, which costs a planning worker's CPU (gateway/web/capacity_routes.py).
+        ("GET", "/capacity"): Policy.OPEN,
+        ("POST", "/api/capacity"): Policy.LINE_LEAD,
+        # The reports (issue 14, gateway/web/report_routes.py): the list is a page that holds
+        # no data; a report's page and files are its data, for the viewer role and up.
+        ("GET", "/reports"): Policy.OPEN,
+        ("GET", "/api/reports"): Policy.BOARD,
+        ("GET", "/reports/{report_id}"): Policy.BOARD,
+        ("GET", "/reports/{report_id}/{file}"): Policy.BOARD,
         # Served only with [http] api_docs; Starlette answers HEAD on them too.
         ("GET", "/api/docs"): Policy.ACCOUNT,
         ("HEAD", "/api/docs"): Policy.ACCOUNT,

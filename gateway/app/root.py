@@ -12,7 +12,7 @@ import sqlite3
 import ssl
 import time
 from collections.abc import Coroutine, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,7 +27,7 @@ from gateway.access.audit import publish_forever as publish_audit
 from gateway.access.throttle import SignInThrottle
 from gateway.app.health import Notifier, watchdog
 from gateway.app.storage import StorageGuard
-from gateway.clock import Clock, SystemClock
+from gateway.clock import Clock, SystemClock, iso
 from gateway.config.line import LineConfig
 from gateway.config.secrets import read_secret
 from gateway.config.tls import cert_path, key_path, server_context
@@ -36,11 +36,16 @@ from gateway.floor.floor import Floor
 from gateway.floor.media import MediaCache, hub_client
 from gateway.floor.supervisor import SupervisorPolicy
 from gateway.i18n import Text, t
+from gateway.numbers.analysis import why_late
+from gateway.numbers.closing import Closing
+from gateway.numbers.model import LateOrder, Words
+from gateway.numbers.reports.maker import Reports
+from gateway.numbers.retention import Retention
 from gateway.orderbook import alarms
 from gateway.orderbook.alarms import clear_alarm, raise_alarm
 from gateway.orderbook.context import LineContext
 from gateway.orderbook.inbound import Inbound
-from gateway.orderbook.kpi import emit_snapshot, period_of
+from gateway.planning.outlook import planned_output
 from gateway.planning.planner import LinePlanner
 from gateway.store.db import Store
 from gateway.store.outbox import Outbox
@@ -54,6 +59,10 @@ from gateway.web.redirect import serve_redirects
 from gateway.web.station_api import create_app
 
 logger = logging.getLogger(__name__)
+
+# An idle line's watchdog check really writes (a WAL frame and an fsync) once this often,
+# not at every check (every 15 s under the unit's WatchdogSec=30): see health_problem.
+HEALTH_WRITE_S = 300
 
 
 class HubLink(Protocol):
@@ -213,6 +222,10 @@ class _Server(uvicorn.Server):
         self.started = True
 
 
+def _why_late(core: LineContext, late: LateOrder, until: datetime) -> list[Words]:
+    return why_late(core, late, until=until)
+
+
 class Gateway:
     """One line's gateway. ``run`` opens the store and serves until cancelled."""
 
@@ -260,7 +273,16 @@ class Gateway:
         )
         # What changed, for the screens' live streams (gateway/web/live.py).
         self.changes = Changes()
+        # The numbers: each shift, day, week and month closed on the gateway's clock, its
+        # kpi.snapshot and its report (gateway/numbers).
+        self.closing = Closing(self.core, why_late=_why_late, plan_outlook=self._plan_outlook)
+        # Its reports: made in a child process, kept under the data folder's reports/.
+        self.reports = Reports(self.core, self.closing)
+        self.closing.reports = self.reports
+        # The raw history pruned past [retention] raw_days, the numbers kept.
+        self.retention = Retention(self.core, self.closing)
         self.started = asyncio.Event()
+        self._commits_seen = -1  # the store's commits at the last health check
         self.http_port: int | None = None
         self.redirect_port: int | None = None  # [http] redirect_port, once bound
 
@@ -337,8 +359,13 @@ class Gateway:
                     tg.create_task(serve_redirects(sockets[1], self.http_port), name="redirect")
                 if self.link is not None:
                     tg.create_task(self.link.run(self.inbound, self.outbox))
-                tg.create_task(self._kpi_snapshots())
+                tg.create_task(self.closing.run(), name="numbers")
+                # Reports `linegate report` made: their report.published.
+                tg.create_task(self.reports.publish_forever(), name="reports")
+                tg.create_task(self.retention.run(), name="retention")
                 tg.create_task(self.storage.watch(), name="storage")
+                # Acknowledged events that no other transaction took along (a quiet line).
+                tg.create_task(self.outbox.retire_forever(), name="outbox")
                 # Audit records another process wrote (linegate users|tokens|terminals).
                 tg.create_task(publish_audit(self.core), name="audit")
                 tg.create_task(self.floor.run(), name="floor")
@@ -372,14 +399,27 @@ class Gateway:
     def health_problem(self) -> str | None:
         """What keeps the gateway from doing its job, or None: a write to the store must
         go through (the event loop runs, or this would not be called at all). Devices and
-        the hub link are not asked: they degrade and recover by themselves."""
+        the hub link are not asked: they degrade and recover by themselves.
+
+        A transaction that committed since the last check is that write: a busy line's
+        SD card gets no extra commit from the watchdog. An idle line's check writes
+        ``health_at``, which changes once per HEALTH_WRITE_S: in between, SQLite writes
+        nothing for a row written as it was (no WAL frame, no fsync), while taking the
+        write lock and committing still prove, at every check, that nothing holds the
+        store."""
+        if self.store.commits != self._commits_seen:
+            self._commits_seen = self.store.commits
+            return None
+        now = self.clock.now()
+        at = datetime.fromtimestamp(now.timestamp() // HEALTH_WRITE_S * HEALTH_WRITE_S, now.tzinfo)
         try:
             with self.store.transaction() as conn:
                 conn.execute(
                     "INSERT INTO settings (key, value) VALUES ('health_at', ?) "
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    (self.core.now_iso(),),
+                    (iso(at),),
                 )
+            self._commits_seen = self.store.commits  # this check's own write, not the next's
         except sqlite3.Error as exc:
             if "full" in str(exc):
                 # A full disk: a restart would find it as full. Stay up, refuse what cannot
@@ -389,26 +429,10 @@ class Gateway:
             return f"the store cannot commit: {exc}"
         return None
 
-    async def _kpi_snapshots(self) -> None:
-        """Emit ``kpi.snapshot`` for each period as its end passes on the gateway's clock.
-
-        Polled once a second rather than slept until the boundary: the clock may be scaled
-        (the demo) or jump (NTP), and a check is cheap.
-        """
-        interval = self.config.policies.kpi_interval_s
-        last = self.store.get_setting("kpi_last_end")
-        last_end = (
-            datetime.fromisoformat(last) if last else period_of(self.clock.now(), interval)[1]
-        )
-        while True:
-            _, end = period_of(self.clock.now(), interval)
-            # After a long stop, at most a day of missed periods: the rest is history.
-            start = max(last_end, end - timedelta(days=1))
-            while start < end:
-                emit_snapshot(self.core, start, start + timedelta(seconds=interval))
-                start += timedelta(seconds=interval)
-            last_end = max(last_end, end)
-            await asyncio.sleep(1.0)
+    def _plan_outlook(self, start: datetime, end: datetime) -> tuple[int, int, str] | None:
+        if self.planner is None:
+            return None
+        return planned_output(self.core, self.planner, start, end)
 
     def _tls(self) -> ssl.SSLContext | None:
         """The station API's TLS context ([http.tls]), None without it; read here, at the

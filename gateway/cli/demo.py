@@ -19,10 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import shutil
 import signal
+import sqlite3
 import sys
 import tempfile
 import time
@@ -44,6 +46,8 @@ from gateway.config.calendar import working_windows
 from gateway.config.line import LineConfig
 from gateway.config.load import EX_CONFIG, ConfigError, load_line_config
 from gateway.floor.supervisor import stop_task
+from gateway.numbers.kpis import kpi_doc
+from gateway.numbers.periods import PeriodKind, period_containing
 from gateway.store.db import Store, StoreError
 from gateway.store.outbox import Outbox
 from gateway.store.rows import OrderStatus, TaskStatus
@@ -122,6 +126,7 @@ class Demo:
     broker: str | None = None
     interrupted: bool = False
     wall_s: float = 0.0
+    report: str | None = None  # where the shift's report made at the end is
 
     @property
     def api_url(self) -> str:
@@ -467,6 +472,8 @@ async def _run(demo: Demo) -> int:
         # Run until stopped, the events so far are the verdict's; a fixed run that did not
         # finish has none to give.
         finished = not demo.problems and not demo.interrupted
+        if not gw_task.done():
+            await _shift_report(demo)
         if not hub_task.done() and (demo.until_stopped or finished):
             await _drain(demo, gw_task)
         _final_checks(demo)
@@ -740,6 +747,36 @@ def _progress(demo: Demo, elapsed: float) -> None:
     )
 
 
+async def _shift_report(demo: Demo) -> None:
+    """The report of the shift so far (of the day so far between shifts), made as a closed
+    shift's is (gateway/numbers): its ``period_end`` is when the demo stopped. A shift that
+    closes later replaces it."""
+    gw = demo.gateway
+    config, now = gw.config, gw.clock.now()
+    tz = config.line.tzinfo
+    period = period_containing(PeriodKind.SHIFT, now, config.shifts, tz) or period_containing(
+        PeriodKind.DAY, now, config.shifts, tz
+    )
+    if period is None:
+        return
+    so_far = dataclasses.replace(period, end=min(period.end, now))
+    try:
+        elements = await gw.closing.regenerate(so_far)
+        row = await gw.reports.make(
+            so_far, elements, kpi_doc(elements, so_far, config.line.timezone)
+        )
+    except (LookupError, OSError, sqlite3.Error) as exc:  # the line's verdict stands
+        demo.report = f"not made: {exc}"
+        return
+    if row is None:
+        demo.report = "not made (see the log)"
+        return
+    folder = gw.reports.folder / row.report_id
+    demo.report = f"{folder} (report.zh-CN.pdf, report.en.pdf, CSV), {row.label}"
+    print(f"linegate demo: the shift's report so far: {demo.api_url}/reports/{row.report_id}")
+    print(f"               files: {folder}", flush=True)
+
+
 async def _drain(demo: Demo, gw_task: asyncio.Task[None]) -> None:
     """Wait until the hub holds every event the gateway committed."""
     gateway, c = demo.gateway, demo.hub.counters
@@ -846,6 +883,8 @@ def _summary(demo: Demo) -> None:
         f"{sum(o.device_timeouts for o in ops)} device actions redone",
         f"  data               {demo.data_dir}",
     ]
+    if demo.report is not None:
+        lines.append(f"  shift report       {demo.report}")
     if demo.gateway.http_port is not None:
         lines.append(f"  station API        {demo.api_url}/api/stations (now stopped)")
     for problem in demo.problems:

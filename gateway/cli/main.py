@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway.cli import access, audit, certs
+from gateway.cli import access, audit, capacity, certs, report
 from gateway.cli.broker import parse_broker
 from gateway.config.load import EX_CONFIG, ConfigError, check_config, load_line_config
 
@@ -38,8 +38,8 @@ class _Commands(Protocol):
     def run(self, args: argparse.Namespace) -> int: ...
 
 
-# users, tokens, terminals; audit; certs.
-_MODULES: tuple[_Commands, ...] = (access, audit, certs)
+# users, tokens, terminals; audit; capacity; certs; report.
+_MODULES: tuple[_Commands, ...] = (access, audit, capacity, certs, report)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -29,6 +29,8 @@ from gateway.config.calendar import Shift
 
 __all__ = [
     "AccessSection",
+    "CostRates",
+    "CostsSection",
     "DeviceConfig",
     "DeviceKind",
     "HttpSection",
@@ -39,6 +41,7 @@ __all__ = [
     "Operator",
     "PinAction",
     "Policies",
+    "RetentionSection",
     "StationConfig",
     "StoreSection",
 ]
@@ -318,6 +321,22 @@ class Policies(BaseModel):
         return self
 
 
+class RetentionSection(BaseModel):
+    """[retention]: how long the store keeps the raw history (gateway/numbers/retention.py).
+
+    An SD card cannot hold every order forever: an order's rows (its units, tasks,
+    attempts, lots, checks, defects, labels) and the line's state records are deleted once
+    older than ``raw_days``, the hub has acknowledged every event up to then and the
+    periods they belong to are closed; the numbers of every shift, day, week and month
+    stay (their reports regenerate from them)."""
+
+    model_config = _MODEL_CONFIG
+
+    raw_days: int = Field(default=90, ge=1, le=36_500)
+    # Intraday kpi.snapshot periods ([policies] kpi_interval_s) are kept this long.
+    interval_days: int = Field(default=35, ge=1, le=36_500)
+
+
 class PlannerSection(BaseModel):
     """[planner]: the CP-SAT plan of the line (gateway/planning/planner.py).
 
@@ -493,6 +512,51 @@ class AccessSection(BaseModel):
     pin_required: list[Annotated[PinAction, Strict(False)]] = []
 
 
+# Money per hour, in [costs] currency.
+Rate = Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)]
+
+
+class CostRates(BaseModel):
+    """[costs.capabilities.NAME] or [costs.stations.ID]: rates that replace the line's for
+    that capability or station; a rate left out falls back to the next (station, then
+    capability, then the line's)."""
+
+    model_config = _MODEL_CONFIG
+
+    labour_per_hour: Rate | None = None
+    machine_per_hour: Rate | None = None
+
+
+class CostsSection(BaseModel):
+    """[costs]: what an hour of work costs, for order.costed (contract 1.1; the costing is
+    gateway/orderbook/costing.py). Labour is paid for every second of an attempt (and of
+    its changeover); a station with a machine also pays the machine's rate for them."""
+
+    model_config = _MODEL_CONFIG
+
+    # ISO 4217; left out: the catalog's currency (what materials' standard_cost is in).
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
+    labour_per_hour: Rate = 0.0
+    machine_per_hour: Rate = 0.0
+    capabilities: dict[Capability, CostRates] = {}
+    stations: dict[Ident, CostRates] = {}
+
+    def labour_rate(self, station: str | None, capability: str | None) -> float:
+        """Per hour: the station's, else its capability's, else the line's."""
+        found = (r.labour_per_hour for r in self._overrides(station, capability))
+        return next((v for v in found if v is not None), self.labour_per_hour)
+
+    def machine_rate(self, station: str | None, capability: str | None) -> float:
+        """Per hour: the station's, else its capability's, else the line's."""
+        found = (r.machine_per_hour for r in self._overrides(station, capability))
+        return next((v for v in found if v is not None), self.machine_per_hour)
+
+    def _overrides(self, station: str | None, capability: str | None) -> list[CostRates]:
+        """The rates that apply, the most particular first."""
+        tables = (self.stations.get(station or ""), self.capabilities.get(capability or ""))
+        return [r for r in tables if r is not None]
+
+
 class LineConfig(BaseModel):
     """The whole line: what load_line_config returns."""
 
@@ -504,7 +568,9 @@ class LineConfig(BaseModel):
     http: HttpSection = HttpSection()
     policies: Policies = Policies()
     planner: PlannerSection = PlannerSection()
+    retention: RetentionSection = RetentionSection()
     access: AccessSection = AccessSection()
+    costs: CostsSection = CostsSection()
     operators: list[Operator] = []
     # The working time of the line's stations (gateway/config/calendar.py); none: always open.
     shifts: list[Shift] = []
@@ -538,6 +604,13 @@ class LineConfig(BaseModel):
             unknown = sorted(set(shift.stations or ()) - set(self.stations))
             if unknown:
                 raise ValueError(f"shift {shift.name!r} names unknown stations: {unknown}")
+        unknown = sorted(set(self.costs.stations) - set(self.stations))
+        if unknown:
+            raise ValueError(f"[costs.stations] names unknown stations: {unknown}")
+        offered = {c for station in self.stations.values() for c in station.capabilities}
+        unknown = sorted(set(self.costs.capabilities) - offered)
+        if unknown:
+            raise ValueError(f"[costs.capabilities] names capabilities no station has: {unknown}")
         return self
 
     @property

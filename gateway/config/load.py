@@ -19,6 +19,7 @@ from gateway.config.line import (
     BADGE_PATTERN,
     DEVICE_KINDS,
     AccessSection,
+    CostsSection,
     HttpSection,
     HubSection,
     LineConfig,
@@ -26,6 +27,7 @@ from gateway.config.line import (
     Operator,
     PlannerSection,
     Policies,
+    RetentionSection,
     StationConfig,
     StoreSection,
 )
@@ -89,6 +91,8 @@ class _LineFile(BaseModel):
     policies: Policies = Policies()
     planner: PlannerSection = PlannerSection()
     access: AccessSection = AccessSection()
+    costs: CostsSection = CostsSection()
+    retention: RetentionSection = RetentionSection()
     operators: list[Operator] = []
     shifts: list[Shift] = []
 
@@ -138,6 +142,7 @@ def load_line_config(config_dir: Path, *, check_tls_at: datetime | None = None) 
     _check_shared_buses(station_files, problems)
     if line_file is not None:
         _check_shift_stations(line_file, station_files, problems)
+        _check_costs(line_file, station_files, problems)
         _check_pins(line_file, problems)
     if line_doc is not None:
         _check_station_badges(line_doc, station_files, problems)
@@ -451,6 +456,41 @@ def _check_shift_stations(
                         f"unknown station {station!r}: no station file has this id",
                     )
                 )
+
+
+def _check_costs(line: _LineFile, files: list[_StationFile], problems: list[ConfigProblem]) -> None:
+    """[costs] rates name stations and capabilities the line has (a typo would silently
+    cost that station at the line's rate), and a machine rate only where there is one."""
+    stations = {sf.station.id: sf.station for sf in files if sf.station is not None}
+    for station_id, rates in line.costs.stations.items():
+        station = stations.get(station_id)
+        if station is None:
+            problems.append(
+                ConfigProblem(
+                    LINE_FILE,
+                    f"costs.stations.{station_id}",
+                    f"unknown station {station_id!r}: no station file has this id",
+                )
+            )
+        elif rates.machine_per_hour is not None and station.machine is None:
+            problems.append(
+                ConfigProblem(
+                    LINE_FILE,
+                    f"costs.stations.{station_id}.machine_per_hour",
+                    f"station {station_id!r} has no machine (no opcua_machine device): "
+                    "no machine time is counted there",
+                )
+            )
+    offered = {c for station in stations.values() for c in station.capabilities}
+    for capability in line.costs.capabilities:
+        if capability not in offered:
+            problems.append(
+                ConfigProblem(
+                    LINE_FILE,
+                    f"costs.capabilities.{capability}",
+                    f"no station has capability {capability!r}",
+                )
+            )
 
 
 def _check_shared_buses(files: list[_StationFile], problems: list[ConfigProblem]) -> None:

@@ -14,7 +14,7 @@ from gateway.desk.screen import status_word, task_next
 from gateway.desk.session import Session
 from gateway.desk.steps import missing_materials, missing_units
 from gateway.i18n import listing, t
-from gateway.orderbook import tasks
+from gateway.orderbook import costing, tasks
 from gateway.orderbook.station_state import IDLE, follow_tasks
 from gateway.store.documents import Progress
 from gateway.store.rows import (
@@ -233,6 +233,8 @@ def confirm_label(s: Session, label: LabelRow) -> Done:
             },
             order_id,
         )
+        # Costed in the same transaction, right after: no crash can come between the two.
+        costing.record_cost(core, order_id)
     return Done(
         t("Order {order_id} is packed and labelled: ready for the carrier.", order_id=order_id)
     )

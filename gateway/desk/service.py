@@ -12,7 +12,7 @@ from typing import Any
 
 from gateway.config.line import StationConfig
 from gateway.desk import badges, defects, operating, overrides, reprints, scanning, screen, text
-from gateway.desk.replies import Done, Reply
+from gateway.desk.replies import Done, Refused, Reply
 from gateway.desk.session import Sequencer, Session
 from gateway.orderbook import tasks
 from gateway.orderbook.context import LineContext
@@ -59,7 +59,14 @@ class StationService:
 
     def _act(self, station_id: str, action: Callable[[Session], Done]) -> Reply:
         s = self.session(station_id)
-        done = action(s)
+        try:
+            done = action(s)
+        except Refused as exc:
+            # Inside a caller's transaction, this would roll back with it: the caller
+            # notes the refusal after its rollback (gateway/web/acting.py).
+            if not self.core.store.in_transaction:
+                self.note_refused(station_id, exc)
+            raise
         after = self.session(station_id)  # read again: the action changed it
         return Reply(done.message, screen.next_text(after), ok=done.ok, data=done.data)
 
@@ -115,6 +122,29 @@ class StationService:
         reason = text.clean(reason)
         what = overrides.Overridable(check)
         return self._act(station_id, lambda s: overrides.override(s, what, reason, by))
+
+    def note_refused(self, station_id: str, exc: Refused) -> None:
+        """Keep a refusal (the action itself changed nothing): a wrong or missing item
+        stopped at a pack station is an error caught at pack (gateway/numbers)."""
+        s = self.session(station_id)
+        current = s.current()
+        cfg = self.core.config.stations.get(station_id)
+        at_pack = (current is not None and current.is_pack) or (
+            current is None and cfg is not None and "pack" in cfg.capabilities
+        )
+        with self.core.store.transaction():
+            self.core.store.conn.execute(
+                "INSERT INTO refusals (ts, station, operator, code, order_id, at_pack) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    self.core.now_iso(),
+                    station_id,
+                    s.badge,
+                    exc.code,
+                    current.order_id if current is not None else None,
+                    int(at_pack),
+                ),
+            )
 
     # -- holds the gateway puts on a task (a machine fault) ------------------------------
 

@@ -76,20 +76,34 @@ class Session:
         return next((o.name for o in self.core.config.operators if o.badge == badge), badge)
 
     def sign_in(self, badge: str) -> None:
+        now = self.core.now_iso()
+        self._close_attendance(now)
         self.core.store.conn.execute(
             "INSERT INTO sessions (station, operator, login_at) VALUES (?, ?, ?) "
             "ON CONFLICT(station) DO UPDATE SET operator = excluded.operator, "
             "login_at = excluded.login_at",
-            (self.station_id, badge, self.core.now_iso()),
+            (self.station_id, badge, now),
+        )
+        self.core.store.conn.execute(
+            "INSERT INTO attendance (operator, station, since) VALUES (?, ?, ?)",
+            (badge, self.station_id, now),
         )
         self._read = False
 
     def sign_out(self) -> None:
+        self._close_attendance(self.core.now_iso())
         self.core.store.conn.execute(
             "UPDATE sessions SET operator = NULL, login_at = NULL WHERE station = ?",
             (self.station_id,),
         )
         self._read = False
+
+    def _close_attendance(self, now: str) -> None:
+        """End the time signed in of whoever was here (operator efficiency's APAT)."""
+        self.core.store.conn.execute(
+            "UPDATE attendance SET until = ? WHERE station = ? AND until IS NULL",
+            (now, self.station_id),
+        )
 
     # -- its task ------------------------------------------------------------------------
 

@@ -231,7 +231,7 @@ class Machines:
         current = self.stations.current(station)
         with core.store.transaction():
             if previous != status.state:
-                station_state.record(core, station, status.state)
+                station_state.record(core, station, status.state, status.fault, synthesised=False)
                 if self._thinned(station, status.state):
                     self._skipped[station] = self._skipped.get(station, 0) + 1
                 else:

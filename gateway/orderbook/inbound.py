@@ -68,6 +68,25 @@ def validation_errors(exc: ValidationError) -> list[Error]:
     return out
 
 
+def check_order(
+    core: LineContext, item: Any, suspect: bool = True
+) -> tuple[contract.Order | None, list[Error]]:
+    """The order document ``item`` by the rules intake takes an order by, before it looks
+    at the orders the line holds: what the wire carries (looked for when ``suspect``, as
+    wire_json.parse says), the schema, the customer's text, the catalog and the line's
+    stations. The order (None when it is not one) and its errors, none when it would be
+    taken. For orders the line is only asked about (a forecast: gateway/planning/capacity)."""
+    unfit = wire_json.problems(item) if suspect else []
+    if unfit:
+        return None, [_err(p.code, p.field, p.message) for p in unfit]
+    try:
+        order = contract.Order.model_validate(item)
+    except ValidationError as exc:
+        return None, validation_errors(exc)
+    inbound = Inbound(core)
+    return order, inbound._text_errors(order) + inbound._catalog_errors(order)
+
+
 class Inbound:
     """The gateway's inbound sink."""
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from cloud_sync.contract import Order
 from gateway.clock import iso
 from gateway.orderbook.context import LineContext
+from gateway.orderbook.costing import CostMoney, cost_of
 from gateway.orderbook.progress import Stage, history, order_forecast, stage_of, stages
 from gateway.store.documents import Personalization
 from gateway.store.rows import (
@@ -293,6 +294,8 @@ class OrderDetail(BaseModel):
     plan_made_at: str | None
     parcel: Parcel | None
     history: list[StageReached]
+    # What it cost (order.costed): from its completion on; None before, or never costed.
+    cost: CostMoney | None
 
 
 def _step(task: TaskRow, attempts: Sequence[AttemptRow]) -> Step:
@@ -435,4 +438,10 @@ def order_detail(
         if packed
         else None,
         history=[StageReached(stage=h.stage, at=h.at) for h in history(core, order_id)],
+        cost=_cost(core, order_id) if row.completed_at is not None else None,
     )
+
+
+def _cost(core: LineContext, order_id: str) -> CostMoney | None:
+    found = cost_of(core, order_id)
+    return None if found is None else found.cost

@@ -22,11 +22,29 @@ def state_of(core: LineContext, station: str) -> str:
     return (row.machine_state if row is not None else None) or IDLE
 
 
-def record(core: LineContext, station: str, state: str) -> None:
-    core.store.conn.execute(
+def record(
+    core: LineContext,
+    station: str,
+    state: str,
+    reason: str | None = None,
+    synthesised: bool = True,
+) -> None:
+    """The station's state from now on; the interval of the one it leaves is closed (the
+    elements of its OEE: gateway/numbers/elements.py)."""
+    now = core.now_iso()
+    conn = core.store.conn
+    conn.execute(
         "INSERT INTO sessions (station, machine_state) VALUES (?, ?) "
         "ON CONFLICT(station) DO UPDATE SET machine_state = excluded.machine_state",
         (station, state),
+    )
+    conn.execute(
+        "UPDATE station_states SET until = ? WHERE station = ? AND until IS NULL", (now, station)
+    )
+    conn.execute(
+        "INSERT INTO station_states (station, state, reason, synthesised, since) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (station, state, reason, int(synthesised), now),
     )
 
 
@@ -40,7 +58,7 @@ def follow_tasks(
     previous = state_of(core, station)
     if previous == state:
         return
-    record(core, station, state)
+    record(core, station, state, reason)
     cfg = core.config.stations.get(station)
     data: dict[str, Any] = {
         "machine": (cfg.machine_id if cfg is not None else None) or station,

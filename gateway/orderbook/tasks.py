@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -20,6 +21,7 @@ from gateway.config.line import StationConfig
 from gateway.orderbook import station_state
 from gateway.orderbook.context import LineContext
 from gateway.orderbook.station_state import EXECUTE, HELD, IDLE
+from gateway.planner.scenarios import PACK_PER_EXTRA_UNIT_S
 from gateway.store.documents import Progress, SkuSnapshot, UsedLot
 from gateway.store.rows import (
     OrderRow,
@@ -304,10 +306,28 @@ def record_attempt(
     lots: list[UsedLot],
     reason: str | None = None,
 ) -> None:
+    sku, standard_s, setup = _measure(core, task)
+    setup_s = 0.0
+    if setup is not None and task.station is not None and task.dispatched_at and task.started_at:
+        # A changeover: the station ran another setup before (or none yet). The time from
+        # taking the task to starting it went on changing over (ISO 22400 AUST).
+        before = core.store.texts(
+            "SELECT coalesce(setup, '') FROM attempts WHERE station = ? ORDER BY id DESC LIMIT 1",
+            (task.station,),
+        )
+        if not before or before[0] != setup:
+            setup_s = max(
+                0.0,
+                (
+                    datetime.fromisoformat(task.started_at)
+                    - datetime.fromisoformat(task.dispatched_at)
+                ).total_seconds(),
+            )
     core.store.conn.execute(
         "INSERT INTO attempts (task_id, order_id, serial, op, attempt, station, operator, "
-        "machine, started_at, ended_at, outcome, lots, reason) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "machine, started_at, ended_at, outcome, lots, reason, sku, standard_s, setup, "
+        "dispatched_at, setup_s) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             task.task_id,
             task.order_id,
@@ -322,8 +342,37 @@ def record_attempt(
             outcome,
             json.dumps([lot.model_dump() for lot in lots]),
             reason,
+            sku,
+            standard_s,
+            setup,
+            task.dispatched_at,
+            setup_s,
         ),
     )
+
+
+def _measure(core: LineContext, task: TaskRow) -> tuple[str | None, float | None, str | None]:
+    """(SKU, standard time, setup value) of a task, as the planner reckons them
+    (gateway/planning/line_problem.py): a unit's operation takes its routing's run time; an
+    order's pack task the longest pack time of its lines plus a little per extra unit."""
+    if task.wo_id is not None:
+        wo = work_order(core, task.wo_id)
+        if wo is None:
+            return None, None, None
+        op = core.catalog.operations(wo.operations)[task.op_index]
+        person = wo.personalization() if wo.personalization_doc != "{}" else {}
+        value = person.get(op.setup_key) if op.setup_key else None
+        setup = str(value) if value not in (None, "") else None
+        return wo.sku, float(op.run_s), setup
+    pack_s = 0.0
+    for frozen in core.store.texts(
+        "SELECT operations FROM work_orders WHERE order_id = ?", (task.order_id,)
+    ):
+        for op in core.catalog.operations(frozen):
+            if op.capability == task.capability:
+                pack_s = max(pack_s, float(op.run_s))
+    units = len(live_units(core, task.order_id))
+    return None, pack_s + PACK_PER_EXTRA_UNIT_S * max(0, units - 1), None
 
 
 def record_quality(

@@ -8,7 +8,8 @@ on stdout (``worker.write_frame``): the first plan as soon as it exists, then th
 one. The solver gets :func:`search_threads` threads, never every core. A request is a
 :class:`~gateway.planning.worker.SolveRequest` (a problem) or a
 :class:`~gateway.planning.line_plan.LineJob` (the line's database: see
-gateway/planning/line_solve.py).
+gateway/planning/line_solve.py), or a :class:`~gateway.planning.capacity.CapacityJob` (the
+line and a forecast: gateway/planning/capacity_solve.py).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def _main() -> int:
     run_in_background()
     # Compare with the classes of the modules the parent pickled from, by their own names.
     from gateway.planning import worker
+    from gateway.planning.capacity import CapacityJob
     from gateway.planning.cpu import search_threads
     from gateway.planning.line_plan import LineJob
 
@@ -90,6 +92,10 @@ def _main() -> int:
                 on_first=first,
                 patience_s=limits.patience_s,
             )
+        elif isinstance(request, CapacityJob):  # "can we take this promotion?"
+            from gateway.planning.capacity_solve import answer_capacity
+
+            answer = answer_capacity(request, workers=threads)
         else:
             sys.stderr.write(f"not a planning request: {type(request).__name__}\n")
             return 2

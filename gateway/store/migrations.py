@@ -260,4 +260,70 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE alarms ADD COLUMN message_text TEXT;
         """,
     ),
+    (
+        9,
+        """
+        -- The numbers (gateway/numbers): the elements ISO 22400 KPIs are computed from,
+        -- written in the transaction of what they record.
+        -- Each station's state as intervals: the machine's own PackML state, or the one
+        -- synthesised from its tasks (synthesised = 1); ``until`` NULL while it lasts.
+        CREATE TABLE station_states (
+            id INTEGER PRIMARY KEY, station TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,
+            synthesised INTEGER NOT NULL, since TEXT NOT NULL, until TEXT);
+        CREATE INDEX station_states_open ON station_states (station) WHERE until IS NULL;
+        CREATE INDEX station_states_station ON station_states (station, since);
+        CREATE INDEX station_states_until ON station_states (until);
+        -- Who was signed in where, and when (APAT, the operators' attendance).
+        CREATE TABLE attendance (
+            id INTEGER PRIMARY KEY, operator TEXT NOT NULL, station TEXT NOT NULL,
+            since TEXT NOT NULL, until TEXT);
+        CREATE INDEX attendance_open ON attendance (station) WHERE until IS NULL;
+        CREATE INDEX attendance_until ON attendance (until);
+        -- Every refused action or scan (nothing else of it is written): a wrong or
+        -- missing item caught at packing is an error the line made and the packer stopped.
+        CREATE TABLE refusals (
+            id INTEGER PRIMARY KEY, ts TEXT NOT NULL, station TEXT NOT NULL, operator TEXT,
+            code TEXT NOT NULL, order_id TEXT, at_pack INTEGER NOT NULL);
+        CREATE INDEX refusals_ts ON refusals (ts);
+        -- What an attempt was measured against: its SKU, the routing's standard time for
+        -- it (PRI), the setup value it ran with and the changeover time actually spent
+        -- before it started (dispatched → started, when the setup value changed).
+        ALTER TABLE attempts ADD COLUMN sku TEXT;
+        ALTER TABLE attempts ADD COLUMN standard_s REAL;
+        ALTER TABLE attempts ADD COLUMN setup TEXT;
+        ALTER TABLE attempts ADD COLUMN dispatched_at TEXT;
+        ALTER TABLE attempts ADD COLUMN setup_s REAL NOT NULL DEFAULT 0;
+        CREATE INDEX attempts_ended ON attempts (ended_at);
+        CREATE INDEX defects_ts ON defects (ts);
+        CREATE INDEX quality_ts ON quality (ts);
+        CREATE INDEX consumption_ts ON consumption (ts);
+        CREATE INDEX units_completed ON units (completed_at) WHERE completed_at IS NOT NULL;
+        CREATE INDEX orders_ship_by ON orders (ship_by);
+        -- A closed period's elements (shift, day, week, month in the line's time zone),
+        -- kept when the raw rows behind them are pruned: reports regenerate from these.
+        CREATE TABLE rollups (
+            kind TEXT NOT NULL, period_start TEXT NOT NULL, period_end TEXT NOT NULL,
+            label TEXT NOT NULL, doc TEXT NOT NULL, computed_at TEXT NOT NULL,
+            PRIMARY KEY (kind, period_start));
+        -- What the plan in force when a period began expected of it (output against plan).
+        CREATE TABLE period_plans (
+            kind TEXT NOT NULL, period_start TEXT NOT NULL, period_end TEXT NOT NULL,
+            units INTEGER NOT NULL, orders INTEGER NOT NULL, source TEXT NOT NULL,
+            made_at TEXT NOT NULL, PRIMARY KEY (kind, period_start));
+        -- The reports kept on the gateway (files under the data folder's reports/).
+        CREATE TABLE reports (
+            report_id TEXT PRIMARY KEY, kind TEXT NOT NULL, period_start TEXT NOT NULL,
+            period_end TEXT NOT NULL, label TEXT NOT NULL, timezone TEXT NOT NULL,
+            created_at TEXT NOT NULL, sha256 TEXT NOT NULL, summary TEXT NOT NULL,
+            -- 1: made by another process (linegate report), its report.published not yet
+            -- in the outbox: the gateway puts it there (only it hands out seq numbers).
+            pending INTEGER NOT NULL DEFAULT 0);
+        CREATE INDEX reports_period ON reports (kind, period_start);
+        CREATE INDEX reports_pending ON reports (report_id) WHERE pending = 1;
+        -- order.costed, as reported (the report's cost by SKU reads these).
+        CREATE TABLE order_costs (
+            order_id TEXT PRIMARY KEY, costed_at TEXT NOT NULL, doc TEXT NOT NULL);
+        CREATE INDEX order_costs_at ON order_costs (costed_at);
+        """,
+    ),
 )

@@ -2,7 +2,13 @@
 
 ``seq`` comes from a counter row updated in the same transaction as the event, so it is
 contiguous from 1 for the life of the database, across restarts: a rolled-back change
-takes its numbers with it. Rows leave only when the hub acknowledged them. Implements
+takes its numbers with it. Rows leave only when the hub acknowledged them, and not in a
+commit of their own: the next transaction takes their removal along (usually an
+operator's next action, whose new event goes to the same page), or, on a quiet line,
+:meth:`Outbox.retire_forever` after a while. A commit is a WAL append and an fsync on the
+SD card; one per acknowledgement was a third of all commits (issue 14). Until they are
+removed they are neither offered again nor counted as waiting; a crash before then sends
+them again (delivery is at-least-once, the hub drops a repeated seq). Implements
 :class:`cloud_sync.ports.Outbox`.
 """
 
@@ -12,6 +18,7 @@ import asyncio
 import functools
 import json
 import logging
+import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +28,13 @@ from gateway.store.db import Store
 
 logger = logging.getLogger(__name__)
 
+# Acknowledged events wait for another transaction this long at most (a quiet line)...
+RETIRE_IDLE_S = 10.0
+# ... and this many at most (a backlog draining while nothing else commits): they are
+# skipped by every peek until then.
+RETIRE_BATCH = 1000
+_CHUNK = 500  # seqs per statement (SQLite's host parameters)
+
 
 class Outbox:
     """Append events inside a store transaction; peek and ack for the hub link.
@@ -29,6 +43,7 @@ class Outbox:
     counter just before the commit (a :class:`~gateway.store.db.Writer`: two statements
     per transaction, not two per event). An append is recorded with the store's undo, so a
     rollback of the transaction, or of a savepoint around the append, gives its seq back.
+    The same flush removes the events the hub acknowledged since the last one.
     """
 
     def __init__(self, store: Store, gateway_id: str) -> None:
@@ -41,16 +56,21 @@ class Outbox:
         self._new = asyncio.Event()
         self._bytes = 0  # the bodies waiting for the hub, in bytes
         self._epoch = -1  # the store's epoch of the last undo registered
+        # Acknowledged by the hub, still in the table: the next transaction removes them.
+        self._acked: set[int] = set()
+        self._acked_new = asyncio.Event()
         # Told of each commit's events (seq, type, body) once they are durable: the live
         # screens (gateway/web/live.py). Called synchronously, so each must be cheap.
         self.listeners: list[Callable[[Sequence[tuple[int, str, bytes]]], None]] = []
         store.add_writer(self)
+        store.before_close(self.retire)
 
     def load(self) -> None:
         """Read the last allocated seq after the store opened."""
         self._committed_seq = self._store.count("SELECT value FROM counters WHERE name = 'seq'")
         self._next_seq = self._committed_seq + 1
-        self._bytes = self._store.count("SELECT sum(length(body)) FROM outbox")
+        total = self._store.count("SELECT sum(length(body)) FROM outbox")
+        self._bytes = total - sum(size for _, size in self._sizes(sorted(self._acked)))
 
     @property
     def size_bytes(self) -> int:
@@ -111,6 +131,8 @@ class Outbox:
         self._written = min(self._written, keep)
 
     def flush(self) -> None:
+        if self._acked:
+            self._retire_in_transaction()
         fresh = self._pending[self._written :]
         if not fresh:
             return
@@ -128,6 +150,17 @@ class Outbox:
     def _unwrite(self, written: int) -> None:
         self._written = min(self._written, written)
 
+    def _retire_in_transaction(self) -> None:
+        """Remove the acknowledged events' rows in the current transaction."""
+        gone = sorted(self._acked)
+        self._acked.clear()
+        # Rolled back (the transaction, or a savepoint around this flush): they wait again.
+        self._store.undo(functools.partial(self._acked.update, gone))
+        conn = self._store.conn
+        for k in range(0, len(gone), _CHUNK):
+            part = gone[k : k + _CHUNK]
+            conn.execute(f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(part))})", part)
+
     def committed(self) -> None:
         if not self._pending:
             return
@@ -140,28 +173,72 @@ class Outbox:
             listener(done)
 
     def peek(self, after_seq: int, limit: int) -> list[OutboxRecord]:
-        rows = self._store.conn.execute(
-            "SELECT seq, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
-        ).fetchall()
-        return [OutboxRecord(int(r[0]), bytes(r[1])) for r in rows]
+        """Up to ``limit`` events after ``after_seq`` that the hub does not hold yet."""
+        out: list[OutboxRecord] = []
+        cursor = after_seq
+        while len(out) < limit:
+            want = limit - len(out)
+            rows = self._store.conn.execute(
+                "SELECT seq, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (cursor, want)
+            ).fetchall()
+            out.extend(
+                OutboxRecord(int(r[0]), bytes(r[1])) for r in rows if int(r[0]) not in self._acked
+            )
+            if len(rows) < want:
+                break  # nothing more in the table
+            cursor = int(rows[-1][0])
+        return out
 
     def ack(self, seqs: Sequence[int]) -> None:
-        if not seqs:
+        """The hub holds these events: they are no longer offered nor counted as waiting;
+        their rows go with the next transaction (see the module's doc)."""
+        fresh = [
+            (seq, size) for seq, size in self._sizes(sorted(set(seqs))) if seq not in self._acked
+        ]
+        if not fresh:
             return
-        gone = 0
-        with self._store.transaction() as conn:
-            for chunk in range(0, len(seqs), 500):
-                part = seqs[chunk : chunk + 500]
-                rows = conn.execute(
-                    f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(part))}) "
-                    "RETURNING length(body)",
-                    part,
-                ).fetchall()
-                gone += sum(int(r[0]) for r in rows)
-        self._bytes = max(0, self._bytes - gone)
+        self._acked.update(seq for seq, _ in fresh)
+        self._bytes = max(0, self._bytes - sum(size for _, size in fresh))
+        if len(self._acked) >= RETIRE_BATCH:
+            self.retire()
+        else:
+            self._acked_new.set()
+
+    def _sizes(self, seqs: Sequence[int]) -> list[tuple[int, int]]:
+        """(seq, body length) of those of ``seqs`` that are still in the table."""
+        out: list[tuple[int, int]] = []
+        for k in range(0, len(seqs), _CHUNK):
+            part = seqs[k : k + _CHUNK]
+            rows = self._store.conn.execute(
+                f"SELECT seq, length(body) FROM outbox WHERE seq IN ({','.join('?' * len(part))})",
+                part,
+            ).fetchall()
+            out.extend((int(r[0]), int(r[1])) for r in rows)
+        return out
+
+    def retire(self) -> None:
+        """Remove the acknowledged events' rows now, in a transaction of their own (or in
+        the one in progress)."""
+        if self._acked:
+            with self._store.transaction():
+                pass  # the flush before the commit removes them
+
+    async def retire_forever(self, idle_s: float = RETIRE_IDLE_S) -> None:
+        """Remove acknowledged events that no other transaction took along within
+        ``idle_s`` (a quiet line). Until cancelled."""
+        while True:
+            await self._acked_new.wait()
+            await asyncio.sleep(idle_s)
+            self._acked_new.clear()
+            try:
+                self.retire()
+            except sqlite3.Error as exc:  # a full disk: they stay, skipped, and go later
+                logger.warning("cannot remove %d acknowledged events: %s", len(self._acked), exc)
+                self._acked_new.set()
 
     def pending_count(self) -> int:
-        return self._store.count("SELECT count(*) FROM outbox")
+        """Events the hub does not hold yet."""
+        return self._store.count("SELECT count(*) FROM outbox") - len(self._acked)
 
     async def wait_for_new(self, after_seq: int) -> None:
         while True:

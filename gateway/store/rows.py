@@ -360,6 +360,11 @@ class AttemptRow:
     outcome: Outcome
     lots_doc: str
     reason: str | None
+    sku: str | None  # None: a pack task (the order's), or recorded before version 9
+    standard_s: float | None  # the routing's standard time for it (PRI); None before 9
+    setup: str | None  # the setup value it ran with (ink profile, thread colour …)
+    dispatched_at: str | None
+    setup_s: float  # changeover time spent before it started (0: none needed)
 
     @classmethod
     def from_row(cls, r: Row) -> Self:
@@ -378,6 +383,11 @@ class AttemptRow:
             Outcome(r["outcome"]),
             str(r["lots"]),
             _opt_str(r["reason"]),
+            _opt_str(r["sku"]),
+            None if r["standard_s"] is None else float(r["standard_s"]),
+            _opt_str(r["setup"]),
+            _opt_str(r["dispatched_at"]),
+            float(r["setup_s"]),
         )
 
     def lots(self) -> list[UsedLot]:

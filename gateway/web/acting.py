@@ -186,6 +186,8 @@ class Acting:
                 if once is not None:
                     self.keeper.keep(*once, reply_body(reply), self.core.clock.now())
         except Refused as exc:
+            # Rolled back with the action: kept now, on its own.
+            self.service.note_refused(station_id, exc)
             if badge is not None:  # a sign-in refused: the trail keeps failed ones too
                 known = badge in self.operators
                 with self.store.transaction():

@@ -38,7 +38,8 @@ The rest of the board: open alarms worst first, with their age; the orders the c
 predicts late, with its reasons, latest first; OTD and FPY of the line's local day so far
 (gateway/orderbook/kpi.py's definitions); units and orders done per local hour, against what
 the plan completes in the hours left; each station's next ``gantt_hours`` of the plan; open
-orders by stage and each carrier's cut-offs (gateway/orderbook/flow.py).
+orders by stage and each carrier's cut-offs (gateway/orderbook/flow.py); the station
+constraining output in the shift so far (gateway/web/board_bottleneck.py).
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ from gateway.store.rows import (
     TaskRow,
     TaskStatus,
 )
+from gateway.web.board_bottleneck import BoardBottleneck, BottleneckTile
 
 __all__ = [
     "MAX_AGE_S",
@@ -305,6 +307,8 @@ class Board(_Model):
     # today), and per carrier cut-off the orders left and those in time by the plan.
     flow: dict[str, int] = Field(default_factory=dict)
     cutoffs: list[dict[str, Any]] = Field(default_factory=list)
+    # The station constraining output in the shift so far (gateway/web/board_bottleneck.py).
+    bottleneck: BottleneckTile | None = None
 
 
 # -- rows of the queries here ---------------------------------------------------------------
@@ -491,6 +495,7 @@ class BoardData:
         self._unreported_seen: tuple[object, ...] = ()
         self._dirty = False
         self.computations = 0  # snapshots computed by latest(): what sharing saves
+        self.bottleneck = BoardBottleneck(self.core, monotonic)
 
     # -- sharing ------------------------------------------------------------------------
 
@@ -594,6 +599,7 @@ class BoardData:
         yield
         stations = self._stations(now, live, alarms)
         yield
+        bottleneck = yield from self.bottleneck.parts(now)
         at_risk = self._at_risk(live)
         output = self._output(now, day, live, units, orders)
         yield
@@ -619,6 +625,7 @@ class BoardData:
             plan=plan,
             flow=flow,
             cutoffs=cutoffs,
+            bottleneck=bottleneck,
         )
 
     # -- stations -----------------------------------------------------------------------

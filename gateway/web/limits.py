@@ -5,7 +5,8 @@ The largest body a station legitimately sends is a few hundred bytes (a reason o
 126 MB and froze every station for 0.66 s while it was parsed, on the one event loop.
 So a body over :data:`MAX_BODY_BYTES` is refused before it is read (by its
 ``Content-Length``) or as soon as the count passes the limit (a chunked body); and a body
-must arrive within :data:`BODY_TIMEOUT_S`. The head has its limits in the HTTP protocol
+must arrive within :data:`BODY_TIMEOUT_S` (a route that takes a file, :data:`ROUTE_LIMITS`,
+has larger limits of its own). The head has its limits in the HTTP protocol
 (gateway/web/protocol.py), where uvicorn reads it before the app sees anything.
 
 The numbers are constants, not settings of the line: they follow from what the routes
@@ -15,6 +16,8 @@ take, not from the line, and no line would need others.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,6 +29,7 @@ __all__ = [
     "KEEP_ALIVE_S",
     "MAX_BODY_BYTES",
     "MAX_HEAD_BYTES",
+    "ROUTE_LIMITS",
     "BodyGuard",
 ]
 
@@ -42,6 +46,13 @@ HEAD_TIMEOUT_S = 5.0
 BODY_TIMEOUT_S = 5.0
 # How long a kept-alive connection may sit idle between requests (uvicorn's default).
 KEEP_ALIVE_S = 5
+# The one route that takes a file rather than an action: a line lead's forecast for the
+# capacity check (gateway/web/capacity_routes.py), some 400 bytes an order, so 4 MiB is
+# ten thousand orders; over a tablet's Wi-Fi it may take a while to arrive. Parsing it is
+# the planning worker's, not the loop's. (path → (largest body, its deadline))
+ROUTE_LIMITS: Mapping[str, tuple[int, float]] = MappingProxyType(
+    {"/api/capacity": (4 * 1024 * 1024, 30.0)}
+)
 
 
 class BodyGuard:
@@ -61,30 +72,33 @@ class BodyGuard:
         app: ASGIApp,
         max_bytes: int = MAX_BODY_BYTES,
         timeout_s: float = BODY_TIMEOUT_S,
+        routes: Mapping[str, tuple[int, float]] = ROUTE_LIMITS,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
+        self.routes = routes  # a path's own limits, where they differ
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes, timeout_s = self.routes.get(scope["path"], (self.max_bytes, self.timeout_s))
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self._too_large(send)
+        if declared is not None and declared > max_bytes:
+            await self._too_large(send, max_bytes)
             return
         chunks: list[bytes] = []
         size = 0
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(timeout_s):
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":
                         return  # the client is gone: nobody to answer
                     chunk: bytes = message.get("body", b"")
                     size += len(chunk)
-                    if size > self.max_bytes:
+                    if size > max_bytes:
                         break
                     chunks.append(chunk)
                     if not message.get("more_body", False):
@@ -94,22 +108,21 @@ class BodyGuard:
                 send,
                 408,
                 "TIMEOUT",
-                f"The request's body did not arrive within {self.timeout_s:g} s.",
+                f"The request's body did not arrive within {timeout_s:g} s.",
                 "Nothing was recorded. Check the terminal's network, then do it again.",
             )
             return
-        if size > self.max_bytes:
-            await self._too_large(send)
+        if size > max_bytes:
+            await self._too_large(send, max_bytes)
             return
         await self.app(scope, _replay(b"".join(chunks), receive), send)
 
-    async def _too_large(self, send: Send) -> None:
+    async def _too_large(self, send: Send, max_bytes: int) -> None:
         await _close_with(
             send,
             413,
             "BODY_TOO_LARGE",
-            f"The request's body is over {self.max_bytes} bytes; no station action "
-            "sends that much.",
+            f"The request's body is over {max_bytes} bytes; no station action sends that much.",
             "Nothing was recorded. Send the action's fields only, as JSON.",
         )
 

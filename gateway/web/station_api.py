@@ -43,11 +43,13 @@ from gateway.web.access_routes import SignIns, add_access_routes
 from gateway.web.acting import Acting
 from gateway.web.answers import WebRefused, refusal
 from gateway.web.board import BoardData
+from gateway.web.capacity_routes import add_capacity_routes
 from gateway.web.gate import Gate, Gatekeeper, actor_of
 from gateway.web.limits import BodyGuard
 from gateway.web.live import Changes
 from gateway.web.media_routes import add_media_routes
 from gateway.web.order_routes import add_order_routes
+from gateway.web.report_routes import add_report_routes
 from gateway.web.screens import Screens, add_screen_routes
 
 
@@ -510,10 +512,13 @@ def create_app(
         floor.devices.state_listeners.append(changes.touch)
     # A dozen bars a station: the next hours of a TV's Gantt, and a push kept small.
     board = BoardData(service, floor, planner, gantt_per_station=12)
-    add_screen_routes(app, Screens(service, floor, planner, board, changes))
+    screens = Screens(service, floor, planner, board, changes)
+    add_screen_routes(app, screens)
     if media is not None:
         add_media_routes(app, media)
     add_order_routes(app, core, planner)
+    add_report_routes(app, screens)
+    add_capacity_routes(app, screens, planner)
     return app
 
 

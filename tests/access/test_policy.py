@@ -113,6 +113,15 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/board"): EVERY_ACCOUNT,
     ("GET", "/api/board/live"): EVERY_ACCOUNT,
     ("GET", f"{S}/live"): EVERY_ACCOUNT | TERMINAL_HERE,
+    # Issue 14: "can we take this promotion?", the line lead's (a page holds no data).
+    ("GET", "/capacity"): frozenset(PRINCIPALS),
+    ("POST", "/api/capacity"): LEAD,
+    # Issue 14: the reports, for every account role (viewer and up); the list's page is a
+    # shell, like the others.
+    ("GET", "/reports"): frozenset(PRINCIPALS),
+    ("GET", "/api/reports"): EVERY_ACCOUNT,
+    ("GET", "/reports/{report_id}"): EVERY_ACCOUNT,
+    ("GET", "/reports/{report_id}/{file}"): EVERY_ACCOUNT,
     ("GET", "/api/docs"): DOCS,
     ("HEAD", "/api/docs"): DOCS,
     ("GET", "/docs/oauth2-redirect"): DOCS,

@@ -25,12 +25,14 @@ from gateway.app.root import Gateway
 from gateway.config.line import LineConfig
 from gateway.config.load import load_line_config
 from gateway.desk.service import StationService
+from gateway.numbers.elements import compute
+from gateway.numbers.kpis import kpi_doc
 from gateway.orderbook.alarms import acknowledge, raise_alarm
-from gateway.orderbook.kpi import period_kpis
 from gateway.planning.line_plan import LineJob
 from gateway.planning.line_solve import solve_line
 from gateway.store.rows import Severity, TaskStatus
 from gateway.web.board import AndonColor, AndonState, Board, BoardData, StationTile
+from gateway.web.board_bottleneck import REFRESH_S
 from tests.clocks import LINE_MORNING, ManualClock
 from tests.gateway.conftest import (
     REFERENCE_LINE,
@@ -334,7 +336,8 @@ def test_otd_and_fpy_of_the_local_day_count_by_their_definitions(
     # FPY: units finished today (A, B, C; E's was yesterday), first time: A and C.
     assert (board.fpy_today.numerator, board.fpy_today.denominator) == (2, 3)
     # The same as the kpi.snapshot of the day so far says (the board counts as it does).
-    line_kpis = period_kpis(line.gateway.core, local("2026-11-26 00:00"), clock.now())["line"]
+    day = compute(line.gateway.core, local("2026-11-26 00:00"), clock.now())
+    line_kpis = kpi_doc(day)["line"]
     for mine, theirs in ((board.otd_today, line_kpis["otd"]), (board.fpy_today, line_kpis["fpy"])):
         assert (mine.numerator, mine.denominator, mine.value) == (
             theirs["numerator"],
@@ -508,3 +511,93 @@ def test_the_snapshot_is_json_and_wants_an_aware_instant(line: Line, clock: Manu
     assert doc["otd_today"] == {"numerator": 0, "denominator": 0, "value": None}
     with pytest.raises(ValueError, match="aware"):
         board.snapshot(datetime(2026, 11, 26, 10, 0))  # noqa: DTZ001 - naive on purpose
+
+
+# -- the bottleneck -------------------------------------------------------------------------
+
+
+def test_the_bottleneck_of_the_shift_so_far_is_worked_out_at_most_once_a_minute(
+    line: Line, clock: ManualClock
+) -> None:
+    """emb-1 embroiders from 10:00 to 15:00 in the early shift (08:00-16:00, a break
+    12:00-12:30; gateway/numbers/elements.py's classes of time): by 15:00 it was busy 5 h
+    (through the break: worked, so planned) and idle 08:00-10:00, 2 h: 5 / 7 = 71 % of its
+    PBT, above half; every other station idle. The packing stations after it stood idle all
+    their planned time: 6.5 h of 6.5 h."""
+    ticks = [1000.0]
+    gw = line.gateway
+    board = BoardData(gw.stations, gw.floor, gw.planner, monotonic=lambda: ticks[0])
+    line.send("in/orders", order("SO-1", "CAP-EMB-NAVY", local("2026-11-26 18:00")))
+    start_print(line.svc, "emb-1", "OP-1003")  # taken and started at 10:00
+    clock.at = local("2026-11-26 15:00")
+    line.svc.checklist("emb-1", 0, True)
+    line.svc.checklist("emb-1", 1, True)
+    assert line.svc.complete("emb-1").ok
+    first = board.snapshot(clock.now()).bottleneck
+    assert first is not None
+    assert (first.period, first.since) == ("shift", local("2026-11-26 08:00"))
+    assert (first.found, first.station, first.stations, first.group) == (
+        True,
+        "emb-1",
+        ["emb-1"],
+        "embroider",
+    )
+    assert first.utilisation == pytest.approx(5 / 7, abs=1e-4)
+    # Its attempt ended at 15:00, the end of [08:00, 15:00): the next period's, so no
+    # queue before it is counted yet.
+    assert first.queue_wait_s is None
+    assert first.words.en == (
+        "Bottleneck: emb-1 (embroider), 71% busy. "
+        "Downstream, idle for want of work: pack-1 100%, pack-2 100%."
+    )
+    assert first.words.zh.startswith("瓶颈：emb-1（embroider），忙碌率 71%")
+    assert board.bottleneck.computations == 1
+    # Ten minutes on, within the minute of the board's own time: the same, not worked again.
+    clock.advance(600)
+    ticks[0] += REFRESH_S / 2
+    assert board.snapshot(clock.now()).bottleneck == first
+    assert board.bottleneck.computations == 1
+    # Past the minute: worked out again, 10 more idle minutes: 5 / (7 + 1/6).
+    ticks[0] += REFRESH_S / 2 + 1
+    again = board.snapshot(clock.now()).bottleneck
+    assert again is not None and board.bottleneck.computations == 2
+    assert again.utilisation == pytest.approx(5 / (7 + 1 / 6), abs=1e-4)
+    assert again.queue_wait_s == 0  # now counted: taken as soon as it was ready
+    assert again.words.en.startswith(
+        "Bottleneck: emb-1 (embroider), 70% busy, work queued a mean 0 s before it."
+    )
+    # A new shift is a new period: worked out at once, and nothing was busy in it yet.
+    clock.at = local("2026-11-26 16:05")
+    ticks[0] += 1
+    late = board.snapshot(clock.now()).bottleneck
+    assert late is not None and board.bottleneck.computations == 3
+    assert (late.period, late.since, late.found) == ("shift", local("2026-11-26 16:00"), False)
+    assert late.words.en == "No bottleneck: no station was busy; the line had no work."
+    doc = board.snapshot(clock.now()).model_dump(mode="json")
+    assert doc["bottleneck"]["words"] == {
+        "en": "No bottleneck: no station was busy; the line had no work.",
+        "zh": "无瓶颈：没有工位忙碌，产线无活可干。",
+    }
+
+
+def test_the_bottleneck_is_worked_out_in_parts_with_a_yield_between_them(
+    line: Line, clock: ManualClock
+) -> None:
+    board = board_of(line)
+    parts = board.bottleneck.parts(clock.now())
+    steps = 0
+    while True:
+        try:
+            next(parts)
+        except StopIteration as done:
+            tile = done.value
+            break
+        steps += 1
+    assert steps > len(gw_stations(line)) and tile is not None  # a part per station at least
+    cached = board.bottleneck.parts(clock.now())
+    with pytest.raises(StopIteration):
+        next(cached)  # kept: nothing to do, nothing to wait for
+
+
+def gw_stations(line: Line) -> list[str]:
+    return list(line.gateway.core.config.stations)

@@ -28,7 +28,8 @@ from cloud_sync.ports import InboundMessage
 from gateway.app.root import Gateway
 from gateway.config.load import load_line_config
 from gateway.desk.service import StationService
-from gateway.orderbook.kpi import emit_snapshot, period_of
+from gateway.numbers.elements import compute
+from gateway.numbers.kpis import kpi_doc
 from tests.clocks import line_clock
 from tests.gateway.conftest import REFERENCE_LINE, catalog_bytes, stock_doc
 
@@ -188,14 +189,23 @@ def test_a_period_snapshot_has_every_field_right(floor: Floor) -> None:
 
     core = f.gw.core
     f.clock.at = T1 + timedelta(seconds=1)
-    emit_snapshot(core, T0, T1)
-    snaps = [
-        json.loads(r.payload)
-        for r in f.gw.outbox.peek(0, 100_000)
-        if json.loads(r.payload)["type"] == "kpi.snapshot"
-    ]
-    assert len(snaps) == 1
-    assert snaps[0]["data"] == {
+    doc = kpi_doc(compute(core, T0, T1))
+    kept = (
+        *("orders_completed", "otd", "units_completed", "fpy", "units_scrapped"),
+        *("quality_checks", "lead_time_p50_s", "lead_time_p90_s"),
+    )
+    station_kept = ("tasks_completed", "tasks_failed", "busy_s", "mean_cycle_s")
+    snapshot = {
+        "period_start": doc["period_start"],
+        "period_end": doc["period_end"],
+        "line": {k: doc["line"][k] for k in kept},
+        "stations": {
+            name: {k: st[k] for k in station_kept}
+            for name, st in doc["stations"].items()
+            if st["tasks_completed"] or st["tasks_failed"]
+        },
+    }
+    assert snapshot == {
         "period_start": "2026-11-25T02:00:00.000+00:00",
         "period_end": "2026-11-25T03:00:00.000+00:00",
         "line": {
@@ -255,35 +265,23 @@ def test_a_period_snapshot_has_every_field_right(floor: Floor) -> None:
 
 
 def test_a_period_with_no_work_has_no_ratios_and_no_lead_times(floor: Floor) -> None:
-    emit_snapshot(floor.gw.core, T0, T1)
-    events = [json.loads(r.payload) for r in floor.gw.outbox.peek(0, 100_000)]
-    data = [e["data"] for e in events if e["type"] == "kpi.snapshot"]
+    doc = kpi_doc(compute(floor.gw.core, T0, T1))
     none = {"numerator": 0, "denominator": 0, "ratio": None}  # never a division by zero
-    assert data == [
-        {
-            "period_start": "2026-11-25T02:00:00.000+00:00",
-            "period_end": "2026-11-25T03:00:00.000+00:00",
-            "line": {
-                "orders_completed": 0,
-                "otd": none,
-                "units_completed": 0,
-                "fpy": none,
-                "units_scrapped": 0,
-                "quality_checks": none,
-                "lead_time_p50_s": None,
-                "lead_time_p90_s": None,
-            },
-            "stations": {},
-        }
-    ]
-
-
-def test_periods_align_to_the_interval() -> None:
-    now = datetime(2026, 11, 25, 10, 17, 3, tzinfo=UTC)
-    assert period_of(now, 3600) == (
-        datetime(2026, 11, 25, 9, tzinfo=UTC),
-        datetime(2026, 11, 25, 10, tzinfo=UTC),
+    line = doc["line"]
+    assert (doc["period_start"], doc["period_end"]) == (
+        "2026-11-25T02:00:00.000+00:00",
+        "2026-11-25T03:00:00.000+00:00",
     )
+    assert line["orders_completed"] == line["units_completed"] == line["units_scrapped"] == 0
+    for name in ("otd", "fpy", "quality_checks", "performance", "quality"):
+        assert line[name] == none, name
+    assert line["lead_time_p50_s"] is line["lead_time_p90_s"] is None
+    assert line["oee"] is None
+    # 10:00-11:00 Shanghai is inside the early shift: every station was planned busy and
+    # idle the whole hour (four operators signed in, nothing to do).
+    for name, st in doc["stations"].items():
+        assert st["elements"]["pbt_s"] == st["elements"]["adot_s"] == 3600.0, name
+        assert st["availability"] == {"numerator": 0, "denominator": 3600.0, "ratio": 0.0}
 
 
 async def test_the_gateway_emits_a_snapshot_as_each_period_ends(tmp_path: Path) -> None:
@@ -301,8 +299,11 @@ async def test_the_gateway_emits_a_snapshot_as_each_period_ends(tmp_path: Path) 
         await task
     gw.store.open()
     gw.outbox.load()
-    snaps = [json.loads(r.payload)["data"] for r in gw.outbox.peek(0, 1000)]
+    events = [json.loads(r.payload) for r in gw.outbox.peek(0, 100_000)]
     gw.store.close()
+    snaps = [e["data"] for e in events if e["type"] == "kpi.snapshot"]
+    # 10:00 to about 12:30 of line time: intraday periods only (no shift ended yet).
+    assert {s["period"]["kind"] for s in snaps} == {"interval"}
     assert len(snaps) >= 30
     assert all(s["line"]["orders_completed"] == 0 for s in snaps)
     for a, b in itertools.pairwise(snaps):

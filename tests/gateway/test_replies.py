@@ -100,3 +100,26 @@ def test_old_answers_are_deleted_now_and_then(tmp_path: Path) -> None:
         assert replies.find(store, "terminal:a", "k0") is not None  # younger than KEEP
     finally:
         store.close()
+
+
+async def test_a_refused_action_is_counted_once_whatever_carried_it(
+    served: tuple[Line, Gateway],
+) -> None:
+    """A refusal changes nothing, yet it is kept (table refusals: a wrong item stopped at
+    packing is an error the line caught, gateway/numbers): also when the action came with an
+    Idempotency-Key, whose transaction is rolled back with the refusal."""
+    ln, gw = served
+    await ln.order("SO-REFUSE", "2030-01-01T10:00:00+08:00")
+    await ln.take("laser-1")
+    r = await ln.api.post("/api/stations/laser-1/complete", headers={"Idempotency-Key": "k-1"})
+    assert r.status_code == 409 and r.json()["code"] == "NOT_RUNNING", r.text
+    r = await ln.api.post("/api/stations/laser-1/complete")
+    assert r.status_code == 409, r.text
+    rows = gw.store.conn.execute(
+        "SELECT station, operator, code, order_id, at_pack FROM refusals ORDER BY id"
+    ).fetchall()
+    badge = gw.stations.session("laser-1").badge
+    assert [tuple(row) for row in rows] == [
+        ("laser-1", badge, "NOT_RUNNING", "SO-REFUSE", 0),
+        ("laser-1", badge, "NOT_RUNNING", "SO-REFUSE", 0),
+    ]

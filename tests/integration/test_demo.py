@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -112,6 +114,20 @@ def test_demo_in_memory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert f"{demo.api_url}/api/stations" in out
     assert "RESULT: OK" in out
     assert (tmp_path / "linegate.db").exists()
+    # Its end: the shift's report so far, in both languages, with the run's figures.
+    shift = next(line for line in out.splitlines() if line.startswith("  shift report"))
+    folder = Path(shift.split()[2])
+    assert folder.parent == tmp_path / "reports", shift
+    for name in ("report.zh-CN.html", "report.en.html", "report.json", "kpis.csv"):
+        assert (folder / name).exists(), name
+    made = json.loads((folder / "report.json").read_text())
+    period = made["period"]
+    with sqlite3.connect(tmp_path / "linegate.db") as db:
+        (packed,) = db.execute(
+            "SELECT count(*) FROM orders WHERE completed_at >= ? AND completed_at < ?",
+            (period["start"], period["end"]),
+        ).fetchone()
+    assert made["kpis"]["line"]["orders_completed"] == packed
     _assert_enrolled(demo, out, tmp_path / "linegate.db")
 
 

@@ -67,6 +67,12 @@ async def test_a_machine_fault_turns_its_tile_red_within_a_second_and_back(
     page = board.page
     tile = page.locator("[data-station=dtg-1]")
     await tile.wait_for()
+    # The bottleneck tile, in the page's language: the shift so far (the line's clock starts
+    # in the early shift) with no order yet, so no station was busy.
+    said = page.locator("[data-test=bottleneck-words]")
+    await said.wait_for()
+    assert await said.inner_text() == "No bottleneck: no station was busy; the line had no work."
+    assert await page.locator("[data-test=bottleneck-station]").inner_text() == "–"
     # Once the gateway's driver is connected to the simulated machine.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -36,6 +36,13 @@ document.addEventListener("alpine:init", () => {
       return `${r.numerator}/${r.denominator}`;
     },
 
+    // The bottleneck's sentence in the page's language (the gateway says it in both).
+    bottleneckWords() {
+      const found = this.b && this.b.bottleneck;
+      if (!found) return "";
+      return this.lang === "zh-CN" ? found.words.zh : found.words.en;
+    },
+
     flow() {
       const order = ["waiting_material", "queued", "in_process", "packing", "completed"];
       const flow = (this.b && this.b.flow) || {};
