@@ -73,6 +73,7 @@ class Closing:
         self.interval_s = core.config.policies.kpi_interval_s
         self._tz = core.config.line.tzinfo
         self._shifts = core.config.shifts
+        self._stepped: datetime | None = None  # the last step's instant
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -91,7 +92,9 @@ class Closing:
             await asyncio.sleep(poll_s)
 
     async def step(self, now: datetime) -> list[Period]:
-        """Note the plan for periods begun and close periods ended since the last step."""
+        """Note the plan for periods begun and close periods ended since the last step.
+        The mark of how far closing got moves with each period closed (to its end), not
+        with the clock."""
         store = self.core.store
         mark = store.get_setting(_MARK)
         if mark is None:
@@ -102,14 +105,15 @@ class Closing:
         last = max(datetime.fromisoformat(mark), now - CATCH_UP)
         if now <= last:
             return []
-        for p in started_between(self._shifts, self._tz, last, now):
+        # Periods begun since the last step (in memory: a step that closes nothing writes
+        # nothing, or an idle line would commit every second and wear the SD card).
+        seen = max(last, self._stepped) if self._stepped is not None else last
+        for p in started_between(self._shifts, self._tz, seen, now):
             self._note_plan(p)
+        self._stepped = now
         closed = closed_between(self._shifts, self._tz, last, now, self.interval_s)
         for p in closed:
             await self.close(p)
-        if not closed:
-            with store.transaction():
-                store.set_setting(_MARK, iso(now))
         return closed
 
     def _note_plan(self, period: Period) -> None:
