@@ -272,13 +272,13 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             synthesised INTEGER NOT NULL, since TEXT NOT NULL, until TEXT);
         CREATE INDEX station_states_open ON station_states (station) WHERE until IS NULL;
         CREATE INDEX station_states_station ON station_states (station, since);
-        CREATE INDEX station_states_until ON station_states (until);
         -- Who was signed in where, and when (APAT, the operators' attendance).
         CREATE TABLE attendance (
             id INTEGER PRIMARY KEY, operator TEXT NOT NULL, station TEXT NOT NULL,
             since TEXT NOT NULL, until TEXT);
         CREATE INDEX attendance_open ON attendance (station) WHERE until IS NULL;
-        CREATE INDEX attendance_until ON attendance (until);
+        -- No index on until: only retention's daily delete reads by it (one scan a day
+        -- costs less than an index page written at every change of state).
         -- Every refused action or scan (nothing else of it is written): a wrong or
         -- missing item caught at packing is an error the line made and the packer stopped.
         CREATE TABLE refusals (
