@@ -44,11 +44,12 @@ from gateway.numbers.model import (
     Wip,
 )
 from gateway.numbers.periods import Window, merge, planned_windows, shift_windows
+from gateway.orderbook import tasks
 from gateway.orderbook.context import LineContext
 from gateway.orderbook.kpi import fpy_counts, otd_counts
 from gateway.percentiles import percentile
 from gateway.store.documents import SkuSnapshot
-from gateway.store.rows import Disposition, Outcome, TaskStatus, WorkOrderRow
+from gateway.store.rows import Disposition, Outcome, TaskRow, TaskStatus
 
 __all__ = ["HANDLING", "PACK_ERROR_CODES", "StateSpan", "classify", "compute", "compute_parts"]
 
@@ -199,74 +200,28 @@ def _attempts(core: LineContext, where: str, params: tuple[object, ...]) -> list
     return core.store.fetch_all(_Attempt, _ATTEMPTS_SQL.format(where=where), params)
 
 
-def _running(core: LineContext, s: str, e: str) -> list[_Running]:
-    """Tasks taken before ``e`` and not ended: their setup is known (same rule as
-    tasks.record_attempt: the setup value differs from the last attempt's there)."""
-    rows = core.store.fetch_all(
-        _RunningTask,
-        "SELECT task_id, station, operator, dispatched_at, started_at, wo_id, op_index "
-        "FROM tasks WHERE station IS NOT NULL AND status IN (?, ?, ?) AND dispatched_at < ?",
-        (TaskStatus.DISPATCHED, TaskStatus.RUNNING, TaskStatus.PAUSED, e),
-    )
+def _running(core: LineContext, e: str) -> list[_Running]:
+    """Tasks taken before ``e`` and not ended, with whether each is a changeover (the rule
+    tasks.record_attempt applies when its attempt ends)."""
     out = []
-    for r in rows:
-        setup = _setup_value(core, r.wo_id, r.op_index)
-        changeover = False
-        if setup is not None and r.started_at is not None:
-            last = core.store.texts(
-                "SELECT coalesce(setup, '') FROM attempts WHERE station = ? "
-                "ORDER BY id DESC LIMIT 1",
-                (r.station,),
-            )
-            changeover = not last or last[0] != setup
+    for task in core.store.fetch_all(
+        TaskRow,
+        "SELECT * FROM tasks WHERE station IS NOT NULL AND status IN (?, ?, ?) "
+        "AND dispatched_at < ?",
+        (TaskStatus.DISPATCHED, TaskStatus.RUNNING, TaskStatus.PAUSED, e),
+    ):
+        assert task.station is not None
+        setup = tasks.measure(core, task)[2] if task.started_at is not None else None
         out.append(
             _Running(
-                r.station,
-                r.operator,
-                None if r.dispatched_at is None else _t(r.dispatched_at),
-                None if r.started_at is None else _t(r.started_at),
-                changeover,
+                task.station,
+                task.operator,
+                None if task.dispatched_at is None else _t(task.dispatched_at),
+                None if task.started_at is None else _t(task.started_at),
+                tasks.is_changeover(core, task, setup),
             )
         )
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class _RunningTask:
-    task_id: int
-    station: str
-    operator: str | None
-    dispatched_at: str | None
-    started_at: str | None
-    wo_id: int | None
-    op_index: int
-
-    @classmethod
-    def from_row(cls, r: Row) -> Self:
-        return cls(
-            int(r["task_id"]),
-            str(r["station"]),
-            None if r["operator"] is None else str(r["operator"]),
-            None if r["dispatched_at"] is None else str(r["dispatched_at"]),
-            None if r["started_at"] is None else str(r["started_at"]),
-            None if r["wo_id"] is None else int(r["wo_id"]),
-            int(r["op_index"]),
-        )
-
-
-def _setup_value(core: LineContext, wo_id: int | None, op_index: int) -> str | None:
-    """The setup value a unit's operation runs with (as tasks.record_attempt reckons it)."""
-    if wo_id is None:
-        return None
-    wo = core.store.fetch_one(WorkOrderRow, "SELECT * FROM work_orders WHERE wo_id = ?", (wo_id,))
-    if wo is None:
-        return None
-    op = core.catalog.operations(wo.operations)[op_index]
-    if not op.setup_key:
-        return None
-    person = wo.personalization() if wo.personalization_doc != "{}" else {}
-    value = person.get(op.setup_key)
-    return str(value) if value not in (None, "") else None
 
 
 def classify(
@@ -355,7 +310,7 @@ def compute_parts(core: LineContext, start: datetime, end: datetime) -> Iterator
         "a.ended_at >= ? AND coalesce(a.dispatched_at, a.started_at, a.ended_at) < ?",
         (s, e),
     )
-    running = _running(core, s, e)
+    running = _running(core, e)
     yield out
 
     # -- stations --------------------------------------------------------------------
@@ -370,7 +325,7 @@ def compute_parts(core: LineContext, start: datetime, end: datetime) -> Iterator
                 in_hand.append((taken, a.ended))
             if a.setup_s > 0 and a.started is not None:
                 setups.append(
-                    (max(taken or a.started, _shift_back(a.started, a.setup_s)), a.started)
+                    (max(taken or a.started, a.started - timedelta(seconds=a.setup_s)), a.started)
                 )
         for r in running:
             if r.station != station:
@@ -508,10 +463,6 @@ def compute_parts(core: LineContext, start: datetime, end: datetime) -> Iterator
             str(plan[2]),
         )
     yield out
-
-
-def _shift_back(t: datetime, seconds: float) -> datetime:
-    return t - timedelta(seconds=seconds)
 
 
 def _local_hour(utc_hour: str, tz: ZoneInfo) -> str:

@@ -306,23 +306,17 @@ def record_attempt(
     lots: list[UsedLot],
     reason: str | None = None,
 ) -> None:
-    sku, standard_s, setup = _measure(core, task)
+    sku, standard_s, setup = measure(core, task)
     setup_s = 0.0
-    if setup is not None and task.station is not None and task.dispatched_at and task.started_at:
-        # A changeover: the station ran another setup before (or none yet). The time from
-        # taking the task to starting it went on changing over (ISO 22400 AUST).
-        before = core.store.texts(
-            "SELECT coalesce(setup, '') FROM attempts WHERE station = ? ORDER BY id DESC LIMIT 1",
-            (task.station,),
+    if is_changeover(core, task, setup) and task.dispatched_at and task.started_at:
+        # The time from taking the task to starting it went on changing over (ISO 22400
+        # AUST).
+        setup_s = max(
+            0.0,
+            (
+                datetime.fromisoformat(task.started_at) - datetime.fromisoformat(task.dispatched_at)
+            ).total_seconds(),
         )
-        if not before or before[0] != setup:
-            setup_s = max(
-                0.0,
-                (
-                    datetime.fromisoformat(task.started_at)
-                    - datetime.fromisoformat(task.dispatched_at)
-                ).total_seconds(),
-            )
     core.store.conn.execute(
         "INSERT INTO attempts (task_id, order_id, serial, op, attempt, station, operator, "
         "machine, started_at, ended_at, outcome, lots, reason, sku, standard_s, setup, "
@@ -351,7 +345,19 @@ def record_attempt(
     )
 
 
-def _measure(core: LineContext, task: TaskRow) -> tuple[str | None, float | None, str | None]:
+def is_changeover(core: LineContext, task: TaskRow, setup: str | None) -> bool:
+    """Whether ``task``, run with ``setup`` (:func:`measure`), changes its station over: the
+    station ran another setup before, or none yet."""
+    if setup is None or task.station is None:
+        return False
+    before = core.store.texts(
+        "SELECT coalesce(setup, '') FROM attempts WHERE station = ? ORDER BY id DESC LIMIT 1",
+        (task.station,),
+    )
+    return not before or before[0] != setup
+
+
+def measure(core: LineContext, task: TaskRow) -> tuple[str | None, float | None, str | None]:
     """(SKU, standard time, setup value) of a task, as the planner reckons them
     (gateway/planning/line_problem.py): a unit's operation takes its routing's run time; an
     order's pack task the longest pack time of its lines plus a little per extra unit."""
