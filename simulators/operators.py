@@ -248,7 +248,9 @@ class SimulatedOperator:
         """Work by ``catalog`` from now on (the hub sent a new one): its standard times,
         its materials and its units' weights."""
         times = standard_times(catalog)
-        materials = sorted(m["material"] for m in catalog["materials"])
+        # A container is no wrong material at packing: another one that holds the units is
+        # accepted there (contract 1.1 parcels), so the mistakes leave containers out.
+        materials = sorted(m["material"] for m in catalog["materials"] if not m.get("container"))
         weights = {
             s["sku"]: (
                 float(s.get("unit_weight_g") or 0.0),

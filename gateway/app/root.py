@@ -25,6 +25,7 @@ from cloud_sync.ports import Outbox as OutboxPort
 from gateway import __version__
 from gateway.access.audit import publish_forever as publish_audit
 from gateway.access.throttle import SignInThrottle
+from gateway.alerts.service import Alerts
 from gateway.app.health import Notifier, watchdog
 from gateway.app.storage import StorageGuard
 from gateway.clock import Clock, SystemClock, iso
@@ -45,7 +46,9 @@ from gateway.orderbook import alarms
 from gateway.orderbook.alarms import clear_alarm, raise_alarm
 from gateway.orderbook.context import LineContext
 from gateway.orderbook.inbound import Inbound
+from gateway.orderbook.picking import ARRIVED
 from gateway.planning.outlook import planned_output
+from gateway.planning.picks import PickPlanner
 from gateway.planning.planner import LinePlanner
 from gateway.store.db import Store
 from gateway.store.outbox import Outbox
@@ -259,6 +262,11 @@ class Gateway:
         if config.planner.enabled:
             self.planner = LinePlanner(self.core, config.planner)
             self.stations.sequencer = self.planner
+        # Pick requests to the warehouse, from each plan the planner adopts ([picking]).
+        self.picks: PickPlanner | None = None
+        if self.planner is not None and config.picking.enabled:
+            self.picks = PickPlanner(self.core, config.picking, self.planner)
+            self.picks.follow(self.planner.replanner)
         self.link = link
         self._http_port = config.http.port if http_port is None else http_port
         self.health: dict[str, Any] = {"gateway_id": config.gateway_id, "version": __version__}
@@ -273,6 +281,8 @@ class Gateway:
         )
         # What changed, for the screens' live streams (gateway/web/live.py).
         self.changes = Changes()
+        # A pick request that arrived is told by no event: its station's screen looks again.
+        self.core.subscribe(ARRIVED, lambda data: self.changes.touch(str(data["station"])))
         # The numbers: each shift, day, week and month closed on the gateway's clock, its
         # kpi.snapshot and its report (gateway/numbers).
         self.closing = Closing(self.core, why_late=_why_late, plan_outlook=self._plan_outlook)
@@ -281,6 +291,8 @@ class Gateway:
         self.closing.reports = self.reports
         # The raw history pruned past [retention] raw_days, the numbers kept.
         self.retention = Retention(self.core, self.closing)
+        # Alarms that find a person: [alarms] rules, their channels, escalation.
+        self.alerts = Alerts(self.core)
         self.started = asyncio.Event()
         self._commits_seen = -1  # the store's commits at the last health check
         self.http_port: int | None = None
@@ -370,8 +382,11 @@ class Gateway:
                 tg.create_task(publish_audit(self.core), name="audit")
                 tg.create_task(self.floor.run(), name="floor")
                 tg.create_task(self.media.run(), name="media")
+                tg.create_task(self.alerts.run(), name="alerts")
                 if self.planner is not None:
                     tg.create_task(self.planner.run(), name="planner")
+                if self.picks is not None:
+                    tg.create_task(self.picks.run(), name="picks")
                 while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
                     await asyncio.sleep(0.01)
                 self.started.set()

@@ -40,6 +40,7 @@ from gateway import __version__
 from gateway.app.root import Gateway, HubLink, mqtt_link
 from gateway.cli.broker import parse_broker
 from gateway.cli.demo_access import DemoAccess, enrol
+from gateway.cli.demo_notices import DemoNotices
 from gateway.cli.simulate import device_specs
 from gateway.clock import ScaledClock
 from gateway.config.calendar import working_windows
@@ -84,6 +85,11 @@ REPLENISH_LEAD_S = 300.0  # simulated seconds the WMS takes to bring material
 DEMO_REPLAN_S = 10.0
 DEMO_SOLVE_S = 2.0
 PROGRESS_EVERY_S = 3.0  # real seconds between progress lines
+# One machine faults this long after the start, for this long (real seconds): its alarm is
+# sent to the demo's robots and mail, and left unacknowledged it escalates (10 min of line
+# time at ×60 is 10 s).
+FAULT_AFTER_S = 15.0
+FAULT_HOLD_S = 15.0
 STOP_TIMEOUT_S = 20.0  # real seconds for the hub and the gateway to shut down, each
 DRAIN_TIMEOUT_S = 15.0  # real seconds to wait for the last events after the last order
 EX_INTERRUPTED = 130
@@ -127,6 +133,8 @@ class Demo:
     interrupted: bool = False
     wall_s: float = 0.0
     report: str | None = None  # where the shift's report made at the end is
+    # Pick requests, parcels and alarm notifications as they happen (their receivers).
+    notices: DemoNotices = field(default_factory=DemoNotices)
 
     @property
     def api_url(self) -> str:
@@ -156,7 +164,14 @@ def run_demo(args: argparse.Namespace, *, on_start: Callable[[Demo], None] | Non
         # Eighteen devices connecting, the simulators' own chatter and a replan every
         # second or two (orders keep arriving) would bury the banner and the progress
         # lines; a device that drops or a plan that fails still says so (a warning).
-        for name in ("drivers", "simulators", "gateway.floor", "gateway.planning"):
+        for name in (
+            "drivers",
+            "simulators",
+            "gateway.floor",
+            "gateway.planning",
+            "gateway.alerts",
+            "mail.log",
+        ):
             logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return asyncio.run(_main(args, on_start))
@@ -289,7 +304,9 @@ def _build(args: argparse.Namespace, config: LineConfig, sim_root: Path | None) 
         pace = args.pace if args.pace is not None else default_pace(config, catalog, clock.now())
     first_seq = _first_unsent_seq(config, data_dir)
     hub, link = _hub(args, config, clock, catalog, stock, orders, pace, first_seq)
+    notices, config = DemoNotices.start(config, data_dir)
     gateway = Gateway(config, data_dir=data_dir, clock=clock, link=link, http_port=args.http_port)
+    notices.follow(gateway)
     floor = None
     if any(st.devices for st in config.stations.values()):
         floor = SimulatedLine(
@@ -315,6 +332,7 @@ def _build(args: argparse.Namespace, config: LineConfig, sim_root: Path | None) 
         pace_per_h=pace,
         broker=args.broker,
         pictures=pictures,
+        notices=notices,
     )
     hub.on_catalog = demo.adopt_catalog
     return demo
@@ -443,6 +461,7 @@ async def _run(demo: Demo) -> int:
     gw_task = asyncio.create_task(demo.gateway.run(), name="gateway")
     hub_task: asyncio.Task[None] | None = None
     op_tasks: list[asyncio.Task[None]] = []
+    fault_task: asyncio.Task[None] | None = None
     try:
         if not await _first(demo.gateway.started.wait(), gw_task):
             # Nothing ran: the reason is all there is to say.
@@ -463,6 +482,11 @@ async def _run(demo: Demo) -> int:
                 asyncio.create_task(op.run(), name=f"operator {op.station}")
                 for op in demo.operators
             ]
+            if demo.floor is not None:
+                fault_task = asyncio.create_task(
+                    demo.notices.fault_once(demo.floor, after_s=FAULT_AFTER_S, hold_s=FAULT_HOLD_S),
+                    name="a machine fault",
+                )
             await _watch(demo, stop, gw_task, hub_task, started)
         elif hub_task.done():
             demo.problems.append(_why_stopped("the hub", hub_task))
@@ -478,6 +502,8 @@ async def _run(demo: Demo) -> int:
             await _drain(demo, gw_task)
         _final_checks(demo)
     finally:
+        if fault_task is not None:
+            await _cancel(fault_task)  # its machine's fault is cleared as it ends
         await _stop_operators(demo, op_tasks)
         for task, what in ((hub_task, "the hub"), (gw_task, "the gateway")):
             if task is not None:
@@ -489,6 +515,7 @@ async def _run(demo: Demo) -> int:
         if demo.pictures is not None and pictures_task is not None:
             demo.pictures.stop()
             await stop_task(pictures_task, STOP_TIMEOUT_S, "the pictures", heard=lambda: True)
+        demo.notices.stop()
         if demo.sim_root is not None:
             shutil.rmtree(demo.sim_root, ignore_errors=True)
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -745,6 +772,7 @@ def _progress(demo: Demo, elapsed: float) -> None:
         f"outbox {demo.gateway.outbox.pending_count()} | events {c.unique}",
         flush=True,
     )
+    demo.notices.progress(demo.gateway)
 
 
 async def _shift_report(demo: Demo) -> None:
@@ -881,6 +909,7 @@ def _summary(demo: Demo) -> None:
         f"{sum(o.refusals for o in ops)} refused "
         f"({sum(o.expected_refusals for o in ops)} of them mistakes), "
         f"{sum(o.device_timeouts for o in ops)} device actions redone",
+        *demo.notices.summary(demo.gateway),
         f"  data               {demo.data_dir}",
     ]
     if demo.report is not None:

@@ -25,7 +25,9 @@ from drivers.barcode_serial.config import SerialScannerConfig
 from drivers.label_printer.config import LabelPrinterConfig
 from drivers.modbus_scale.config import ModbusScaleConfig
 from drivers.opcua_machine.config import OpcUaMachineConfig
+from gateway.config.alerts import AlarmsSection, alarm_problems
 from gateway.config.calendar import Shift
+from gateway.config.picking import PickingSection
 
 __all__ = [
     "AccessSection",
@@ -571,6 +573,10 @@ class LineConfig(BaseModel):
     retention: RetentionSection = RetentionSection()
     access: AccessSection = AccessSection()
     costs: CostsSection = CostsSection()
+    # Pick requests to the warehouse from the plan (gateway/config/picking.py).
+    picking: PickingSection = PickingSection()
+    # Who is told of which alarm, by which channel (gateway/config/alerts.py).
+    alarms: AlarmsSection = AlarmsSection()
     operators: list[Operator] = []
     # The working time of the line's stations (gateway/config/calendar.py); none: always open.
     shifts: list[Shift] = []
@@ -611,6 +617,8 @@ class LineConfig(BaseModel):
         unknown = sorted(set(self.costs.capabilities) - offered)
         if unknown:
             raise ValueError(f"[costs.capabilities] names capabilities no station has: {unknown}")
+        for key, why in alarm_problems(self.alarms, (s.name for s in self.shifts), None):
+            raise ValueError(f"[alarms] {key}: {why}")
         return self
 
     @property

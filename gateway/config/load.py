@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
 from drivers.modbus_scale.config import ModbusScaleConfig
+from gateway.config.alerts import AlarmsSection, alarm_problems
 from gateway.config.calendar import Shift
 from gateway.config.line import (
     BADGE_PATTERN,
@@ -31,6 +32,7 @@ from gateway.config.line import (
     StationConfig,
     StoreSection,
 )
+from gateway.config.picking import PickingSection
 
 __all__ = [
     "EX_CONFIG",
@@ -92,7 +94,9 @@ class _LineFile(BaseModel):
     planner: PlannerSection = PlannerSection()
     access: AccessSection = AccessSection()
     costs: CostsSection = CostsSection()
+    picking: PickingSection = PickingSection()
     retention: RetentionSection = RetentionSection()
+    alarms: AlarmsSection = AlarmsSection()
     operators: list[Operator] = []
     shifts: list[Shift] = []
 
@@ -144,6 +148,15 @@ def load_line_config(config_dir: Path, *, check_tls_at: datetime | None = None) 
         _check_shift_stations(line_file, station_files, problems)
         _check_costs(line_file, station_files, problems)
         _check_pins(line_file, problems)
+        # The alarms' secret files are read when the TLS files are (check-config, run).
+        problems.extend(
+            ConfigProblem(LINE_FILE, f"alarms.{key}", why)
+            for key, why in alarm_problems(
+                line_file.alarms,
+                (s.name for s in line_file.shifts),
+                config_dir.resolve() if check_tls_at is not None else None,
+            )
+        )
     if line_doc is not None:
         _check_station_badges(line_doc, station_files, problems)
 

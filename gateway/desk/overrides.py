@@ -8,12 +8,18 @@ the lead has checked the item or parcel by hand (a personalisation heavier than 
 catalog's weight, a scale the catalog's tolerance is too tight for). The override accepts
 the weight last measured; a parcel then gets its shipping label as an accepted weight
 would. Whatever the scale never measured cannot be accepted: weigh first.
+
+And the parcel's containers: when no container holds a unit of the order (the parcel
+waits), or instead of the proposal, the lead names the containers (material and quantity)
+or says to pack as the BOM says (gateway/desk/parcel.py ``decide``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 
+from gateway.desk import parcel
 from gateway.desk.labels import print_shipping
 from gateway.desk.replies import Done, Refused
 from gateway.desk.screen import task_next
@@ -29,10 +35,27 @@ class Overridable(StrEnum):
     """The checks a line lead may override."""
 
     WEIGHT = "weight"
+    PARCEL = "parcel"  # the parcel's containers
 
 
-def override(s: Session, check: Overridable, reason: str, by: str) -> Done:
-    """Accept the station's current task's failed ``check`` (only ``weight`` today)."""
+def override(
+    s: Session,
+    check: Overridable,
+    reason: str,
+    by: str,
+    containers: Sequence[tuple[str, int]] | None = None,
+    as_bom: bool = False,
+) -> Done:
+    """Accept the station's current task's failed ``check`` (``weight``), or decide its
+    parcel's ``containers`` (material, quantity) or to pack it ``as_bom`` (``parcel``)."""
+    if check is Overridable.PARCEL:
+        if (containers is None) is not as_bom:
+            raise Refused(
+                "CONTAINERS_REQUIRED",
+                t("Name the containers, or say to pack as the BOM says (not both)."),
+                t("Choose the containers and their quantities."),
+            )
+        return parcel.decide(s, None if as_bom else containers, reason, by)
     if not reason:
         raise Refused(
             "REASON_REQUIRED", t("An override needs a reason."), t("Say why the weight is right.")

@@ -1,20 +1,22 @@
 """Packing: the order's units come together, are weighed, labelled and confirmed.
 
 The packer scans every unit of the order (a unit of another order, or one not finished,
-is refused), scans the packing materials, puts the parcel on the scale (it must weigh the
-sum of the units' weights within the sum of their tolerances), and the shipping label is
-printed; scanning that label confirms the parcel and completes the order.
+is refused), scans the packing materials (the parcel's containers are chosen for its
+units when the first is scanned: gateway/desk/parcel.py), puts the parcel on the scale (it
+must weigh the sum of the units' weights within the sum of their tolerances), and the
+shipping label is printed; scanning that label confirms the parcel and completes the order.
 """
 
 from __future__ import annotations
 
+from gateway.desk import parcel as parcel_desk
 from gateway.desk.labels import print_shipping
 from gateway.desk.replies import Done, Refused
 from gateway.desk.screen import status_word, task_next
 from gateway.desk.session import Session
-from gateway.desk.steps import missing_materials, missing_units
+from gateway.desk.steps import missing_materials, missing_units, parcel_waiting
 from gateway.i18n import listing, t
-from gateway.orderbook import costing, tasks
+from gateway.orderbook import costing, parcels, tasks
 from gateway.orderbook.station_state import IDLE, follow_tasks
 from gateway.store.documents import Progress
 from gateway.store.rows import (
@@ -101,15 +103,22 @@ def scan_unit(s: Session, unit: UnitRow) -> Done:
             t("Unit {serial} is already in this parcel.", serial=serial),
             task_next(core, task),
         )
+    started = None
     with core.store.transaction():
         if cur is None:
             task = s.dispatch(task)
         progress = task.progress()
         progress.units.append(serial)
+        if progress.parcel is None:
+            # The parcel starts: its containers are chosen for its units now, once.
+            units = tasks.live_units(core, order_id)
+            started = progress.parcel = parcels.start(core, order_id, units)
         tasks.save_progress(core, task.task_id, progress)
         if task.status is TaskStatus.DISPATCHED:
             tasks.start(core, tasks.get(core, task.task_id), s.operator())
     total = len(tasks.live_units(core, order_id))
+    if started is not None:
+        return Done(parcel_desk.started_text(serial, len(progress.units), total, started))
     return Done(
         t(
             "Unit {serial} in the parcel ({n} of {total}).",
@@ -131,6 +140,11 @@ def weigh(s: Session, task: TaskRow, grams: float) -> Done:
             "UNITS_MISSING",
             t("Not all units are in the parcel: missing {serials}.", serials=listing(missing)),
             t("Scan the missing units."),
+        )
+    waiting = parcel_waiting(task, progress)
+    if waiting is not None:
+        raise Refused(
+            "PARCEL_WAITING", waiting, t("Wait for a line lead to choose the containers.")
         )
     materials = missing_materials(core, task, progress)
     if materials:
@@ -230,6 +244,8 @@ def confirm_label(s: Session, label: LabelRow) -> Done:
                 "weight_g": progress.weight_g,
                 "label_id": progress.label_id,
                 "on_time": order is not None and now <= order.ship_by,
+                # Contract 1.1: what the parcel was packed in.
+                "containers": parcels.packed_containers(core, progress.lots),
             },
             order_id,
         )
@@ -293,6 +309,11 @@ def fail(s: Session, task: TaskRow, reason: str, disposition: Disposition) -> Do
         core.store.conn.execute(
             "UPDATE tasks SET status = ?, attempt = attempt + 1, started_at = NULL, "
             "work = ? WHERE task_id = ?",
-            (TaskStatus.DISPATCHED, Progress().dump(), task.task_id),
+            # A line lead's decision on the containers stays for the repacking.
+            (
+                TaskStatus.DISPATCHED,
+                Progress(parcel=parcel_desk.kept_on_repack(task.progress())).dump(),
+                task.task_id,
+            ),
         )
     return Done(t("Parcel to be repacked."))

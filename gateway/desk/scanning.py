@@ -12,15 +12,16 @@ from __future__ import annotations
 from datetime import date
 
 from gateway.desk import badges, pack
+from gateway.desk import parcel as parcel_desk
 from gateway.desk.barcodes import ScanKind, classify
 from gateway.desk.gs1 import Gs1Data
 from gateway.desk.replies import Done, Refused
 from gateway.desk.screen import status_word, task_next
 from gateway.desk.session import Session
 from gateway.i18n import listing, t
-from gateway.orderbook import tasks
+from gateway.orderbook import picking, tasks
 from gateway.orderbook.tasks import PACK, Need
-from gateway.store.documents import ScannedLot
+from gateway.store.documents import ParcelMode, ScannedLot
 from gateway.store.rows import LabelKind, LabelRow, TaskRow, TaskStatus, UnitRow, UnitStatus
 
 __all__ = ["scan"]
@@ -232,6 +233,11 @@ def _scan_material(
     task = s.require_current()
     if not task.status.in_work:
         raise Refused("NO_TASK", t("There is no task in work here."), t("Press Next."))
+    if task.serial is None and _is_container(s, material):
+        parcel = task.progress().parcel
+        if parcel is None or parcel.mode is not ParcelMode.BOM:
+            # The parcel's containers: chosen for its units (gateway/desk/parcel.py).
+            return parcel_desk.scan_container(s, task, material, lot)
     required = {n.material: n for n in tasks.needs(core, task)}
     need = required.get(material)
     what = lot or material
@@ -324,6 +330,8 @@ def _scan_material(
     with core.store.transaction():
         if lot is not None and lot != suggestion:
             _move_reservation(s, task, material, lot, need)
+        # Before this scan is held by the task: whether the station had it already.
+        picking.arrive(core, s.station_id, material, lot, need.qty)
         progress.lots.append(ScannedLot(material=material, lot=lot, qty=need.qty))
         tasks.save_progress(core, task.task_id, progress)
     qty = f"{need.qty:g}"
@@ -339,6 +347,11 @@ def _scan_material(
             )
         )
     return Done(t("{what} accepted for {material} ({qty}).", what=what, material=material, qty=qty))
+
+
+def _is_container(s: Session, material: str) -> bool:
+    found = s.core.catalog.materials.get(material)
+    return found is not None and found.container is not None
 
 
 def _move_reservation(s: Session, task: TaskRow, material: str, lot: str, need: Need) -> None:

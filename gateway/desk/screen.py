@@ -13,7 +13,7 @@ from gateway.desk.badges import LOGGED_OUT
 from gateway.desk.session import Session
 from gateway.desk.steps import Step, StepKind, step_of
 from gateway.i18n import Lang, Param, Text, listing, t
-from gateway.orderbook import tasks
+from gateway.orderbook import picking, tasks
 from gateway.orderbook.context import LineContext
 from gateway.store.documents import ScannedLot
 from gateway.store.rows import TaskRow, TaskStatus, UnitStatus
@@ -90,6 +90,8 @@ def step_text(step: Step) -> Text:
             return t("Press Complete.")
         case StepKind.PACK_SCAN_UNITS:
             return t("Scan unit {serials}.", serials=items)
+        case StepKind.PACK_WAIT_LEAD:
+            return t("{why} Wait for a line lead to choose the containers.", why=items)
         case StepKind.PACK_WEIGH:
             return t("Place the parcel on the scale.")
         case StepKind.PACK_WEIGH_AGAIN:
@@ -132,6 +134,11 @@ def view(s: Session) -> dict[str, Any]:
         "next": str(next_step),
         "next_zh": next_step.render(Lang.ZH),
         "queue": [_queue_item(queued) for queued in s.queue(10)],
+        # What the warehouse was asked to bring here, and what arrived (gateway/orderbook/
+        # picking.py).
+        "picks": [
+            line.model_dump(mode="json") for line in picking.station_lines(s.core, s.station_id)
+        ],
     }
 
 

@@ -7,7 +7,7 @@ then, from the same rules). A refused action raises :class:`Refused` and changes
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateway.config.line import StationConfig
@@ -116,12 +116,24 @@ class StationService:
         reason = text.clean(reason)
         return self._act(station_id, lambda s: reprints.reprint(s, reason, label_id))
 
-    def override(self, station_id: str, check: str, reason: str, by: str) -> Reply:
+    def override(
+        self,
+        station_id: str,
+        check: str,
+        reason: str,
+        by: str,
+        containers: Sequence[tuple[str, int]] | None = None,
+        as_bom: bool = False,
+    ) -> Reply:
         """A line lead accepts the station's failed ``check`` (``weight``) with a reason;
-        ``by`` names them on the quality record (see :mod:`gateway.desk.overrides`)."""
+        ``by`` names them on the quality record; or decides the parcel's ``containers``
+        or to pack it ``as_bom`` (``parcel``) (see :mod:`gateway.desk.overrides`)."""
         reason = text.clean(reason)
         what = overrides.Overridable(check)
-        return self._act(station_id, lambda s: overrides.override(s, what, reason, by))
+        return self._act(
+            station_id,
+            lambda s: overrides.override(s, what, reason, by, containers, as_bom),
+        )
 
     def note_refused(self, station_id: str, exc: Refused) -> None:
         """Keep a refusal (the action itself changed nothing): a wrong or missing item

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from enum import Enum
 
 from gateway.i18n import Text, t
-from gateway.orderbook import tasks
+from gateway.orderbook import parcels, tasks
 from gateway.orderbook.context import LineContext
-from gateway.store.documents import Progress
+from gateway.store.documents import ParcelMode, Progress
 from gateway.store.rows import TaskRow, TaskStatus
 
 
@@ -30,6 +30,7 @@ class StepKind(Enum):
     COMPLETE = "complete"
     PACK_SCAN_UNITS = "scan units"  # items: the order's units not in the parcel yet
     PACK_SCAN_MATERIALS = "scan packing materials"  # items
+    PACK_WAIT_LEAD = "wait for a line lead"  # items: why no container was proposed
     PACK_WEIGH = "weigh parcel"
     PACK_WEIGH_AGAIN = "weigh parcel again"
     PACK_SCAN_LABEL = "scan shipping label"  # detail: the label id
@@ -44,11 +45,16 @@ class Step:
 
 
 def missing_materials(core: LineContext, task: TaskRow, progress: Progress) -> list[str | Text]:
-    """Materials of the task not scanned yet, with the lot to use for lot-tracked ones."""
+    """Materials of the task not scanned yet, with the lot to use for lot-tracked ones; a
+    parcel's containers with how many ("POLYBAG-L ×1"). A container scanned fills every
+    slot of the parcel that wants it (gateway/orderbook/parcels.py): scanned is done."""
     scanned = {e.material for e in progress.lots}
     out: list[str | Text] = []
     for need in tasks.needs(core, task):
         if need.material in scanned:
+            continue
+        if need.container and not need.lot_tracked:
+            out.append(t("{material} ×{qty}", material=need.material, qty=format(need.qty, "g")))
             continue
         lot = tasks.suggested_lot(core, task, need.material) if need.lot_tracked else None
         out.append(
@@ -107,6 +113,9 @@ def _pack_step(core: LineContext, task: TaskRow, progress: Progress) -> Step:
     missing = missing_units(core, task, progress)
     if missing:
         return Step(StepKind.PACK_SCAN_UNITS, tuple(missing))
+    waiting = parcel_waiting(task, progress)
+    if waiting is not None:
+        return Step(StepKind.PACK_WAIT_LEAD, (waiting,))
     materials = missing_materials(core, task, progress)
     if materials:
         return Step(StepKind.PACK_SCAN_MATERIALS, tuple(materials))
@@ -114,6 +123,15 @@ def _pack_step(core: LineContext, task: TaskRow, progress: Progress) -> Step:
         again = progress.weight_g is not None
         return Step(StepKind.PACK_WEIGH_AGAIN if again else StepKind.PACK_WEIGH)
     return Step(StepKind.PACK_SCAN_LABEL, detail=progress.label_id)
+
+
+def parcel_waiting(task: TaskRow, progress: Progress) -> Text | None:
+    """Why the parcel waits for a line lead's decision (no container holds a unit); None
+    when it does not."""
+    parcel = progress.parcel
+    if parcel is None or parcel.mode is not ParcelMode.WAITING or parcel.misfit is None:
+        return None
+    return parcels.misfit_text(task.order_id, parcel.misfit)
 
 
 def awaiting_weight(core: LineContext, task: TaskRow | None) -> bool:
@@ -126,6 +144,7 @@ def awaiting_weight(core: LineContext, task: TaskRow | None) -> bool:
     if task.serial is None:
         return (
             progress.label_id is None
+            and parcel_waiting(task, progress) is None
             and not missing_units(core, task, progress)
             and not missing_materials(core, task, progress)
         )

@@ -18,16 +18,19 @@ from typing import Any
 
 from cloud_sync.contract import Operation
 from gateway.config.line import StationConfig
-from gateway.orderbook import station_state
+from gateway.i18n import t
+from gateway.orderbook import parcels, picking, station_state
+from gateway.orderbook.alarms import clear_alarm, raise_alarm
 from gateway.orderbook.context import LineContext
 from gateway.orderbook.station_state import EXECUTE, HELD, IDLE
 from gateway.planner.scenarios import PACK_PER_EXTRA_UNIT_S
-from gateway.store.documents import Progress, SkuSnapshot, UsedLot
+from gateway.store.documents import ParcelMode, Progress, SkuSnapshot, UsedLot
 from gateway.store.rows import (
     OrderRow,
     OrderStatus,
     Outcome,
     ReservationRow,
+    Severity,
     TaskRow,
     TaskStatus,
     UnitStatus,
@@ -115,24 +118,44 @@ class Need:
     material: str
     qty: float
     lot_tracked: bool
+    container: bool = False  # a shipping container of the parcel (contract 1.1)
 
 
 def needs(core: LineContext, task: TaskRow) -> list[Need]:
     """Materials consumed at this task: the unit's BOM at this operation, or for a pack
-    task the sum over the order's units."""
+    task the sum over the order's units, except that BOM lines naming a container are
+    not summed per unit: the parcel's containers are the need instead (its proposal as
+    the scans changed it, or a line lead's decision; before its first unit, the proposal
+    it would get: gateway/orderbook/parcels.py). A parcel packed as the BOM says sums
+    them as any line."""
+    parcel = None
     if task.serial is None:
-        docs = [u.snapshot() for u in live_units(core, task.order_id)]
+        units = live_units(core, task.order_id)
+        docs = [u.snapshot() for u in units]
+        parcel = task.progress().parcel or parcels.plan(core, units)
     else:
         snapshot = unit_snapshot(core, task)
         docs = [] if snapshot is None else [snapshot]
+    by_parcel = parcel is not None and parcel.mode is not ParcelMode.BOM
     qty: dict[str, float] = defaultdict(float)
     tracked: dict[str, bool] = {}
+    boxes: set[str] = set()
     for doc in docs:
         for line in doc.bom:
-            if line.op == task.op:
-                qty[line.material] += line.qty
-                tracked[line.material] = line.lot_tracked
-    return [Need(m, q, tracked[m]) for m, q in qty.items()]
+            if line.op != task.op:
+                continue
+            if line.container:
+                if by_parcel:
+                    continue
+                boxes.add(line.material)
+            qty[line.material] += line.qty
+            tracked[line.material] = line.lot_tracked
+    out = [Need(m, q, tracked[m], m in boxes) for m, q in qty.items()]
+    if by_parcel and parcel is not None:
+        for material, n in parcels.container_needs(parcel).items():
+            found = core.catalog.materials.get(material)
+            out.append(Need(material, float(n), found is not None and found.lot_tracked, True))
+    return out
 
 
 def reservations(core: LineContext, task: TaskRow) -> list[ReservationRow]:
@@ -267,6 +290,8 @@ def consume(core: LineContext, task: TaskRow, progress: Progress) -> list[UsedLo
             (now, entry.material, lot, entry.qty, task.serial, task.task_id, task.order_id),
         )
         core.ledger.adjust(entry.material, lot, -entry.qty)
+        if task.station is not None:  # what was brought to the station goes down
+            picking.consume(core, task.station, entry.material, entry.lot, entry.qty)
         core.emit(
             "material.consumed",
             {
@@ -417,6 +442,30 @@ def record_quality(
         },
         task.order_id,
     )
+    if task.station is not None:
+        _quality_streak(core, task.station, passed)
+
+
+def _quality_streak(core: LineContext, station: str, passed: bool) -> None:
+    """The ``quality`` alarm of ``station``: raised when its last [alarms]
+    quality_failures checks all failed, cleared by the next that passes."""
+    alarm_id = f"quality:{station}"
+    if passed:
+        clear_alarm(core, alarm_id, f"a quality check passed at {station}")
+        return
+    n = core.config.alarms.quality_failures
+    last = core.store.texts(
+        "SELECT passed FROM quality WHERE station = ? ORDER BY id DESC LIMIT ?", (station, n)
+    )
+    if len(last) == n and all(p == "0" for p in last):
+        raise_alarm(
+            core,
+            alarm_id,
+            "quality",
+            station,
+            Severity.MAJOR,
+            t("{n} quality checks in a row failed at {station}", n=n, station=station),
+        )
 
 
 def complete(core: LineContext, task: TaskRow, progress: Progress) -> tuple[str, list[UsedLot]]:

@@ -40,9 +40,12 @@ def serial_prefix(core: LineContext) -> str:
 
 
 def sku_snapshot(core: LineContext, sku: Sku) -> SkuSnapshot:
-    """What a work order keeps of its SKU: weight, tolerance and BOM with lot tracking."""
+    """What a work order keeps of its SKU: weight, tolerance, BOM with lot tracking and
+    which lines are containers, and the unit's size and kind for its parcel."""
     routing = core.catalog.routings[sku.routing]
     first_op = routing.operations[0].op
+    materials = core.catalog.materials
+    dims = sku.dims_mm
     return SkuSnapshot(
         sku=sku.sku,
         name=sku.name or sku.sku,
@@ -53,10 +56,13 @@ def sku_snapshot(core: LineContext, sku: Sku) -> SkuSnapshot:
                 material=b.material,
                 qty=float(b.qty),
                 op=b.op or first_op,
-                lot_tracked=core.catalog.materials[b.material].lot_tracked,
+                lot_tracked=materials[b.material].lot_tracked,
+                container=materials[b.material].container is not None,
             )
             for b in sku.bom
         ),
+        dims_mm=None if dims is None else (float(dims[0]), float(dims[1]), float(dims[2])),
+        crushable=sku.crushable,
     )
 
 

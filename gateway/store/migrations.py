@@ -326,4 +326,56 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX order_costs_at ON order_costs (costed_at);
         """,
     ),
+    (
+        10,
+        """
+        -- Issue 15: pick requests to the warehouse, the parcel, alarms that find a person.
+        -- [picks]
+        -- Pick requests to the warehouse (material.requested, gateway/orderbook/picking.py):
+        -- at most one open (requested) per station, material and lot ('' when not
+        -- lot-tracked), revised in place; then arrived (scanned at the station) or
+        -- withdrawn (qty 0). orders: the JSON list of the order ids it serves.
+        CREATE TABLE pick_requests (
+            request_id TEXT PRIMARY KEY, station TEXT NOT NULL, material TEXT NOT NULL,
+            lot TEXT NOT NULL, revision INTEGER NOT NULL, qty REAL NOT NULL,
+            uom TEXT NOT NULL, need_by TEXT NOT NULL, orders TEXT NOT NULL,
+            state TEXT NOT NULL, requested_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+            arrived_at TEXT);
+        CREATE UNIQUE INDEX pick_requests_open ON pick_requests (station, material, lot)
+            WHERE state = 'requested';
+        CREATE INDEX pick_requests_station ON pick_requests (station, state);
+        CREATE INDEX pick_requests_arrived ON pick_requests (arrived_at)
+            WHERE arrived_at IS NOT NULL;
+        -- What was delivered to a station and not consumed there yet; request_id: the
+        -- request that arrived last.
+        CREATE TABLE station_stock (
+            station TEXT NOT NULL, material TEXT NOT NULL, lot TEXT NOT NULL,
+            qty REAL NOT NULL, request_id TEXT NOT NULL,
+            PRIMARY KEY (station, material, lot)) WITHOUT ROWID;
+        -- [/picks]
+        -- [parcels]
+        -- [/parcels]
+        -- [notifications]
+        -- Each message gateway/alerts owes someone about an alarm: the alarm's raise
+        -- (alarm_id, raised_at), the rule and level that chose whom, the channel, why
+        -- (raised, escalated, handover at a shift change, cleared), the shift it was for,
+        -- who (JSON array of contact names) and what (subject, body, written when it was
+        -- decided); then its sending: pending until sent, retried at next_at, failed once
+        -- given up, cancelled when acknowledged or cleared first. The key makes each
+        -- (raise, rule, level, channel, purpose, shift) one message, however often the
+        -- gateway restarts. done: its alarm is over and said so (kept [alarms] keep_days).
+        CREATE TABLE notifications (
+            id INTEGER PRIMARY KEY, alarm_id TEXT NOT NULL, raised_at TEXT NOT NULL,
+            rule INTEGER NOT NULL, level INTEGER NOT NULL, channel TEXT NOT NULL,
+            purpose TEXT NOT NULL, shift TEXT NOT NULL, recipients TEXT NOT NULL,
+            subject TEXT NOT NULL, body TEXT NOT NULL, state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0, next_at TEXT NOT NULL, last_error TEXT,
+            created_at TEXT NOT NULL, sent_at TEXT, done INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (alarm_id, raised_at, rule, level, channel, purpose, shift));
+        CREATE INDEX notifications_due ON notifications (state, next_at);
+        CREATE INDEX notifications_open ON notifications (alarm_id) WHERE done = 0;
+        -- [/notifications]
+        SELECT 1;
+        """,
+    ),
 )

@@ -69,6 +69,7 @@ from gateway.orderbook.context import LineContext
 from gateway.orderbook.flow import cutoffs as carrier_cutoffs
 from gateway.orderbook.flow import flow as order_flow
 from gateway.orderbook.kpi import fpy_counts, otd_counts
+from gateway.orderbook.picking import StationPicks, picks_by_station
 from gateway.planner.scenarios import PACK_PER_EXTRA_UNIT_S
 from gateway.planning.line_plan import LinePlan
 from gateway.planning.planner import LinePlanner
@@ -309,6 +310,9 @@ class Board(_Model):
     cutoffs: list[dict[str, Any]] = Field(default_factory=list)
     # The station constraining output in the shift so far (gateway/web/board_bottleneck.py).
     bottleneck: BottleneckTile | None = None
+    # Per station, what the warehouse was asked to bring and what arrived
+    # (gateway/orderbook/picking.py).
+    picks: list[StationPicks] = Field(default_factory=list)
 
 
 # -- rows of the queries here ---------------------------------------------------------------
@@ -534,8 +538,8 @@ class BoardData:
     def _unreported(self) -> tuple[object, ...]:
         """What changes without an event: who is signed in where (a sign-in reports none),
         a machine's state not reported (telemetry thinned while the hub is away), an alarm
-        acknowledged, each device's state, the machines connected. Two small reads: the
-        stations' rows and the raised alarms."""
+        acknowledged, each device's state, the machines connected, the last pick request
+        that arrived. Three small reads: the stations' rows, the raised alarms, an index."""
         store = self.core.store
         sessions = store.texts(
             "SELECT group_concat(station || ':' || coalesce(operator, '') || ':' || "
@@ -545,10 +549,15 @@ class BoardData:
             "SELECT group_concat(alarm_id || ':' || coalesce(acked_at, ''), ';') FROM alarms "
             "WHERE cleared_at IS NULL"
         )
+        # A pick request arriving at its station is told by no event (an indexed max).
+        arrived = store.texts(
+            "SELECT max(arrived_at) FROM pick_requests WHERE arrived_at IS NOT NULL"
+        )
         if self.floor is None:
-            return (sessions, acked)
+            return (sessions, acked, arrived)
         sups = self.floor.devices.supervisors.values()
-        return (sessions, acked, tuple(s.state for s in sups), frozenset(self.core.live_machines))
+        machines = frozenset(self.core.live_machines)
+        return (sessions, acked, arrived, tuple(s.state for s in sups), machines)
 
     # -- the snapshot -------------------------------------------------------------------
 
@@ -608,6 +617,7 @@ class BoardData:
         flow = {stage.value: n for stage, n in order_flow(core, now).items()}
         yield
         cutoffs = [c.model_dump(mode="json") for c in carrier_cutoffs(core, self.planner, now)]
+        picks = picks_by_station(core)
         return Board(
             as_of=now,
             seq=seq,
@@ -626,6 +636,7 @@ class BoardData:
             flow=flow,
             cutoffs=cutoffs,
             bottleneck=bottleneck,
+            picks=picks,
         )
 
     # -- stations -----------------------------------------------------------------------

@@ -88,10 +88,18 @@ class ReprintBody(_Body):
     label_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
+class ContainerQty(_Body):
+    material: str = Field(min_length=1, max_length=64)
+    qty: int = Field(ge=1, le=50)
+
+
 class OverrideBody(_Body):
     # Not strict: the body is parsed JSON, where an enum can only be its value's text.
     check: Overridable = Field(strict=False)
     reason: str = Field(min_length=1, max_length=200)
+    # check "parcel": the containers a line lead chose, or as_bom (pack as the BOM says).
+    containers: list[ContainerQty] | None = Field(default=None, min_length=1, max_length=20)
+    as_bom: bool = False
 
 
 class FailBody(_Body):
@@ -286,12 +294,15 @@ def create_app(
     @app.post("/api/stations/{station_id}/override")
     async def override(station_id: str, body: OverrideBody, request: Request) -> Any:
         by = actor_of(caller(request).principal) or "?"
+        chosen = None if body.containers is None else [(c.material, c.qty) for c in body.containers]
+        what = "as the BOM says; " if body.as_bom else ""
+        what += "".join(f"{m} ×{q}; " for m, q in chosen or ())
         return await act(
             request,
             station_id,
-            lambda s: s.override(station_id, body.check, body.reason, by),
+            lambda s: s.override(station_id, body.check, body.reason, by, chosen, body.as_bom),
             privileged=AuditAction.OVERRIDE,
-            detail=f"{body.check}: {body.reason}",
+            detail=f"{body.check}: {what}{body.reason}",
         )
 
     @app.post("/api/stations/{station_id}/login")

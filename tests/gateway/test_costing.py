@@ -111,15 +111,26 @@ def cents(x: float) -> float:
     return float(Decimal(repr(x)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
+# The parcel's containers (contract 1.1: chosen for its units, not the BOM's one per unit).
+# The kit is 250×180×80 mm and rigid: its BOM's CARTON-S (200×150×100) is too short and a
+# mailer takes no rigid item. A CARTON-M (300×220×150, 2.4) holds the kit with the tee
+# (260×200×15) flat on it, cheaper than a POLYBAG for the tee and a CARTON-M for the kit.
+PARCEL = {"CARTON-M": 1.0}
+CONTAINERS = {m["material"] for m in CATALOG["materials"] if "container" in m}
+
+
 def consumed(a: Attempt) -> dict[str, float]:
     """What an attempt consumed: its unit's BOM at its operation; the parcel: the pack
-    lines of every unit shipped."""
+    lines of every unit shipped that are not containers, and its containers."""
     out: dict[str, float] = defaultdict(float)
     skus = [a.sku] if a.sku is not None else [s for s, n in SHIPPED.items() for _ in range(n)]
     for sku in skus:
         for line in BOM[sku]:
-            if line["op"] == a.op:
+            if line["op"] == a.op and (a.sku is not None or line["material"] not in CONTAINERS):
                 out[line["material"]] += line["qty"]
+    if a.sku is None:
+        for material, qty in PARCEL.items():
+            out[material] += qty
     return out
 
 
@@ -379,7 +390,9 @@ def test_a_hand_worked_order_costs_what_the_definitions_say(
     used = {m["material"]: (m["qty"], m["standard_qty"]) for m in want["materials"]}
     assert used["BLANK-TEE-WHT-S"] == (2, 1)
     assert used["LIPSTICK-R01"] == (2, 1)
-    assert used["POLYBAG"] == (1, 1)
+    # The BOM's containers are the standard; the parcel used the container chosen for it.
+    assert used["POLYBAG"] == (0, 1)
+    assert used["CARTON-M"] == (1, 0)
     if missing is None and currency == "CNY":
         assert want["uncosted"] == []
         assert want["cost"]["materials"] > 0 and want["cost"]["scrap"] > 0

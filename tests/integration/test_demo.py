@@ -19,6 +19,7 @@ from gateway.access import passwords
 from gateway.access.accounts import find_user
 from gateway.access.audit import read_trail
 from gateway.app.root import Gateway
+from gateway.cli import demo as demo_module
 from gateway.cli.demo import REFERENCE_LINE, Demo, demo_start, run_demo
 from gateway.cli.main import _parser
 from gateway.config.load import load_line_config
@@ -84,7 +85,13 @@ def _assert_clean_run(demo: Demo) -> None:
     assert planner.replanner.stats.failures == 0
 
 
-def test_demo_in_memory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_in_memory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The machine fault that shows the alarm notifications comes early in this short run
+    # and lasts past its escalation (10 min of line time: 1 s at ×600).
+    monkeypatch.setattr(demo_module, "FAULT_AFTER_S", 1.0)
+    monkeypatch.setattr(demo_module, "FAULT_HOLD_S", 3.0)
     rc, demo = _demo(
         [
             "--orders",
@@ -129,6 +136,43 @@ def test_demo_in_memory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         ).fetchone()
     assert made["kpis"]["line"]["orders_completed"] == packed
     _assert_enrolled(demo, out, tmp_path / "linegate.db")
+    _assert_notices(demo, out, tmp_path / "linegate.db")
+
+
+def _assert_notices(demo: Demo, out: str, db: Path) -> None:
+    """What the demo printed of pick requests, parcels and alarm notifications is what the
+    line did: each revision of each request a line, the parcels' containers as consumed,
+    the machine fault told to its people, then (unacknowledged) to the admin."""
+    catalog = load_reference_catalog()
+    containers = {m["material"] for m in catalog["materials"] if "container" in m}
+    with sqlite3.connect(db) as conn:
+        (revisions,) = conn.execute(
+            "SELECT coalesce(sum(revision), 0) FROM pick_requests"
+        ).fetchone()
+        (orders, units) = conn.execute(
+            "SELECT count(DISTINCT o.order_id), count(u.serial) FROM orders o "
+            "JOIN units u ON u.order_id = o.order_id AND u.status = 'done' "
+            "WHERE o.status = 'completed'"
+        ).fetchone()
+        used = conn.execute(
+            "SELECT c.material, c.qty FROM consumption c JOIN orders o USING (order_id) "
+            "WHERE o.status = 'completed'"
+        ).fetchall()
+    printed = [line for line in out.splitlines() if re.match(r"  pick PR-\S+ r\d+:", line)]
+    assert revisions > 0 and len(printed) == revisions, (revisions, printed)
+    boxes = sum(qty for material, qty in used if material in containers)
+    summary = re.search(r"parcels +(\d+) parcels, (\d+) units: (\d+) containers", out)
+    assert summary is not None, out
+    assert (int(summary[1]), int(summary[2]), int(summary[3])) == (orders, units, boxes)
+    assert re.search(r"  parcel \S+: \d+ units? in ", out)
+    robots = demo.notices.robots
+    assert robots is not None
+    told = [r for r in robots.received if r.ok and "emb-1" in r.text]
+    assert told, out
+    # The maintenance contact first (张敏's mobile), the admin (陈静's) on escalation.
+    assert any("13800000003" in r.mentions for r in told)
+    assert any("13800000005" in r.mentions for r in told)
+    assert re.search(r"notify +wecom .*emb-1", out)
 
 
 def _assert_enrolled(demo: Demo, out: str, db: Path) -> None:

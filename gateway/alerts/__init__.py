@@ -1,0 +1,2 @@
+"""Alarms that find a person: notification rules, channels (WeCom, DingTalk, Feishu,
+e-mail) and escalation."""
