@@ -21,13 +21,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from gateway.alerts.rows import OWED_COLUMNS, AlarmNow, OwedRow, Purpose, State
+from gateway.alerts.rows import OWED_COLUMNS, OwedRow, Purpose, State
 from gateway.alerts.shifts import ShiftNow, shift_at
 from gateway.alerts.words import alarm_words
 from gateway.clock import iso
 from gateway.config.alerts import NOTIFICATION_KIND, AlarmRule, AlarmsSection, Contact
 from gateway.config.line import LineConfig
 from gateway.store.db import Store
+from gateway.store.rows import AlarmRow
 
 __all__ = ["Decision", "Owed", "decide", "recipients", "record"]
 
@@ -91,7 +92,7 @@ def decide(config: LineConfig, store: Store, now: datetime) -> Decision:
     section = config.alarms
     decision = Decision()
     live = store.fetch_all(
-        AlarmNow,
+        AlarmRow,
         "SELECT * FROM alarms WHERE cleared_at IS NULL AND kind != ?",
         (NOTIFICATION_KIND,),
     )
@@ -112,7 +113,7 @@ def decide(config: LineConfig, store: Store, now: datetime) -> Decision:
                 _owed_by_rule(config, alarm, index, rule, rows, shift, now, decision)
     for key, rows in rows_of.items():
         if key not in live_keys:
-            last = store.fetch_one(AlarmNow, "SELECT * FROM alarms WHERE alarm_id = ?", (key[0],))
+            last = store.fetch_one(AlarmRow, "SELECT * FROM alarms WHERE alarm_id = ?", (key[0],))
             _over(config, key, last, rows, now, decision)
     return decision
 
@@ -123,7 +124,7 @@ def _pending(rows: list[OwedRow]) -> list[int]:
 
 def _owed_by_rule(
     config: LineConfig,
-    alarm: AlarmNow,
+    alarm: AlarmRow,
     index: int,
     rule: AlarmRule,
     rows: list[OwedRow],
@@ -173,7 +174,7 @@ def _owed_by_rule(
 
 def _owed(
     config: LineConfig,
-    alarm: AlarmNow,
+    alarm: AlarmRow,
     rule: int,
     level: int,
     channel: str,
@@ -200,7 +201,7 @@ def _owed(
 def _over(
     config: LineConfig,
     key: tuple[str, str],
-    alarm: AlarmNow | None,
+    alarm: AlarmRow | None,
     rows: list[OwedRow],
     now: datetime,
     decision: Decision,

@@ -10,9 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Self
 
-from gateway.store.rows import Severity
-
-__all__ = ["OWED_COLUMNS", "AlarmNow", "NotificationRow", "OwedRow", "Purpose", "State"]
+__all__ = ["OWED_COLUMNS", "NotificationRow", "OwedRow", "Purpose", "State"]
 
 
 class Purpose(StrEnum):
@@ -38,37 +36,6 @@ class State(StrEnum):
 
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-@dataclass(frozen=True, slots=True)
-class AlarmNow:
-    """An alarm as its table has it, with its message as a Text's JSON (or None)."""
-
-    alarm_id: str
-    kind: str
-    source: str
-    severity: Severity
-    message: str
-    message_text: str | None
-    raised_at: str
-    cleared_at: str | None
-    acked_at: str | None
-    acked_by: str | None
-
-    @classmethod
-    def from_row(cls, r: sqlite3.Row) -> Self:
-        return cls(
-            str(r["alarm_id"]),
-            str(r["kind"]),
-            str(r["source"]),
-            Severity(r["severity"]),
-            str(r["message"]),
-            _opt_str(r["message_text"]),
-            str(r["raised_at"]),
-            _opt_str(r["cleared_at"]),
-            _opt_str(r["acked_at"]),
-            _opt_str(r["acked_by"]),
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,15 +4,15 @@ has been raised, the level, and a link to the board when [alarms] board_url is s
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.alerts.rows import AlarmNow, Purpose
+from gateway.alerts.rows import Purpose
 from gateway.config.line import LineConfig
 from gateway.i18n import Lang, Text, t
-from gateway.store.rows import Severity
+from gateway.orderbook.alarms import message_in
+from gateway.store.rows import AlarmRow, Severity
 
 __all__ = ["Words", "alarm_words", "minutes_between"]
 
@@ -35,7 +35,7 @@ def minutes_between(start: datetime, end: datetime) -> int:
 
 def alarm_words(
     config: LineConfig,
-    alarm: AlarmNow,
+    alarm: AlarmRow,
     purpose: Purpose,
     level: int,
     shift: str | None,
@@ -52,7 +52,7 @@ def alarm_words(
     for lang in _LANGS:
         lines = [
             f"{head.render(lang)} {line} · {alarm.source}",
-            _message(alarm, lang),
+            message_in(alarm, lang),
             state.render(lang),
         ]
         if config.alarms.board_url:
@@ -60,8 +60,8 @@ def alarm_words(
             lines.append(t("Board: {url}", url=board).render(lang))
         parts.append("\n".join(lines))
     subject = (
-        f"{head.render(Lang.ZH)} {config.gateway_id} {_message(alarm, Lang.ZH)}"
-        f" / {head.render(Lang.EN)} {_message(alarm, Lang.EN)}"
+        f"{head.render(Lang.ZH)} {config.gateway_id} {message_in(alarm, Lang.ZH)}"
+        f" / {head.render(Lang.EN)} {message_in(alarm, Lang.EN)}"
     )
     return Words(_one_line(subject, 200), f"\n{_RULE}\n".join(parts))
 
@@ -109,18 +109,6 @@ def _state(purpose: Purpose, level: int, age: int, shift: str | None, at: str) -
         minutes=age,
         level=level,
     )
-
-
-def _message(alarm: AlarmNow, lang: Lang) -> str:
-    """The alarm's message in ``lang``: from its Text when it was raised with one, else as
-    it was said (the hub's or a device's own words)."""
-    if alarm.message_text is None or lang is Lang.EN:
-        return alarm.message
-    try:
-        return Text.load(json.loads(alarm.message_text)).render(lang)
-    except ValueError as exc:  # json.JSONDecodeError is one
-        logger.error("alarm %s: message not readable as a Text: %s", alarm.alarm_id, exc)
-        return alarm.message
 
 
 def _one_line(text: str, limit: int) -> str:

@@ -98,12 +98,6 @@ def acknowledge(core: LineContext, alarm_id: str, by: str) -> AlarmRow | None:
 
 def active_alarms(core: LineContext) -> list[dict[str, Any]]:
     """Every raised alarm, oldest first, as the station API shows them."""
-    texts = dict(
-        core.store.conn.execute(
-            "SELECT alarm_id, message_text FROM alarms "
-            "WHERE cleared_at IS NULL AND message_text IS NOT NULL"
-        ).fetchall()
-    )
     return [
         {
             "alarm_id": a.alarm_id,
@@ -111,7 +105,7 @@ def active_alarms(core: LineContext) -> list[dict[str, Any]]:
             "source": a.source,
             "severity": a.severity.value,
             "message": a.message,
-            "message_zh": _in_chinese(a.message, texts.get(a.alarm_id)),
+            "message_zh": message_in(a, Lang.ZH),
             "raised_at": a.raised_at,
             "acked_at": a.acked_at,
             "acked_by": a.acked_by,
@@ -122,13 +116,13 @@ def active_alarms(core: LineContext) -> list[dict[str, Any]]:
     ]
 
 
-def _in_chinese(message: str, text: str | None) -> str:
-    """The alarm's message in Chinese: from its Text when it was raised with one, else (a
+def message_in(alarm: AlarmRow, lang: Lang) -> str:
+    """The alarm's message in ``lang``: from its Text when it was raised with one, else (a
     message from outside the line, an alarm raised before there were Texts) as it is."""
-    if text is None:
-        return message
+    if alarm.message_text is None or lang is Lang.EN:
+        return alarm.message
     try:
-        return Text.load(json.loads(text)).render(Lang.ZH)
+        return Text.load(json.loads(alarm.message_text)).render(lang)
     except ValueError as exc:  # json.JSONDecodeError is one
-        logger.error("alarm message %r not readable as a Text: %s", text[:80], exc)
-        return message
+        logger.error("alarm %s: message not readable as a Text: %s", alarm.alarm_id, exc)
+        return alarm.message

@@ -546,6 +546,9 @@ class AlarmRow:
     # Who acknowledged it ("I am on it"), and when; reset when it is raised again.
     acked_at: str | None = None
     acked_by: str | None = None
+    # The message as a gateway.i18n.Text's JSON, when the line said it (None: words from
+    # outside, a device's or the hub's, the same in every language).
+    message_text: str | None = None
 
     @classmethod
     def from_row(cls, r: Row) -> Self:
@@ -559,6 +562,7 @@ class AlarmRow:
             _opt_str(r["cleared_at"]),
             _opt_str(r["acked_at"]),
             _opt_str(r["acked_by"]),
+            _opt_str(r["message_text"]),
         )
 
 
