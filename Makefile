@@ -43,6 +43,17 @@ mosquitto:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_DEBS) >/dev/null; \
 	else echo "missing for the tests: run 'sudo apt-get install $(TEST_DEBS)'"; exit 1; fi
 
+# PostgreSQL from Debian, for the office's store tests (tests/office start it themselves in
+# a temporary folder on a free port; no service is set up). Installed with apt-get when
+# absent and we are allowed to (root); otherwise say what to do.
+postgresql:
+	@if ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else echo "missing for the tests: run 'sudo apt-get install postgresql'"; exit 1; fi
+
+.PHONY: postgresql
+
 demo: venv
 	$(BIN)/linegate demo $(DEMO_ARGS)
 
@@ -54,7 +65,7 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-unit: venv mosquitto
+unit: venv mosquitto postgresql
 	$(BIN)/linegate check-config station_configs/reference-line
 	$(BIN)/linegate check-config station_configs/examples
 	$(BIN)/pytest

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import grimp
 
-PACKAGES = ("gateway", "drivers", "cloud_sync", "simulators")
+PACKAGES = ("gateway", "drivers", "cloud_sync", "simulators", "office")
 
 
 def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:

@@ -186,6 +186,10 @@ ROUTES: Mapping[tuple[str, str], Policy] = MappingProxyType(
         ("GET", "/api/reports"): Policy.BOARD,
         ("GET", "/reports/{report_id}"): Policy.BOARD,
         ("GET", "/reports/{report_id}/{file}"): Policy.BOARD,
+        # Prometheus' scrape (issue 16): the board's numbers in its format, so the board's
+        # rule; a monitoring system holds a viewer token (a bearer token file), never
+        # nothing: order counts and alarms are no guest's on the floor Wi-Fi.
+        ("GET", "/metrics"): Policy.BOARD,
         # Served only with [http] api_docs; Starlette answers HEAD on them too.
         ("GET", "/api/docs"): Policy.ACCOUNT,
         ("HEAD", "/api/docs"): Policy.ACCOUNT,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import uvicorn
+from prometheus_client import CollectorRegistry
 
 from cloud_sync.http import HttpLink, HttpSettings
 from cloud_sync.mqtt import MqttLink, MqttSettings
@@ -27,6 +28,7 @@ from gateway.access.audit import publish_forever as publish_audit
 from gateway.access.throttle import SignInThrottle
 from gateway.alerts.service import Alerts
 from gateway.app.health import Notifier, watchdog
+from gateway.app.metrics import GatewayMetrics
 from gateway.app.storage import StorageGuard
 from gateway.clock import Clock, SystemClock, iso
 from gateway.config.line import LineConfig
@@ -57,6 +59,7 @@ from gateway.web.access_routes import SignIns
 from gateway.web.gate import Gate
 from gateway.web.limits import HEAD_TIMEOUT_S, KEEP_ALIVE_S, MAX_HEAD_BYTES
 from gateway.web.live import Changes
+from gateway.web.metrics_routes import ActionTimes
 from gateway.web.protocol import StationHttp
 from gateway.web.redirect import serve_redirects
 from gateway.web.station_api import create_app
@@ -293,6 +296,11 @@ class Gateway:
         self.retention = Retention(self.core, self.closing)
         # Alarms that find a person: [alarms] rules, their channels, escalation.
         self.alerts = Alerts(self.core)
+        # Its numbers for Prometheus (GET /metrics), read from all of the above at each
+        # scrape; a registry of its own, not the process's global one.
+        self.actions = ActionTimes()
+        self.metrics = CollectorRegistry()
+        self.metrics.register(GatewayMetrics(self))
         self.started = asyncio.Event()
         self._commits_seen = -1  # the store's commits at the last health check
         self.http_port: int | None = None
@@ -337,6 +345,8 @@ class Gateway:
                 docs=http.api_docs,
                 changes=self.changes,
                 media=self.media,
+                actions=self.actions,
+                metrics=self.metrics,
             ),
             log_level="warning",
             lifespan="off",

@@ -590,6 +590,7 @@ def _banner(demo: Demo) -> None:
         for sid, code in access.browser_codes.items():
             print(f"               {sid:<{width}}  {url}/station/{sid}?pair={code}")
     print(f"  station API  {url}/api/stations   (docs: {url}/api/docs)")
+    print(f"  metrics      {url}/metrics   (Prometheus; Authorization: Bearer <viewer token>)")
     print(f"  data         {demo.data_dir}")
     if demo.floor is not None:
         kinds: dict[str, int] = {}

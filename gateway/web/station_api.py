@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -48,6 +48,7 @@ from gateway.web.gate import Gate, Gatekeeper, actor_of
 from gateway.web.limits import BodyGuard
 from gateway.web.live import Changes
 from gateway.web.media_routes import add_media_routes
+from gateway.web.metrics_routes import ActionTimes, add_metrics_routes
 from gateway.web.order_routes import add_order_routes
 from gateway.web.report_routes import add_report_routes
 from gateway.web.screens import Screens, add_screen_routes
@@ -137,12 +138,18 @@ def create_app(
     docs: bool = False,
     changes: Changes | None = None,
     media: MediaCache | None = None,
+    actions: ActionTimes | None = None,
+    metrics: CollectorRegistry | None = None,
 ) -> FastAPI:
     """The FastAPI application; ``health`` is a live dict the gateway keeps current.
     ``gate`` decides who may use each route (gateway/web/gate.py); ``sign_ins`` throttles
     sign-ins and PINs. ``docs`` ([http] api_docs) serves /api/docs, /redoc and
-    /api/openapi.json; without it they are unknown paths, like any other (404)."""
-    durations: deque[float] = deque(maxlen=2000)  # ms of the last operator actions
+    /api/openapi.json; without it they are unknown paths, like any other (404).
+    ``actions`` keeps the actions' answer times (the gateway's metrics read them);
+    ``metrics`` is served at /metrics (gateway/app/metrics.py)."""
+    # The operator actions' answer times: /api/health's percentiles, /metrics' histogram.
+    actions = actions or ActionTimes()
+    durations = actions.recent_ms  # ms of the last operator actions
     app = FastAPI(
         title="linegate station API",
         docs_url="/api/docs" if docs else None,
@@ -170,7 +177,7 @@ def create_app(
         if request.method == "POST" and (
             200 <= response.status_code < 300 or getattr(request.state, "desk_refused", False)
         ):
-            durations.append((time.perf_counter() - t0) * 1000)
+            actions.add(time.perf_counter() - t0)
         return response
 
     # Added after `timed`, so it wraps it: a body is bounded and read before anything
@@ -530,6 +537,8 @@ def create_app(
     add_order_routes(app, core, planner)
     add_report_routes(app, screens)
     add_capacity_routes(app, screens, planner)
+    # Always routed (an empty registry says nothing): the policy table names every route.
+    add_metrics_routes(app, metrics or CollectorRegistry())
     return app
 
 

@@ -122,6 +122,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/reports"): EVERY_ACCOUNT,
     ("GET", "/reports/{report_id}"): EVERY_ACCOUNT,
     ("GET", "/reports/{report_id}/{file}"): EVERY_ACCOUNT,
+    # Issue 16: Prometheus' scrape, the board's numbers: any account or token.
+    ("GET", "/metrics"): EVERY_ACCOUNT,
     ("GET", "/api/docs"): DOCS,
     ("HEAD", "/api/docs"): DOCS,
     ("GET", "/docs/oauth2-redirect"): DOCS,
