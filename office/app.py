@@ -14,6 +14,8 @@ import uvicorn
 from starlette.applications import Starlette
 
 from office.config import OfficeConfig, read_secret
+from office.feed import Ledger, feed_routes
+from office.feed.publish import Publisher, PublisherSettings
 from office.receive.http import http_app
 from office.receive.mqtt import MqttReceiver, MqttReceiverSettings
 from office.report.gaps import GapWatch
@@ -81,6 +83,17 @@ def mqtt_settings(config: OfficeConfig) -> MqttReceiverSettings | None:
     )
 
 
+def _publisher_settings(receiver: MqttReceiverSettings) -> PublisherSettings:
+    # Its own connection, its own client id: the receiver's persistent session is its own.
+    return PublisherSettings(
+        host=receiver.host,
+        port=receiver.port,
+        client_id=f"{receiver.client_id}-feed",
+        username=receiver.username,
+        password=receiver.password,
+    )
+
+
 async def run_office(
     config: OfficeConfig,
     store_url: str,
@@ -88,11 +101,12 @@ async def run_office(
     now: Callable[[], datetime] = _utc_now,
     started: Callable[[str], None] | None = None,
     readers: Mapping[str, str] | None = None,
+    shops: Mapping[str, str] | None = None,
 ) -> None:
     """Run until cancelled; ``started(url)`` is called once the HTTP end listens.
 
     The secrets are read before (``config.store_url()``, ``config.tokens()``,
-    ``config.reader_tokens()``): files are read off the loop."""
+    ``config.reader_tokens()``, ``config.shop_tokens()``): files are read off the loop."""
     store = await Store.open(store_url, now)
     settings = mqtt_settings(config)
     try:
@@ -103,6 +117,10 @@ async def run_office(
             config.gaps.check_every_s,
         )
         routes = report_routes(store, readers or {}, OfficeMetrics(store, now), gaps)
+        ledger = Ledger(
+            store, [line.gateway_id for line in config.lines], publish=settings is not None
+        )
+        routes += feed_routes(store, ledger, shops or {}, now, config.http.max_body_bytes)
         app = http_app(store, tokens, config.http.max_body_bytes, routes)
         async with (
             serve_http(app, config.http.host, config.http.port) as url,
@@ -112,6 +130,8 @@ async def run_office(
             tg.create_task(gaps.run(), name="office gaps")
             if settings is not None:
                 tg.create_task(MqttReceiver(settings, store).run(), name="office mqtt")
+                publisher = Publisher(_publisher_settings(settings), ledger, now)
+                tg.create_task(publisher.run(), name="office feed publisher")
             if started is not None:
                 started(url)
             await asyncio.Event().wait()  # until cancelled

@@ -49,12 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.data_dir.mkdir(parents=True, exist_ok=True)
         store_url, tokens = config.store_url(args.data_dir), config.tokens()
-        readers = config.reader_tokens()
+        readers, shops = config.reader_tokens(), config.shop_tokens()
     except (ConfigError, OSError) as exc:
         sys.stderr.write(f"{exc}\n")
         return 2
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_office(config, store_url, tokens, readers=readers))
+        asyncio.run(run_office(config, store_url, tokens, readers=readers, shops=shops))
     return 0
 
 

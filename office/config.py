@@ -24,6 +24,7 @@ __all__ = [
     "MqttConfig",
     "OfficeConfig",
     "ReaderConfig",
+    "ShopConfig",
     "StoreConfig",
     "load_config",
     "read_secret",
@@ -101,6 +102,13 @@ class ReaderConfig(_Strict):
     token_file: str
 
 
+class ShopConfig(_Strict):
+    """A shop that may send orders (``POST /v1/orders``): its token speaks for no line."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    token_file: str
+
+
 class GapsConfig(_Strict):
     # A gap still open after this long is logged (once) at WARNING.
     report_after_s: Annotated[float, Field(gt=0)] = 300.0
@@ -113,6 +121,7 @@ class OfficeConfig(_Strict):
     http: HttpConfig = HttpConfig()
     lines: list[LineConfig] = Field(default_factory=list)
     readers: list[ReaderConfig] = Field(default_factory=list)
+    shops: list[ShopConfig] = Field(default_factory=list)
     gaps: GapsConfig = GapsConfig()
     # Where relative secret files are found: the config's own folder (set by load_config).
     base_dir: Path = Path()
@@ -169,6 +178,23 @@ class OfficeConfig(_Strict):
             found[token] = reader.name
         return found
 
+    def shop_tokens(self) -> dict[str, str]:
+        """Shop's bearer token -> its name; never a line's or a reader's token."""
+        taken = {**{t: f"line {g}" for t, g in self.tokens().items()}}
+        taken |= {t: f"reader {n}" for t, n in self.reader_tokens().items()}
+        found: dict[str, str] = {}
+        for shop in self.shops:
+            token = read_secret(self.base_dir / shop.token_file, f"token of shop {shop.name}")
+            if token in taken:
+                raise ConfigError(
+                    f"shop {shop.name} has the token of {taken[token]}: a shop needs a "
+                    "token of its own"
+                )
+            if token in found:
+                raise ConfigError(f"shops {shop.name} and {found[token]} share a token")
+            found[token] = shop.name
+        return found
+
 
 def read_secret(path: Path, what: str) -> str:
     """The first line of a secret file; errors name the file, never its content."""
@@ -202,5 +228,5 @@ def load_config(path: Path) -> OfficeConfig:
             for err in exc.errors()
         ]
         raise ConfigError(f"{path}:\n  " + "\n  ".join(problems)) from None
-    config.reader_tokens()  # every token file readable, no token shared
+    config.shop_tokens()  # every token file readable, no token shared
     return config

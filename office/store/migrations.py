@@ -10,7 +10,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Table, insert, select, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+    text,
+)
 
 from office.store import schema, v1
 
@@ -48,6 +62,39 @@ def _migration_2(conn: Connection) -> None:
         conn.execute(text(statement))
 
 
+def _migration_3(conn: Connection) -> None:
+    # Frozen here, not built from schema.py (which follows the newest migration).
+    frozen = MetaData()
+    big_id = BigInteger().with_variant(Integer(), "sqlite")
+    orders = Table(
+        "feed_orders",
+        frozen,
+        Column("order_id", String(64), nullable=False),
+        Column("revision", BigInteger, nullable=False),
+        Column("digest", String(64), nullable=False),
+        Column("body", Text, nullable=False),
+        Column("shop", String(64), nullable=False),
+        Column("received_at", String(40), nullable=False),
+        Column("gateway_id", String(65)),
+        Column("line_cursor", BigInteger),
+        Column("problem", Text),
+        PrimaryKeyConstraint("order_id", "revision"),
+    )
+    Index("feed_orders_line", orders.c.gateway_id)
+    outbox = Table(
+        "feed_outbox",
+        frozen,
+        Column("id", big_id, primary_key=True, autoincrement=True),
+        Column("gateway_id", String(65), nullable=False),
+        Column("topic", String(200), nullable=False),
+        Column("payload", Text, nullable=False),
+        Column("created_at", String(40), nullable=False),
+        Column("published_at", String(40)),
+    )
+    Index("feed_outbox_unpublished", outbox.c.published_at, outbox.c.id)
+    frozen.create_all(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -55,6 +102,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _create(*v1.TABLES),
     ),
     Migration(2, "events.digest; rejected recorded once, with a count", _migration_2),
+    Migration(3, "feed_orders, feed_outbox: the shops' orders, routed to lines", _migration_3),
 )
 
 

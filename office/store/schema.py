@@ -22,6 +22,8 @@ from sqlalchemy import (
 
 __all__ = [
     "events",
+    "feed_orders",
+    "feed_outbox",
     "line_orders",
     "lines",
     "masterdata",
@@ -108,3 +110,35 @@ masterdata = Table(
     Column("doc", Text, nullable=False),
     PrimaryKeyConstraint("gateway_id", "kind"),
 )
+
+# Migration 3: every order a shop sent, once per (order_id, revision), kept as it came;
+# gateway_id NULL while no line can make it (kept, never dropped: routed again when sent again).
+feed_orders = Table(
+    "feed_orders",
+    metadata,
+    Column("order_id", String(64), nullable=False),
+    Column("revision", BigInteger, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("shop", String(64), nullable=False),
+    Column("received_at", String(40), nullable=False),
+    Column("gateway_id", String(65)),
+    Column("line_cursor", BigInteger),  # its row in line_orders
+    Column("problem", Text),  # why no line takes it (gateway_id NULL)
+    PrimaryKeyConstraint("order_id", "revision"),
+)
+Index("feed_orders_line", feed_orders.c.gateway_id)
+
+# Migration 3: what the feed publishes to the lines over MQTT (in/orders, in/cancel), written
+# in the order's transaction and marked once the broker acknowledged it (PUBACK).
+feed_outbox = Table(
+    "feed_outbox",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("gateway_id", String(65), nullable=False),
+    Column("topic", String(200), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("published_at", String(40)),
+)
+Index("feed_outbox_unpublished", feed_outbox.c.published_at, feed_outbox.c.id)

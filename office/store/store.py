@@ -20,7 +20,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -177,6 +177,11 @@ class Store:
     @property
     def dialect(self) -> str:
         return self._engine.dialect.name
+
+    def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """One write transaction, the store's way (turns on SQLite; StoreUnavailable): for
+        the office's other parts that keep tables of their own (office/feed)."""
+        return self._transaction()
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
