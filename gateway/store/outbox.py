@@ -55,6 +55,9 @@ class Outbox:
         self._written = 0  # how many of them are in the database already
         self._new = asyncio.Event()
         self._bytes = 0  # the bodies waiting for the hub, in bytes
+        # How many events wait for the hub, kept like _bytes: a count(*) over the table at
+        # every health poll and metrics scrape cost ~6 ms of the loop at 15,000 waiting.
+        self._waiting = 0
         self._epoch = -1  # the store's epoch of the last undo registered
         # Acknowledged by the hub, still in the table: the next transaction removes them.
         self._acked: set[int] = set()
@@ -70,7 +73,9 @@ class Outbox:
         self._committed_seq = self._store.count("SELECT value FROM counters WHERE name = 'seq'")
         self._next_seq = self._committed_seq + 1
         total = self._store.count("SELECT sum(length(body)) FROM outbox")
-        self._bytes = total - sum(size for _, size in self._sizes(sorted(self._acked)))
+        acked = self._sizes(sorted(self._acked))
+        self._bytes = total - sum(size for _, size in acked)
+        self._waiting = self._store.count("SELECT count(*) FROM outbox") - len(acked)
 
     @property
     def size_bytes(self) -> int:
@@ -165,6 +170,7 @@ class Outbox:
         if not self._pending:
             return
         self._bytes += sum(len(p[2]) for p in self._pending)
+        self._waiting += len(self._pending)
         done, self._pending = self._pending, []
         self._written = 0
         self._committed_seq = self._next_seq - 1
@@ -199,6 +205,7 @@ class Outbox:
             return
         self._acked.update(seq for seq, _ in fresh)
         self._bytes = max(0, self._bytes - sum(size for _, size in fresh))
+        self._waiting = max(0, self._waiting - len(fresh))
         if len(self._acked) >= RETIRE_BATCH:
             self.retire()
         else:
@@ -238,7 +245,7 @@ class Outbox:
 
     def pending_count(self) -> int:
         """Events the hub does not hold yet."""
-        return self._store.count("SELECT count(*) FROM outbox") - len(self._acked)
+        return self._waiting
 
     async def wait_for_new(self, after_seq: int) -> None:
         while True:

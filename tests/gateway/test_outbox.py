@@ -155,3 +155,40 @@ def test_a_flush_rolled_back_with_its_savepoint_loses_nothing_from_before_it(
     ops = [r[0] for r in store.conn.execute("SELECT op FROM tasks ORDER BY op_index")]
     assert ops == ["pack"]
     store.close()
+
+
+def test_the_waiting_count_kept_in_memory_is_the_tables(tmp_path: Path) -> None:
+    # pending_count() is kept in memory (health polls and scrapes call it): after commits,
+    # rollbacks, a savepoint rolled back, acks (repeated, and of seqs already gone),
+    # retirement and a restart it must equal what the table holds that nobody acked.
+    store, outbox = _open(tmp_path / "a.db")
+
+    def truth() -> int:
+        return len(outbox.peek(0, 10_000))
+
+    with store.transaction():
+        for i in range(4):
+            outbox.append("alarm.raised", {"i": i}, iso(TS))
+    assert outbox.pending_count() == truth() == 4
+    with pytest.raises(RuntimeError), store.transaction():
+        outbox.append("alarm.raised", {"i": "rolled back"}, iso(TS))
+        store.flush()
+        raise RuntimeError
+    assert outbox.pending_count() == truth() == 4
+    with store.transaction():
+        outbox.append("alarm.raised", {"i": 5}, iso(TS))
+        with pytest.raises(RuntimeError), store.savepoint():
+            outbox.append("alarm.raised", {"i": "savepoint"}, iso(TS))
+            store.flush()
+            raise RuntimeError
+    assert outbox.pending_count() == truth() == 5
+    outbox.ack([1, 2])
+    outbox.ack([2, 99])  # 2 again, 99 never was
+    assert outbox.pending_count() == truth() == 3
+    outbox.retire()
+    assert outbox.pending_count() == truth() == 3
+    outbox.ack([3])
+    store.close()  # 3 retired on the way out
+    store, outbox = _open(tmp_path / "a.db")
+    assert outbox.pending_count() == truth() == 2
+    store.close()
