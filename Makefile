@@ -54,8 +54,22 @@ postgresql:
 
 .PHONY: postgresql
 
-demo: venv
+# The site: the office with two lines (`linegate demo` each), a broker and a simulated shop
+# (sitedemo/). `make line-demo` runs one line on its own, with its simulated hub.
+demo: venv demo-broker
+	$(BIN)/python -m sitedemo $(DEMO_ARGS)
+
+line-demo: venv
 	$(BIN)/linegate demo $(DEMO_ARGS)
+
+# The site demo's broker: Mosquitto, installed with apt-get when absent and we are root.
+demo-broker:
+	@if command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
+	else echo "the site demo needs Mosquitto: run 'sudo apt-get install mosquitto'"; exit 1; fi
+
+.PHONY: line-demo demo-broker
 
 lint: venv
 	$(BIN)/ruff check .
@@ -137,3 +151,12 @@ readme-screens: venv mosquitto
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# The office's messages (office/i18n): the same, for its own catalog.
+.PHONY: office-messages
+office-messages: venv
+	mkdir -p build
+	$(BIN)/pybabel extract -F office/babel.cfg --no-default-keywords -k t --add-location=file \
+		--project=linegate-office --copyright-holder=linegate -o build/office.pot office
+	$(BIN)/pybabel update -i build/office.pot -d office/i18n/locale -D office -l zh_CN \
+		--ignore-obsolete --ignore-pot-creation-date --width=100

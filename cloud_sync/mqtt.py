@@ -7,13 +7,10 @@ import contextlib
 import json
 import logging
 import ssl
-import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
-from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -23,6 +20,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud_sync.backoff import Backoff
 from cloud_sync.contract import INBOUND_TOPICS, OUT_EVENTS, OUT_STATUS, topic_prefix
+from cloud_sync.paho_asyncio import PahoConnection, cancel_all, connect, first, keep_alive
 from cloud_sync.ports import InboundMessage, InboundSink, Outbox, OutboxRecord
 
 log = logging.getLogger(__name__)
@@ -33,10 +31,6 @@ _HANDSHAKE_TIMEOUT_S = 10.0
 _GOODBYE_TIMEOUT_S = 2.0
 # A clean stop gives the DISCONNECT this long to leave before the socket is closed under it.
 _DISCONNECT_TIMEOUT_S = 2.0
-# The loop calls paho's loop_misc() (keepalive: PINGREQ, and a dead peer's timeout) this often.
-_MISC_INTERVAL_S = 1.0
-# At most this many loop_read() calls per readable event, so one wake-up cannot hog the loop.
-_READS_PER_WAKE = 1024
 # Room in paho's queue, beside the event window, for the online/offline status messages.
 _STATUS_SLOTS = 2
 # Message ids are 16 bits: a window near 65535 would let paho reuse an id still in flight.
@@ -111,15 +105,11 @@ class MqttSettings:
         return f"{self.site}/{self.line}"
 
 
-class _Connection:
-    """One paho client's connection, driven by the event loop: paho runs no thread of its own.
+class _Connection(PahoConnection):
+    """The hub link's connection: its subscriptions, inbound backlog and PUBACKs awaited.
 
-    The loop calls ``loop_read()`` when the socket is readable, ``loop_write()`` when paho has
-    bytes queued (its on_socket_register_write asked for it) and ``loop_misc()`` once a second
-    for the keepalive. So every paho callback runs on the loop thread, inside one of those
-    calls, and acts at once: no hop, no lock, no self-pipe. Nothing here refers back to the
-    client (it comes in as an argument), so no reference cycle keeps a finished client alive.
-    """
+    The socket is driven by the loop (cloud_sync.paho_asyncio); every callback here runs on
+    the loop thread and acts at once."""
 
     def __init__(
         self,
@@ -128,13 +118,10 @@ class _Connection:
         high_water: int,
         high_water_bytes: int,
     ) -> None:
-        self._loop = loop
+        super().__init__(loop)
         self._subscriptions = subscriptions
         self._sub_mid: int | None = None
-        self._sock: mqtt.SocketLike | None = None  # the socket the loop watches, while open
-        self._reading = False
         self._discarding = False
-        self._packets = 0  # packets paho handed to a callback: tells a read that did something
         self.high_water = high_water
         self.high_water_bytes = high_water_bytes
         self.inbound: deque[mqtt.MQTTMessage] = deque()
@@ -144,59 +131,28 @@ class _Connection:
         self.acked: list[int] = []  # seqs the broker holds, not yet acked in the outbox
         self.progress = asyncio.Event()
         self.subscribed = asyncio.Event()
-        self.closed = asyncio.Event()
-        self.socket_closed = asyncio.Event()
-        self.reason = ""
         self.up = False
         self.goodbye_mid: int | None = None
         self.goodbye_acked = asyncio.Event()
-        self.last_in = time.monotonic()  # when bytes last came from the broker
 
-    def close(self, reason: str) -> None:
-        if not self.closed.is_set():
-            self.reason = reason
-            self.closed.set()
-
-    def attach(self, client: mqtt.Client) -> None:
-        """Hand the connected client's socket to the loop. On the loop thread, after connect().
-
-        The callbacks are set only now, so none of them can run on the executor thread that
-        ran connect() (paho calls on_socket_open, and on a failed send on_disconnect, there).
-        """
-        sock = client.socket()
-        if sock is None:
-            self.close("connection lost during connect")
-            self.socket_closed.set()
-            return
+    def bind(self, client: mqtt.Client) -> None:
         client.on_connect = self._paho_connect
         client.on_subscribe = self._paho_subscribe
         client.on_message = self._paho_message
         client.on_publish = self._paho_publish
         client.on_disconnect = self._paho_disconnect
-        client.on_socket_close = self._socket_close
-        client.on_socket_register_write = self._socket_register_write
-        client.on_socket_unregister_write = self._socket_unregister_write
-        self._sock = sock
-        self.resume(client)
-        if client.want_write():  # connect() could not send all of CONNECT at once
-            self._loop.add_writer(sock, self._writable, client)
 
     # --- back-pressure ------------------------------------------------------------------
 
     def over_high_water(self) -> bool:
         return len(self.inbound) > self.high_water or self.inbound_bytes > self.high_water_bytes
 
-    def resume(self, client: mqtt.Client) -> None:
-        """Read the socket again (unless the backlog is still over the mark)."""
-        if self._reading or self._sock is None or (self.up and self.over_high_water()):
-            return
-        self._loop.add_reader(self._sock, self._readable, client)
-        self._reading = True
-
-    def _pause(self) -> None:
-        if self._reading and self._sock is not None:
-            self._loop.remove_reader(self._sock)
-        self._reading = False
+    def hold_reading(self) -> bool:
+        # Only once the pumps run: before that the handshake needs the socket read (SUBACK).
+        # Brokers do not all bound in-flight deliveries by Receive Maximum (Mosquitto 2.0
+        # overshoots it). The backlog can pass the mark by what one loop_read() call
+        # delivers: one message, or one per event in flight.
+        return self.up and not self._discarding and self.over_high_water()
 
     def discard_inbound(self, client: mqtt.Client) -> None:
         """Stop taking orders in, but go on reading (a PUBACK is awaited): what arrives from now
@@ -205,58 +161,6 @@ class _Connection:
         self.inbound.clear()
         self.inbound_bytes = 0
         self.resume(client)
-
-    # --- the loop's socket callbacks ----------------------------------------------------
-
-    def _readable(self, client: mqtt.Client) -> None:
-        self.last_in = time.monotonic()
-        # loop_read() reads at most one packet per message in flight (at least one), and
-        # cannot tell "nothing left" from "done": read again while a call did something.
-        # Back-pressure: while the store has a full backlog, stop reading the socket, so a
-        # promotion burst waits in the broker (on disk there), not in our memory. Brokers do
-        # not all bound in-flight deliveries by Receive Maximum (Mosquitto 2.0 overshoots
-        # it); TCP flow control always works. Only once the pumps run: before that the
-        # handshake needs the socket read (SUBACK). The backlog can pass the mark by what one
-        # loop_read() call delivers: one message, or one per event in flight.
-        for _ in range(_READS_PER_WAKE):
-            if self.up and not self._discarding and self.over_high_water():
-                self._pause()
-                return
-            before = self._packets
-            if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                return  # the connection is lost: paho closed the socket and said so
-            if self._packets == before:
-                break
-        # TLS decrypts whole records: bytes already read from the socket can wait in the
-        # SSL object, and the socket will not say "readable" for them again.
-        sock = self._sock
-        if isinstance(sock, ssl.SSLSocket) and sock.pending():
-            self._loop.call_soon(self._readable, client)
-
-    def _writable(self, client: mqtt.Client) -> None:
-        client.loop_write()
-        # paho says so through on_socket_unregister_write; this only makes sure a writable
-        # socket with nothing to send never spins the loop.
-        if not client.want_write() and self._sock is not None:
-            self._loop.remove_writer(self._sock)
-
-    def _socket_register_write(
-        self, client: mqtt.Client, userdata: object, sock: mqtt.SocketLike
-    ) -> None:
-        self._loop.add_writer(sock, self._writable, client)
-
-    def _socket_unregister_write(
-        self, client: mqtt.Client, userdata: object, sock: mqtt.SocketLike
-    ) -> None:
-        self._loop.remove_writer(sock)
-
-    def _socket_close(self, client: mqtt.Client, userdata: object, sock: mqtt.SocketLike) -> None:
-        # paho closes the socket right after this: the loop must forget it first.
-        self._loop.remove_reader(sock)
-        self._loop.remove_writer(sock)
-        self._reading = False
-        self._sock = None
-        self.socket_closed.set()
 
     # --- paho's callbacks (inside loop_read / loop_write / loop_misc, on the loop) --------
 
@@ -268,7 +172,7 @@ class _Connection:
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        self._packets += 1
+        self.packets += 1
         if self.closed.is_set():
             return
         if reason_code.is_failure:
@@ -291,7 +195,7 @@ class _Connection:
         reason_codes: list[ReasonCode],
         properties: Properties | None,
     ) -> None:
-        self._packets += 1
+        self.packets += 1
         if mid != self._sub_mid:
             return
         refused = [str(code) for code in reason_codes if code.is_failure]
@@ -303,7 +207,7 @@ class _Connection:
     def _paho_message(
         self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage
     ) -> None:
-        self._packets += 1
+        self.packets += 1
         if self._discarding:
             return
         self.inbound.append(message)
@@ -318,7 +222,7 @@ class _Connection:
         reason_code: ReasonCode,
         properties: Properties,
     ) -> None:
-        self._packets += 1
+        self.packets += 1
         if mid == self.goodbye_mid:
             self.goodbye_acked.set()
             return
@@ -335,7 +239,7 @@ class _Connection:
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        self._packets += 1
+        self.packets += 1
         self.close(f"connection lost ({reason_code})")
 
 
@@ -454,46 +358,30 @@ class MqttLink:
 
     async def _connect(self, client: mqtt.Client) -> MQTTErrorCode:
         s = self._settings
-        # connect() resolves the name (DNS for a real hub) and opens the TCP connection with a
-        # blocking socket.create_connection (up to paho's 5 s connect timeout against a dead
-        # network), then sends CONNECT: neither step can be made non-blocking through paho's
-        # public API, so connect() runs on an executor thread, as before. That fits the external
-        # loop: the client has no callbacks yet (paho would call on_socket_open, and on a failed
-        # send on_disconnect, on that thread), so paho sends CONNECT itself there; once
-        # connect() returned, _Connection.attach() sets the callbacks and registers the socket
-        # with the loop, on the loop thread. A CONNACK that came meanwhile waits in the socket.
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         # A persistent session (MQTT 5 spells "clean session off" as clean_start=False plus
         # a session that never expires), so orders published while we are away are kept.
         props.SessionExpiryInterval = 0xFFFFFFFF
         props.ReceiveMaximum = s.receive_maximum
-        connect = partial(
-            client.connect, s.host, s.port, s.keepalive_s, clean_start=False, properties=props
+        return await connect(
+            client, s.host, s.port, s.keepalive_s, clean_start=False, properties=props
         )
-        connecting = asyncio.get_running_loop().run_in_executor(None, connect)
-        try:
-            return await asyncio.shield(connecting)
-        except asyncio.CancelledError:
-            # The thread carries on regardless: let it finish so its socket can be closed.
-            with contextlib.suppress(Exception):
-                await connecting
-            raise
 
     async def _serve(
         self, client: mqtt.Client, conn: _Connection, sink: InboundSink, outbox: Outbox
     ) -> str:
-        keepalive = asyncio.create_task(_keep_alive(client, conn, self._settings.keepalive_s))
+        keepalive = asyncio.create_task(keep_alive(client, conn, self._settings.keepalive_s))
         try:
             return await self._serve_connected(client, conn, sink, outbox)
         finally:
-            await _cancel_all([keepalive])
+            await cancel_all([keepalive])
 
     async def _serve_connected(
         self, client: mqtt.Client, conn: _Connection, sink: InboundSink, outbox: Outbox
     ) -> str:
         try:
             async with asyncio.timeout(_HANDSHAKE_TIMEOUT_S):
-                await _first(conn.subscribed.wait(), conn.closed.wait())
+                await first(conn.subscribed.wait(), conn.closed.wait())
         except TimeoutError:
             return f"no CONNACK/SUBACK within {_HANDSHAKE_TIMEOUT_S:g} s"
         if conn.closed.is_set():
@@ -513,7 +401,7 @@ class MqttLink:
             await conn.closed.wait()
         finally:
             self._connected = False
-            await _cancel_all(pumps)
+            await cancel_all(pumps)
         return conn.reason
 
     async def _pump_in(self, client: mqtt.Client, conn: _Connection, sink: InboundSink) -> None:
@@ -608,7 +496,7 @@ class MqttLink:
                     else:
                         back_cursor = older[-1].seq
                 if len(conn.inflight) < window:
-                    await _first(conn.progress.wait(), outbox.wait_for_new(live_cursor))
+                    await first(conn.progress.wait(), outbox.wait_for_new(live_cursor))
                 else:
                     await conn.progress.wait()
         except Exception:
@@ -632,7 +520,7 @@ class MqttLink:
         conn.goodbye_mid = info.mid
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_GOODBYE_TIMEOUT_S):
-                await _first(conn.goodbye_acked.wait(), conn.closed.wait())
+                await first(conn.goodbye_acked.wait(), conn.closed.wait())
 
     async def _release(
         self, client: mqtt.Client, conn: _Connection, *, clean: bool, attached: bool
@@ -684,49 +572,3 @@ class MqttLink:
         if self._store_failed:
             self._store_failed = False
             self._backoff.reset()
-
-
-async def _keep_alive(client: mqtt.Client, conn: _Connection, keepalive_s: float) -> None:
-    """paho's timers without its thread, and a dead link noticed within 1.5 × keep-alive.
-
-    paho alone notices a silent broker only after two keep-alives (a PINGREQ once idle for
-    one, then a whole one more for the PINGRESP). Here the link asks with a PINGREQ once
-    the broker has been silent for half a keep-alive, and gives the connection up when it
-    has been silent for one and a half: a healthy broker answers a PINGREQ in a round trip,
-    so only a dead link (a blackhole, a pulled cable behind a switch) stays silent that long.
-    """
-    tick = min(_MISC_INTERVAL_S, keepalive_s / 10)
-    ping = getattr(client, "_send_pingreq", None)  # paho's own; absent, paho's timing only
-    asked_at = 0.0
-    while True:
-        await asyncio.sleep(tick)
-        if client.loop_misc() != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            conn.close("connection lost")  # paho has said why, if it knew
-            return
-        now = time.monotonic()
-        silent = now - conn.last_in
-        # Checked every tick, with a tick of margin for a busy loop: noticed by 1.5 × it.
-        if silent > 1.5 * keepalive_s - 2 * tick:
-            conn.close(f"no word from the broker for {silent:.1f} s (1.5 × keep-alive)")
-            return
-        if silent > keepalive_s / 2 and asked_at < conn.last_in and callable(ping):
-            ping()
-            asked_at = now
-
-
-async def _first(*waits: Coroutine[Any, Any, object]) -> None:
-    """Return once the first of ``waits`` is done (re-raising its error); cancel the rest."""
-    tasks = [asyncio.create_task(wait) for wait in waits]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        await _cancel_all(tasks)
-    for task in done:
-        task.result()
-
-
-async def _cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:
-    pending = list(tasks)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import logging
 import sys
 from pathlib import Path
 
+from office.access import hash_password
 from office.app import run_office
 from office.config import ConfigError, load_config
 
@@ -27,11 +29,34 @@ def _parser() -> argparse.ArgumentParser:
     )
     check = sub.add_parser("check-config", help="check office.toml and its secret files")
     check.add_argument("config", type=Path)
+    sub.add_parser(
+        "hash-password",
+        help="read a password (typed, or one line on stdin) and print its argon2id hash "
+        "for a [[users]] password_file",
+    )
     return parser
+
+
+def _hash_password() -> int:
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            sys.stderr.write("the two differ\n")
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 12:
+        # As on the gateway: length does the work (NIST SP 800-63B), twelve at least.
+        sys.stderr.write("a password needs 12 characters at least\n")
+        return 2
+    sys.stdout.write(hash_password(password) + "\n")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "hash-password":
+        return _hash_password()
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -48,13 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         args.data_dir.mkdir(parents=True, exist_ok=True)
-        store_url, tokens = config.store_url(args.data_dir), config.tokens()
-        readers, shops = config.reader_tokens(), config.shop_tokens()
+        secrets = config.read_secrets(args.data_dir)
     except (ConfigError, OSError) as exc:
         sys.stderr.write(f"{exc}\n")
         return 2
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_office(config, store_url, tokens, readers=readers, shops=shops))
+        asyncio.run(run_office(config, secrets))
     return 0
 
 

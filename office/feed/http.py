@@ -25,11 +25,16 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from cloud_sync.contract import Cancel, Order
+from cloud_sync.contract import Cancel
+from office.access import Gate, Policy
+from office.bodies import read_bounded
+from office.feed.csv_orders import CsvError
 from office.feed.ledger import Ledger, Outcome, Result
+from office.feed.masterdata import MasterdataInvalid, check_masterdata
+from office.feed.taking import Taker, reasons
 from office.store import RejectKind, Store, StoreUnavailable
 
-__all__ = ["feed_routes"]
+__all__ = ["feed_routes", "unroutable_routes"]
 
 # Orders in one request: a shop's batch, not a bulk import.
 MAX_ORDERS = 500
@@ -48,7 +53,25 @@ def feed_routes(
     return [
         Route("/v1/orders", end.post, methods=["POST"]),
         Route("/v1/orders/{order_id}/cancel", end.cancel, methods=["POST"]),
+        Route("/v1/masterdata/{kind}", end.masterdata, methods=["PUT"]),
     ]
+
+
+def unroutable_routes(ledger: Ledger, gate: Gate) -> list[BaseRoute]:
+    """``GET /v1/orders/unroutable``: the orders no line can make yet, with why (for a
+    reader's token or a person allowed to look orders up). Before ``/v1/orders/{...}``."""
+
+    async def unroutable(request: Request) -> Response:
+        admitted = await gate.admit(request, Policy.LOOKUP)
+        if isinstance(admitted, Response):
+            return admitted
+        try:
+            waiting = await ledger.unroutable()
+        except StoreUnavailable:
+            return _unavailable()
+        return JSONResponse({"orders": [w.as_json() for w in waiting]})
+
+    return [Route("/v1/orders/unroutable", unroutable, methods=["GET"])]
 
 
 def _error(status: int, reason: str, **headers: str) -> JSONResponse:
@@ -59,10 +82,8 @@ def _unavailable() -> JSONResponse:
     return _error(503, "the office's store is unavailable; try again", **{"Retry-After": "1"})
 
 
-def _reasons(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or '(order)'}: {err['msg']}" for err in exc.errors()
-    )
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
 
 
 class _OrdersEnd:
@@ -79,6 +100,7 @@ class _OrdersEnd:
         self._shops = shops
         self._now = now
         self._max = max_body_bytes
+        self._taker = Taker(store, ledger, now, _VIA)
 
     def _shop(self, request: Request) -> str | None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -106,6 +128,8 @@ class _OrdersEnd:
                 reason = f"body over {self._max} bytes"
                 await self._reject(shop, reason, b"", RejectKind.OVERSIZED)
                 return _error(413, reason)
+            if _media_type(request) == "text/csv":
+                return await self._csv(shop, body, request.query_params.get("line"))
             try:
                 parsed = json.loads(body)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -148,7 +172,7 @@ class _OrdersEnd:
                     raise ValueError('the body must be {"reason": "..."}')
                 cancel = Cancel.model_validate({**parsed, "order_id": order_id})
             except (ValueError, UnicodeDecodeError) as exc:
-                reason = _reasons(exc) if isinstance(exc, ValidationError) else str(exc)
+                reason = reasons(exc) if isinstance(exc, ValidationError) else str(exc)
                 await self._reject(
                     shop, f"cancel of {order_id}: {reason}", body or b"", RejectKind.MALFORMED
                 )
@@ -168,42 +192,74 @@ class _OrdersEnd:
             return _error(404, f"no line has order {order_id}")
         return JSONResponse({"result": "cancel sent", "order_id": order_id, "line": line})
 
+    async def _csv(self, shop: str, body: bytes, named: str | None) -> Response:
+        """A CSV export: each order taken as a JSON one is, answered as an array is."""
+        try:
+            answers = await self._taker.csv(shop, body, named)
+        except CsvError as exc:
+            return _error(400, f"CSV: {exc}")
+        worst = max(Result(a["result"]).status for a in answers)
+        return JSONResponse({"orders": answers}, status_code=worst)
+
+    async def masterdata(self, request: Request) -> Response:
+        """``PUT /v1/masterdata/catalog`` (``?line=site/line`` for one line, else every
+        line) and ``PUT /v1/masterdata/stock?line=site/line``: the shop's ERP/PIM."""
+        kind = request.path_params["kind"]
+        shop = self._shop(request)
+        try:
+            if shop is None:
+                await self._store.reject(
+                    _VIA, None, "a missing or unknown shop token", b"", kind=RejectKind.AUTH
+                )
+                return _error(
+                    401, "a missing or unknown bearer token", **{"WWW-Authenticate": "Bearer"}
+                )
+            if kind not in ("catalog", "stock"):
+                return _error(404, "master data is catalog or stock")
+            named = request.query_params.get("line")
+            if named is None and kind == "stock":
+                return _error(422, "stock is a line's: name it with ?line=site/line")
+            if named is not None and named not in self._ledger.lines:
+                return _error(422, f"no line {named} at this office")
+            body = await self._body(request)
+            if body is None:
+                reason = f"body over {self._max} bytes"
+                await self._reject(shop, reason, b"", RejectKind.OVERSIZED)
+                return _error(413, reason)
+            try:
+                doc = json.loads(body)
+                check_masterdata(doc, kind)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                await self._reject(shop, f"{kind}: not JSON: {exc}", body, RejectKind.MALFORMED)
+                return _error(400, f"not JSON: {exc}")
+            except MasterdataInvalid as exc:
+                await self._reject(shop, f"{kind}: {exc}", body, RejectKind.MALFORMED)
+                return JSONResponse(
+                    {"error": f"not a {kind} document", "reasons": exc.reasons},
+                    status_code=422,
+                )
+            lines = [named] if named is not None else list(self._ledger.lines)
+            changed, moved = await self._ledger.put_masterdata(doc, lines, self._now())
+        except StoreUnavailable:
+            return _unavailable()
+        except ClientDisconnect:
+            return _error(400, "the client went away")
+        return JSONResponse(
+            {
+                "kind": kind,
+                "lines": [
+                    {"line": line, "result": "published" if new else "unchanged"}
+                    for line, new in changed.items()
+                ],
+                "rerouted": [o.as_json() for o in moved],
+            }
+        )
+
     async def _body(self, request: Request) -> bytes | None:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self._max:
-            return None
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self._max:  # a chunked body, or a lying Content-Length
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await read_bounded(request, self._max)
 
     async def _reject(self, shop: str, reason: str, payload: bytes, kind: RejectKind) -> None:
-        await self._store.reject(_VIA, None, f"shop {shop}: {reason}", payload, kind=kind)
+        await self._taker.reject(shop, reason, payload, kind)
 
     async def _one(self, shop: str, item: Any, named_query: str | None) -> Outcome:
-        payload = json.dumps(item).encode()
-        if not isinstance(item, dict):
-            reason = "an order must be a JSON object"
-            await self._reject(shop, reason, payload, RejectKind.MALFORMED)
-            return Outcome(Result.INVALID, reason=reason)
-        doc = {k: v for k, v in item.items() if k != "line"}
-        order_id = doc.get("order_id") if isinstance(doc.get("order_id"), str) else None
-        named = item.get("line", named_query)
-        try:
-            order = Order.model_validate(doc)
-            if named is not None and not isinstance(named, str):
-                raise ValueError("line: must be a gateway id, site/line")
-        except (ValidationError, ValueError) as exc:
-            reason = _reasons(exc) if isinstance(exc, ValidationError) else str(exc)
-            await self._reject(shop, f"order {order_id}: {reason}", payload, RejectKind.MALFORMED)
-            return Outcome(Result.INVALID, order_id=order_id, reason=reason)
-        outcome = await self._ledger.take(shop, order, doc, named, self._now())
-        if outcome.result is Result.CONFLICT:
-            await self._reject(
-                shop, f"order {order_id}: {outcome.reason}", payload, RejectKind.CONFLICT
-            )
-        return outcome
+        return await self._taker.order(shop, item, named_query)

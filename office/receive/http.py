@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from cloud_sync.contract import SEGMENT
+from office.bodies import read_bounded
 from office.receive.intake import sort_payload
 from office.store import RejectKind, Store, StoreUnavailable
 
@@ -114,17 +115,10 @@ class _Ends:
         return gateway_id, _error(status, reason, **headers)
 
     async def _body(self, request: Request) -> bytes:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self._max:
+        body = await read_bounded(request, self._max)
+        if body is None:
             raise _TooLarge
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self._max:  # a chunked body, or a lying Content-Length
-                raise _TooLarge
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return body
 
     async def events(self, request: Request) -> Response:
         gateway_id, refusal = await self._authorise(request)

@@ -12,9 +12,8 @@ on ``(gateway_id, seq)``). While the store is down nothing is acknowledged and t
 is tried again; a malformed or oversized payload is recorded and acknowledged, never
 retried for ever.
 
-paho runs no thread of its own: the event loop watches its socket and calls
-``loop_read``/``loop_write``, and ``loop_misc`` once a second (as cloud_sync.mqtt does),
-so its callbacks run on the loop.
+paho runs no thread of its own: cloud_sync.paho_asyncio drives it from the event loop (the
+gateway's hub link uses the same plumbing), so its callbacks run on the loop.
 """
 
 from __future__ import annotations
@@ -23,10 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -35,6 +31,7 @@ from pydantic import ValidationError
 
 from cloud_sync.backoff import Backoff
 from cloud_sync.contract import OUT_EVENTS, OUT_STATUS, SEGMENT, TOPIC_ROOT, Envelope, Status
+from cloud_sync.paho_asyncio import PahoConnection, connect, first, keep_alive
 from office.receive.intake import sort_payload
 from office.store import RejectKind, Store, StoreUnavailable
 
@@ -79,74 +76,34 @@ def topic_gateway(topic: str) -> tuple[str, str] | None:
     return f"{parts[0]}/{parts[1]}", parts[2]
 
 
-class _Connection:
-    """One paho client's connection, its socket watched by the loop."""
+class _Connection(PahoConnection):
+    """One paho client's connection, its socket watched by the loop (cloud_sync.paho_asyncio)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, settings: MqttReceiverSettings) -> None:
-        self._loop = loop
+        super().__init__(loop)
         self._settings = settings
-        self._sock: mqtt.SocketLike | None = None
-        self._reading = False
         self._sub_mid: int | None = None
         self.inbound: deque[mqtt.MQTTMessage] = deque()
         self.ready = asyncio.Event()
+        self.connacked = asyncio.Event()
         self.subscribed = asyncio.Event()
-        self.closed = asyncio.Event()
-        self.reason = ""
 
     def close(self, reason: str) -> None:
-        if not self.closed.is_set():
-            self.reason = reason
-            self.closed.set()
-            self.ready.set()
+        super().close(reason)
+        self.ready.set()
 
-    def attach(self, client: mqtt.Client) -> None:
-        sock = client.socket()
-        if sock is None:
-            self.close("connection lost during connect")
-            return
+    def bind(self, client: mqtt.Client) -> None:
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         client.on_disconnect = self._on_disconnect
-        client.on_socket_close = self._on_socket_close
-        client.on_socket_register_write = self._register_write
-        client.on_socket_unregister_write = self._unregister_write
-        self._sock = sock
-        self.resume(client)
-        if client.want_write():
-            self._loop.add_writer(sock, self._writable, client)
 
-    def resume(self, client: mqtt.Client) -> None:
-        if not self._reading and self._sock is not None:
-            self._loop.add_reader(self._sock, self._readable, client)
-            self._reading = True
-
-    def _readable(self, client: mqtt.Client) -> None:
+    def hold_reading(self) -> bool:
         # Back-pressure: with a full backlog the socket is left unread, and the burst
         # waits in the broker, not in our memory.
-        if len(self.inbound) >= 2 * self._settings.batch_max and self._sock is not None:
-            self._loop.remove_reader(self._sock)
-            self._reading = False
-            return
-        client.loop_read()
+        return len(self.inbound) >= 2 * self._settings.batch_max
 
-    def _writable(self, client: mqtt.Client) -> None:
-        client.loop_write()
-        if not client.want_write() and self._sock is not None:
-            self._loop.remove_writer(self._sock)
-
-    def _register_write(self, client: mqtt.Client, _u: object, sock: mqtt.SocketLike) -> None:
-        self._loop.add_writer(sock, self._writable, client)
-
-    def _unregister_write(self, client: mqtt.Client, _u: object, sock: mqtt.SocketLike) -> None:
-        self._loop.remove_writer(sock)
-
-    def _on_socket_close(self, client: mqtt.Client, _u: object, sock: mqtt.SocketLike) -> None:
-        self._loop.remove_reader(sock)
-        self._loop.remove_writer(sock)
-        self._reading = False
-        self._sock = None
+    def socket_gone(self) -> None:
         self.close(self.reason or "socket closed")
 
     def _on_connect(
@@ -157,9 +114,11 @@ class _Connection:
         reason_code: ReasonCode,
         _props: object,
     ) -> None:
+        self.packets += 1
         if reason_code.is_failure:
             self.close(f"broker refused the connection ({reason_code})")
             return
+        self.connacked.set()
         # On every connect: a broker without persistence has forgotten the session.
         result, mid = client.subscribe(self._settings.subscriptions)
         if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -170,6 +129,7 @@ class _Connection:
     def _on_subscribe(
         self, _c: mqtt.Client, _u: object, mid: int, codes: list[ReasonCode], _p: object
     ) -> None:
+        self.packets += 1
         if mid != self._sub_mid:
             return
         refused = [str(code) for code in codes if code.is_failure]
@@ -179,12 +139,14 @@ class _Connection:
             self.subscribed.set()
 
     def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        self.packets += 1
         self.inbound.append(message)
         self.ready.set()
 
     def _on_disconnect(
         self, _c: mqtt.Client, _u: object, _f: object, reason_code: ReasonCode, _p: object
     ) -> None:
+        self.packets += 1
         self.close(f"connection lost ({reason_code})")
 
 
@@ -229,28 +191,33 @@ class MqttReceiver:
         conn = _Connection(loop, s)
         misc: asyncio.Task[None] | None = None
         try:
-            # connect() resolves and opens a blocking socket: on an executor thread, before
-            # any callback is set, so none of them runs off the loop.
-            connect = partial(client.connect, s.host, s.port, s.keepalive_s)
             try:
-                rc = await loop.run_in_executor(None, connect)
+                rc = await connect(client, s.host, s.port, s.keepalive_s)
             except OSError as exc:
                 return f"cannot connect to {s.host}:{s.port}: {exc}"
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 return f"cannot connect: {mqtt.error_string(rc)}"
             conn.attach(client)
-            misc = asyncio.create_task(_misc(client, conn))
+            misc = asyncio.create_task(keep_alive(client, conn, s.keepalive_s))
             try:
                 async with asyncio.timeout(_HANDSHAKE_TIMEOUT_S):
-                    await _first(conn.subscribed.wait(), conn.closed.wait())
+                    await first(conn.connacked.wait(), conn.closed.wait())
             except TimeoutError:
-                return f"no CONNACK/SUBACK within {_HANDSHAKE_TIMEOUT_S:g} s"
+                return f"no CONNACK within {_HANDSHAKE_TIMEOUT_S:g} s"
             if conn.closed.is_set():
                 return conn.reason
-            self.connected = True
             self._backoff.reset()
-            log.info("office MQTT link up: %s:%s as %s", s.host, s.port, s.client_id)
-            await self._consume(client, conn)
+            # Stored from the CONNACK on, not from the SUBACK: resuming a persistent
+            # session, the broker may send what it queued for us before the SUBACK, more
+            # than our back-pressure reads; waiting for the SUBACK to store them would
+            # leave it unread behind them for ever.
+            sub_watch = asyncio.create_task(self._subscribed(conn))
+            try:
+                await self._consume(client, conn)
+            finally:
+                sub_watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sub_watch
             return conn.reason
         finally:
             self.connected = False
@@ -263,6 +230,26 @@ class MqttReceiver:
                     client.disconnect()
                     client.loop_write()
             client.reinitialise()  # closes the socket, drops our callbacks
+
+    async def _subscribed(self, conn: _Connection) -> None:
+        """``connected`` once the SUBACK came (every line's stream reaches us from then
+        on). A connection whose SUBACK does not come while nothing else does either (a
+        broker that took it and went silent) is closed; packets still arriving (a queued
+        backlog ahead of the SUBACK), or messages still to store (the silence is ours),
+        are progress."""
+        seen = -1
+        while not conn.subscribed.is_set() and not conn.closed.is_set():
+            if conn.packets == seen and not conn.inbound:
+                conn.close(f"no SUBACK within {_HANDSHAKE_TIMEOUT_S:g} s")
+                return
+            seen = conn.packets
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_HANDSHAKE_TIMEOUT_S):
+                    await first(conn.subscribed.wait(), conn.closed.wait())
+        if conn.subscribed.is_set() and not conn.closed.is_set():
+            self.connected = True
+            s = self._settings
+            log.info("office MQTT link up: %s:%s as %s", s.host, s.port, s.client_id)
 
     async def _consume(self, client: mqtt.Client, conn: _Connection) -> None:
         while not conn.closed.is_set():
@@ -357,22 +344,3 @@ class MqttReceiver:
         log.warning("refused (%s): %s", claimed, reason)
         await self._store.reject("mqtt", claimed, reason, payload, kind=kind)
         self.refused += 1
-
-
-async def _misc(client: mqtt.Client, conn: _Connection) -> None:
-    """paho's timers (keep-alive PINGREQ, a dead peer noticed) without its thread."""
-    while True:
-        await asyncio.sleep(1.0)
-        if client.loop_misc() != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            conn.close("connection lost")
-            return
-
-
-async def _first(*waits: Coroutine[Any, Any, object]) -> None:
-    tasks = [asyncio.create_task(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

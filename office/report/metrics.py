@@ -16,19 +16,25 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from office.hooks.metrics import HookMetrics
 from office.store import LineReport, RejectKind, Store, StoreUnavailable
 
 __all__ = ["OfficeMetrics"]
 
 
 class OfficeMetrics(Collector):
-    def __init__(self, store: Store, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self, store: Store, now: Callable[[], datetime], hooks: HookMetrics | None = None
+    ) -> None:
         self._store = store
         self._now = now
         self._lines: list[LineReport] = []
         self._up = False
+        self._hooks = hooks
         self.registry = CollectorRegistry()
         self.registry.register(self)
+        if hooks is not None:
+            self.registry.register(hooks)
 
     async def refresh(self) -> None:
         try:
@@ -36,6 +42,8 @@ class OfficeMetrics(Collector):
             self._up = True
         except StoreUnavailable:
             self._lines, self._up = [], False
+        if self._hooks is not None:
+            await self._hooks.refresh()
 
     def collect(self) -> Iterable[Metric]:
         tally = self._store.tally
@@ -65,6 +73,15 @@ class OfficeMetrics(Collector):
         for kind in RejectKind:
             rejected.add_metric([kind.value], tally.rejected[kind])
         yield rejected
+        failed = CounterMetricFamily(
+            "linegate_office_projection_failures_total",
+            "Batches a view (orders, board, webhooks) failed on: the events were kept, the "
+            "view missed them (see the log).",
+            labels=["projector"],
+        )
+        for name, count in sorted(tally.projection_failures.items()):
+            failed.add_metric([name], count)
+        yield failed
         yield GaugeMetricFamily(
             "linegate_office_store_up",
             "1 when the store answered this scrape, 0 when it did not.",

@@ -2,12 +2,21 @@
 PostgreSQL with one schema (SQLAlchemy Core, numbered migrations)."""
 
 from office.store.rejections import RejectedBound, Rejection, RejectKind
-from office.store.store import Added, Line, LineReport, Store, StoreUnavailable, Tally
+from office.store.store import (
+    Added,
+    Line,
+    LineReport,
+    Projector,
+    Store,
+    StoreUnavailable,
+    Tally,
+)
 
 __all__ = [
     "Added",
     "Line",
     "LineReport",
+    "Projector",
     "RejectKind",
     "RejectedBound",
     "Rejection",

@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,7 +44,16 @@ from office.store import rejections, schema
 from office.store.migrations import migrate
 from office.store.rejections import RejectedBound, Rejection, RejectKind
 
-__all__ = ["Added", "Line", "LineReport", "Store", "StoreUnavailable", "Tally"]
+__all__ = ["Added", "Line", "LineReport", "Projector", "Store", "StoreUnavailable", "Tally"]
+
+# Called in the transaction that stored them, with the events of one line new to the store
+# (never a duplicate, in seq order): the office's views (orders, alarms, reports) and its
+# webhooks' outbox follow the events in the same commit, so a view never misses one nor
+# counts one twice, whichever instance stored it. Each runs in a savepoint of its own: one
+# that fails (a bug meeting an event it did not expect) loses its own part of that batch,
+# logged and counted (linegate_office_projection_failures_total), never the events, and
+# never stalls the line's stream behind them.
+Projector = Callable[[AsyncConnection, str, Sequence[Envelope]], Awaitable[None]]
 
 # A conflicting event is kept whole (bounded by the receiving ends' payload bound): it is
 # the only copy of what the gateway sent under that seq.
@@ -102,6 +111,7 @@ class Tally:
     duplicates: int = 0
     conflicts: int = 0
     rejected: Counter[RejectKind] = field(default_factory=Counter)
+    projection_failures: Counter[str] = field(default_factory=Counter)  # by projector
 
 
 @dataclass(frozen=True)
@@ -138,8 +148,13 @@ class Store:
         engine: AsyncEngine,
         now: Callable[[], datetime],
         bound: RejectedBound | None = None,
+        projectors: Sequence[Projector] = (),
     ) -> None:
         self._engine = engine
+        self._projectors = tuple(projectors)
+        # Called after each commit that stored new events: a projector that queued work
+        # for a task (the webhooks' sender) wakes it here, when the rows are visible.
+        self.after_commit: list[Callable[[], None]] = []
         self._now = now
         self._bound = bound or RejectedBound()
         self._since_prune = 0
@@ -150,7 +165,11 @@ class Store:
 
     @classmethod
     async def open(
-        cls, url: str, now: Callable[[], datetime], bound: RejectedBound | None = None
+        cls,
+        url: str,
+        now: Callable[[], datetime],
+        bound: RejectedBound | None = None,
+        projectors: Sequence[Projector] = (),
     ) -> Store:
         """Connect to ``url`` (``sqlite+aiosqlite:///...`` or ``postgresql+psycopg://...``),
         bring the schema up to date and prune the rejections to ``bound``."""
@@ -160,7 +179,7 @@ class Store:
         else:
             # A connection that died with a restarted server is found and replaced on checkout.
             engine = create_async_engine(url, pool_pre_ping=True, pool_size=5)
-        store = cls(engine, now, bound)
+        store = cls(engine, now, bound, projectors)
         try:
             async with store._transaction() as conn:
                 await conn.run_sync(migrate, _iso(now()))
@@ -182,6 +201,20 @@ class Store:
         """One write transaction, the store's way (turns on SQLite; StoreUnavailable): for
         the office's other parts that keep tables of their own (office/feed)."""
         return self._transaction()
+
+    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for reading only (pages, lookups, the gate's sessions): it does not
+        wait for the writers' turn (SQLite's WAL lets readers run beside the one writer);
+        StoreUnavailable when the store fails."""
+        return self._reading()
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self._engine.connect() as conn:
+                yield conn
+        except (OperationalError, DBAPIError, OSError) as exc:
+            raise StoreUnavailable(f"the store failed: {_short(exc)}") from exc
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -234,6 +267,10 @@ class Store:
                 result = await conn.execute(stmt.returning(schema.events.c.seq))
                 inserted.update(result.scalars())
             new = len(inserted)
+            if inserted and self._projectors:
+                added = [row.envelope for seq, row in sorted(fresh.items()) if seq in inserted]
+                for project in self._projectors:
+                    await self._project(conn, project, gateway_id, added)
             held_rows = [row for seq, row in fresh.items() if seq not in inserted]
             stored = await self._stored_digests(
                 conn, gateway_id, [r.envelope.seq for r in held_rows]
@@ -257,6 +294,9 @@ class Store:
             held = await self._advance(conn, gateway_id, held)
             gaps = await self._gaps(conn, gateway_id, held)
         duplicates = len(held_rows) + len(again) - len(clashes)
+        if new:
+            for told in self.after_commit:
+                told()
         self.tally.stored[via] += new
         self.tally.duplicates += duplicates
         self.tally.conflicts += len(clashes)
@@ -269,6 +309,32 @@ class Store:
             conflicts=len(clashes),
             conflicting=tuple(conflicting),
         )
+
+    async def _project(
+        self,
+        conn: AsyncConnection,
+        project: Projector,
+        gateway_id: str,
+        added: list[Envelope],
+    ) -> None:
+        name = getattr(project, "__qualname__", None) or type(project).__qualname__
+        try:
+            async with conn.begin_nested():
+                await project(conn, gateway_id, added)
+        except (OperationalError, DBAPIError, OSError):
+            raise  # the store itself failed: the whole batch goes back (StoreUnavailable)
+        except Exception:
+            self.tally.projection_failures[name] += 1
+            failures = self.tally.projection_failures[name]
+            if failures == 1 or failures % 100 == 0:
+                log.exception(
+                    "the view %s failed on %s seq %d..%d (failure %d); the events are kept",
+                    name,
+                    gateway_id,
+                    added[0].seq,
+                    added[-1].seq,
+                    failures,
+                )
 
     async def _stored_digests(
         self, conn: AsyncConnection, gateway_id: str, seqs: list[int]

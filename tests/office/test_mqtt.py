@@ -198,3 +198,27 @@ async def test_nothing_is_acknowledged_while_the_store_is_down(
         assert await store.event_seqs(GATEWAY) == [1, 2, 3]
     finally:
         await store.close()
+
+
+async def test_a_backlog_queued_while_away_is_taken_on_return(
+    mosquitto: Mosquitto, store: Store
+) -> None:
+    # Returning to its persistent session, the office gets what the broker queued for it
+    # right after the CONNACK, ahead of the SUBACK, and more than its back-pressure reads
+    # (batch_max 5: the socket is left unread at 10 waiting). It must store them from the
+    # CONNACK on: waiting for a SUBACK stuck behind them would never end.
+    settings = MqttReceiverSettings(
+        host=mosquitto.host, port=mosquitto.port, client_id="office-resume", batch_max=5,
+        backoff_initial_s=0.05, backoff_max_s=0.3,
+    )  # fmt: skip
+    away = MqttReceiver(settings, store)
+    async with _running(away.run()):
+        await _until(lambda: away.connected)
+    topic = f"linegate/v1/{SITE}/{LINE}/out/events"
+    _publish(mosquitto, *[(topic, json.dumps(doc(seq)).encode()) for seq in range(1, 301)])
+    back = MqttReceiver(settings, store)
+    async with _running(back.run()):
+        seqs = await _stored(store, 300, within=30)
+        await _until(lambda: back.connected)
+    assert seqs == list(range(1, 301))
+    assert back.stored == 300

@@ -13,13 +13,15 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 
+from office.access import Gate, Principal, Role
 from office.app import serve_http
 from office.receive.http import http_app
 from office.report.gaps import GapWatch
 from office.report.http import report_routes
 from office.report.metrics import OfficeMetrics
-from office.store import Store
+from office.store import Store, schema
 from tests.office.conftest import PostgreSQL, now
 from tests.office.envelopes import GATEWAY, doc, pairs
 
@@ -83,7 +85,8 @@ async def office(store: Store) -> AsyncIterator[tuple[str, Store, Clock]]:
     clock = Clock()
     store._now = clock  # the store's clock, for last_seen
     watch = GapWatch(store, clock)
-    routes = report_routes(store, {READER: "ops"}, OfficeMetrics(store, clock), watch)
+    gate = Gate(store, {READER: Principal("ops", Role.READER)}, clock)
+    routes = report_routes(store, gate, OfficeMetrics(store, clock), watch)
     app = http_app(store, {LINE_TOKEN: GATEWAY}, 64 * 1024, routes)
     try:
         async with serve_http(app, "127.0.0.1", 0) as url:
@@ -131,8 +134,11 @@ async def test_lines_answers_each_line_to_a_reader_only(
             },
         ]
     }
-    refusals = [r for r in await store.rejections() if r.reason.endswith("reader token")]
-    assert [(r.payload, r.times) for r in refusals] == [("GET /v1/lines", 3)]
+    async with store.transaction() as conn:
+        audit = (await conn.execute(select(schema.audit).order_by(schema.audit.c.id))).all()
+    assert [(a.actor, a.action, a.target, a.outcome) for a in audit] == [
+        (None, "refused:board", "GET /v1/lines", "denied")
+    ] * 3
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -197,7 +203,9 @@ async def test_metrics_count_what_the_office_did_and_tell_each_line(
 async def test_metrics_say_when_the_store_is_down(postgres_own: PostgreSQL) -> None:
     store = await Store.open(postgres_own.url(), now)
     metrics = OfficeMetrics(store, now)
-    routes = report_routes(store, {READER: "ops"}, metrics)
+    routes = report_routes(
+        store, Gate(store, {READER: Principal("ops", Role.READER)}, now), metrics
+    )
     try:
         await store.add_events(GATEWAY, pairs([1]), "http")
         async with (

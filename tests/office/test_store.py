@@ -10,10 +10,10 @@ import json
 import random
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from office.store import RejectKind, Store, StoreUnavailable
+from office.store import RejectKind, Store, StoreUnavailable, schema
 from office.store.migrations import MIGRATIONS
 from office.store.schema import schema_migrations
 from tests.office.conftest import PostgreSQL, now
@@ -159,4 +159,53 @@ async def test_postgresql_restarted_under_load_loses_nothing_and_stores_nothing_
         assert line is not None and line.held_through == 3000
     finally:
         task.cancel()
+        await store.close()
+
+
+async def test_projectors_see_each_new_event_once_in_its_transaction(store_url: str) -> None:
+    seen: list[tuple[str, int]] = []
+
+    async def project(_conn: object, gateway_id: str, envelopes: object) -> None:
+        assert isinstance(envelopes, list)
+        seen.extend((gateway_id, e.seq) for e in envelopes)
+
+    async def fail_on_7(conn: AsyncConnection, _gateway_id: str, envelopes: object) -> None:
+        assert isinstance(envelopes, list)
+        if any(e.seq == 7 for e in envelopes):
+            # Half its work done, then it fails: that half must not stay.
+            await conn.execute(
+                insert(schema.audit).values(at="x", action="half", target="x", outcome="ok")
+            )
+            raise RuntimeError("view broken")
+
+    store = await Store.open(store_url, now, projectors=[project, fail_on_7])
+    told: list[list[int]] = []
+
+    def after() -> None:
+        # Called after the commit: the new events are there for anyone to read.
+        told.append([])
+        task = asyncio.get_running_loop().create_task(store.event_seqs(GATEWAY))
+        task.add_done_callback(lambda t: told[-1].extend(t.result()))
+
+    store.after_commit.append(after)
+    try:
+        await store.add_events(GATEWAY, pairs([1, 2, 3]), "http")
+        await asyncio.sleep(0.2)  # the first read is done before the next batch
+        await store.add_events(GATEWAY, pairs([2, 3, 4]), "mqtt")  # 2, 3 duplicates
+        await store.add_events(GATEWAY, pairs([1, 4]), "mqtt")  # nothing new: nobody told
+        await asyncio.sleep(0.2)
+        assert seen == [(GATEWAY, 1), (GATEWAY, 2), (GATEWAY, 3), (GATEWAY, 4)]
+        assert told == [[1, 2, 3], [1, 2, 3, 4]]
+        # A projector that fails loses its own part of the batch, never the events (nor
+        # the other views' parts): the line's stream does not stall behind a view's bug.
+        added = await store.add_events(GATEWAY, pairs([5, 6, 7]), "http")
+        assert (added.new, added.held_through) == (3, 7)
+        assert await store.event_seqs(GATEWAY) == [1, 2, 3, 4, 5, 6, 7]
+        assert seen[-3:] == [(GATEWAY, 5), (GATEWAY, 6), (GATEWAY, 7)]
+        async with store.read() as conn:
+            assert (await conn.execute(select(schema.audit))).all() == []
+        assert dict(store.tally.projection_failures) == {
+            "test_projectors_see_each_new_event_once_in_its_transaction.<locals>.fail_on_7": 1
+        }
+    finally:
         await store.close()
