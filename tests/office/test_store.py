@@ -179,23 +179,21 @@ async def test_projectors_see_each_new_event_once_in_its_transaction(store_url: 
             raise RuntimeError("view broken")
 
     store = await Store.open(store_url, now, projectors=[project, fail_on_7])
-    told: list[list[int]] = []
+    reads: list[asyncio.Task[list[int]]] = []
 
     def after() -> None:
         # Called after the commit: the new events are there for anyone to read.
-        told.append([])
-        task = asyncio.get_running_loop().create_task(store.event_seqs(GATEWAY))
-        task.add_done_callback(lambda t: told[-1].extend(t.result()))
+        reads.append(asyncio.get_running_loop().create_task(store.event_seqs(GATEWAY)))
 
     store.after_commit.append(after)
     try:
         await store.add_events(GATEWAY, pairs([1, 2, 3]), "http")
-        await asyncio.sleep(0.2)  # the first read is done before the next batch
+        first = await reads[0]  # read before the next batch
         await store.add_events(GATEWAY, pairs([2, 3, 4]), "mqtt")  # 2, 3 duplicates
         await store.add_events(GATEWAY, pairs([1, 4]), "mqtt")  # nothing new: nobody told
-        await asyncio.sleep(0.2)
+        assert len(reads) == 2
         assert seen == [(GATEWAY, 1), (GATEWAY, 2), (GATEWAY, 3), (GATEWAY, 4)]
-        assert told == [[1, 2, 3], [1, 2, 3, 4]]
+        assert [first, await reads[1]] == [[1, 2, 3], [1, 2, 3, 4]]
         # A projector that fails loses its own part of the batch, never the events (nor
         # the other views' parts): the line's stream does not stall behind a view's bug.
         added = await store.add_events(GATEWAY, pairs([5, 6, 7]), "http")
