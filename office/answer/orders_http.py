@@ -26,7 +26,7 @@ from office.i18n import t
 from office.store import Store, StoreUnavailable
 from office.web import Pages
 
-__all__ = ["STAGE_WORDS", "STATUS_WORDS", "order_routes"]
+__all__ = ["EVENT_WORDS", "STAGE_WORDS", "STATUS_WORDS", "order_routes"]
 
 MAX_QUERY = 200  # longer than any order id or platform reference
 
@@ -44,6 +44,29 @@ STATUS_WORDS: dict[Status, str] = {
     Status.REJECTED: t("Rejected by the line"),
     Status.CANCELLED: t("Cancelled"),
     Status.COMPLETED: t("Completed"),
+}
+
+# The timeline in words (customer service reads these, not the contract's types); a type
+# not named here is shown as it came.
+EVENT_WORDS: dict[str, str] = {
+    "order.accepted": t("Accepted by the line"),
+    "order.rejected": t("Rejected by the line"),
+    "order.cancelled": t("Cancelled"),
+    "order.progress": t("Progress reported"),
+    "order.completed": t("Packed and complete"),
+    "order.costed": t("Cost worked out"),
+    "workorder.created": t("Work order created"),
+    "task.dispatched": t("Task given to a station"),
+    "task.started": t("Task started"),
+    "task.completed": t("Task done"),
+    "task.failed": t("Task failed"),
+    "quality.checked": t("Quality check"),
+    "defect.recorded": t("Defect recorded"),
+    "material.consumed": t("Material used"),
+    "material.shortage": t("Material short"),
+    "material.requested": t("Material requested from the warehouse"),
+    "label.printed": t("Label printed"),
+    "unit.completed": t("Unit finished"),
 }
 
 
@@ -144,6 +167,7 @@ class _Lookup:
         words = {
             "stage_words": {s.value: w for s, w in STAGE_WORDS.items()},
             "status_words": {s.value: w for s, w in STATUS_WORDS.items()},
+            "event_words": EVENT_WORDS,
             "local": self._local,
             "timezone": self._zone.key,
         }

@@ -194,6 +194,13 @@ async def test_the_pages_in_chinese_and_english_on_a_phone(office: Office) -> No
             assert "printer P1 is down" in await page.locator("#at-risk").inner_text()
             await page.click("#unit-SN-1 summary")
             assert "B-7" in await page.locator("#unit-SN-1 .lots").inner_text()
+            # The timeline in words (the contract's type beside them).
+            timeline = await page.locator("ol.timeline li").all_inner_texts()
+            assert [line.split(" ", 2)[2] for line in timeline] == [
+                "产线已接单 (order.accepted)",
+                "任务完成 (task.completed)",
+                "进度更新 (order.progress)",
+            ]
             width = await page.evaluate("document.documentElement.scrollWidth")
             assert width <= 375, f"the page is wider than the phone: {width}px"
             await page.click("#lang-en")
