@@ -33,6 +33,7 @@ __all__ = [
     "LineConfig",
     "MqttConfig",
     "OfficeConfig",
+    "ProgramTokens",
     "ReaderConfig",
     "Secrets",
     "ShopConfig",
@@ -316,36 +317,44 @@ class OfficeConfig(_Strict):
     def reader_tokens(self) -> dict[str, str]:
         """Reader's bearer token -> its name; never a line's token (a line speaks for
         itself only, a reader sees every line)."""
-        lines = self.tokens()
-        found: dict[str, str] = {}
-        for reader in self.readers:
-            token = read_secret(self.base_dir / reader.token_file, f"token of reader {reader.name}")
-            if token in lines:
-                raise ConfigError(
-                    f"reader {reader.name} has the token of line {lines[token]}: a reader "
-                    "needs a token of its own"
-                )
-            if token in found:
-                raise ConfigError(f"readers {reader.name} and {found[token]} share a token")
-            found[token] = reader.name
-        return found
+        return self.program_tokens().readers
 
     def shop_tokens(self) -> dict[str, str]:
         """Shop's bearer token -> its name; never a line's or a reader's token."""
-        taken = {**{t: f"line {g}" for t, g in self.tokens().items()}}
-        taken |= {t: f"reader {n}" for t, n in self.reader_tokens().items()}
-        found: dict[str, str] = {}
-        for shop in self.shops:
-            token = read_secret(self.base_dir / shop.token_file, f"token of shop {shop.name}")
-            if token in taken:
-                raise ConfigError(
-                    f"shop {shop.name} has the token of {taken[token]}: a shop needs a "
-                    "token of its own"
+        return self.program_tokens().shops
+
+    def wms_tokens(self) -> dict[str, str]:
+        """WMS bearer token -> its name; never a line's, a reader's or a shop's token."""
+        return self.program_tokens().wms
+
+    def program_tokens(self) -> ProgramTokens:
+        """Every token a line or a program sends, each file read once; a token is one
+        line's or one program's, never shared (who sends it is what it may do)."""
+        lines = self.tokens()
+        taken = {t: f"line {g}" for t, g in lines.items()}
+        found: list[dict[str, str]] = []
+        for kind, plural, entries in (
+            ("reader", "readers", self.readers),
+            ("shop", "shops", self.shops),
+            ("WMS", "WMS", self.wms),
+        ):
+            mine: dict[str, str] = {}
+            for entry in entries:
+                token = read_secret(
+                    self.base_dir / entry.token_file, f"token of {kind} {entry.name}"
                 )
-            if token in found:
-                raise ConfigError(f"shops {shop.name} and {found[token]} share a token")
-            found[token] = shop.name
-        return found
+                if token in taken:
+                    raise ConfigError(
+                        f"{kind} {entry.name} has the token of {taken[token]}: a {kind} needs "
+                        "a token of its own"
+                    )
+                if token in mine:
+                    raise ConfigError(f"{plural} {entry.name} and {mine[token]} share a token")
+                mine[token] = entry.name
+            taken |= {t: f"{kind} {n}" for t, n in mine.items()}
+            found.append(mine)
+        readers, shops, wms = found
+        return ProgramTokens(lines, readers, shops, wms)
 
     def webhook_secrets(self) -> dict[str, str]:
         """Each webhook's name -> its signing secret."""
@@ -359,29 +368,16 @@ class OfficeConfig(_Strict):
     def read_secrets(self, data_dir: Path) -> Secrets:
         """Every secret office.toml names, read and checked once, before the office's loop
         starts (its files are never read on the loop)."""
+        tokens = self.program_tokens()
         return Secrets(
             store_url=self.store_url(data_dir),
-            lines=self.tokens(),
-            readers=self.reader_tokens(),
-            shops=self.shop_tokens(),
+            lines=tokens.lines,
+            readers=tokens.readers,
+            shops=tokens.shops,
             users=self.password_hashes(),
             hooks=self.webhook_secrets(),
-            wms=self.wms_tokens(),
+            wms=tokens.wms,
         )
-
-    def wms_tokens(self) -> dict[str, str]:
-        """WMS bearer token -> its name; never a line's, a reader's or a shop's token."""
-        taken = {t: f"line {g}" for t, g in self.tokens().items()}
-        taken |= {t: f"reader {n}" for t, n in self.reader_tokens().items()}
-        taken |= {t: f"shop {n}" for t, n in self.shop_tokens().items()}
-        found: dict[str, str] = {}
-        for wms in self.wms:
-            token = read_secret(self.base_dir / wms.token_file, f"token of WMS {wms.name}")
-            if token in taken or token in found:
-                other = taken.get(token) or f"WMS {found[token]}"
-                raise ConfigError(f"WMS {wms.name} has the token of {other}: it needs its own")
-            found[token] = wms.name
-        return found
 
     @model_validator(mode="after")
     def _hooks_known(self) -> OfficeConfig:
@@ -401,6 +397,16 @@ class OfficeConfig(_Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+@dataclass(frozen=True)
+class ProgramTokens:
+    """Bearer token -> who sends it, for the lines (gateway_id) and each kind of program."""
+
+    lines: dict[str, str] = field(repr=False)
+    readers: dict[str, str] = field(repr=False)
+    shops: dict[str, str] = field(repr=False)
+    wms: dict[str, str] = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -448,10 +454,9 @@ def load_config(path: Path) -> OfficeConfig:
             for err in exc.errors()
         ]
         raise ConfigError(f"{path}:\n  " + "\n  ".join(problems)) from None
-    config.shop_tokens()  # every token file readable, no token shared
+    config.program_tokens()  # every token file readable, no token shared
     config.password_hashes()  # every user's hash readable
     config.metrics_tokens()  # the board's scrape tokens readable (read again at each scrape)
-    config.wms_tokens()
     config.webhook_secrets()
     config.tls_files()  # the HTTPS files readable
     return config
